@@ -1,0 +1,81 @@
+"""Read points from the journal (SQLite) into numpy arrays.
+
+The journal is the embedded store (DESIGN.md, decision 1); its schema is in
+devices/journal_schema.py. Reads go series by series, in time order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from devices.journal_schema import DROP_PREFIX
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    series_id: int
+    measurement: str
+    tags: dict[str, str]
+
+
+class JournalReader:
+    """Read-only access to a journal file."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no journal here (run `wattelier collect` or `wattelier demo`)")
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def series(self, measurement: str | None = None, **tags: str) -> list[SeriesInfo]:
+        """Series of a measurement whose tags include all of `tags`."""
+        query = "SELECT id, measurement, tags FROM series"
+        args: tuple = ()
+        if measurement is not None:
+            query += " WHERE measurement = ?"
+            args = (measurement,)
+        out = []
+        for sid, meas, tag_json in self._db.execute(query + " ORDER BY id", args):
+            tag_dict = json.loads(tag_json)
+            if all(tag_dict.get(k) == v for k, v in tags.items()):
+                out.append(SeriesInfo(sid, meas, tag_dict))
+        return out
+
+    def field(self, series_id: int, name: str, start_ns: int | None = None,
+              end_ns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(time_s, values) of one numeric field of a series, in time order; points without
+        the field are skipped. time_s: float seconds since the Unix epoch."""
+        query = ("SELECT time_ns, json_extract(fields, ?) FROM points WHERE series_id = ?"
+                 " AND json_type(fields, ?) IN ('real', 'integer')")
+        args: list = [f"$.{name}", series_id, f"$.{name}"]
+        if start_ns is not None:
+            query += " AND time_ns >= ?"
+            args.append(start_ns)
+        if end_ns is not None:
+            query += " AND time_ns <= ?"
+            args.append(end_ns)
+        rows = self._db.execute(query + " ORDER BY time_ns, id", args).fetchall()
+        if not rows:
+            return np.empty(0), np.empty(0)
+        data = np.array(rows, dtype=np.float64)
+        return data[:, 0] / 1e9, data[:, 1]
+
+    def points(self, series_id: int) -> list[tuple[int, dict]]:
+        """(time_ns, fields) of every point of a series, in time order."""
+        return [(t, json.loads(f)) for t, f in self._db.execute(
+            "SELECT time_ns, fields FROM points WHERE series_id = ? ORDER BY time_ns, id", (series_id,))]
+
+    def count_by_series(self) -> dict[int, int]:
+        return dict(self._db.execute("SELECT series_id, count(*) FROM points GROUP BY series_id"))
+
+    def drops(self) -> dict[str, int]:
+        return {name[len(DROP_PREFIX):]: value for name, value in self._db.execute(
+            "SELECT name, value FROM counters WHERE name LIKE ?", (DROP_PREFIX + "%",))}

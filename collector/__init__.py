@@ -1,0 +1,1 @@
+"""The edge runtime: reads controllers (OPC UA) and meters (Modbus) into the journal."""

@@ -1,0 +1,404 @@
+"""The site inventory: one TOML file describes a workshop.
+
+`load_site(path)` parses and validates the file and returns a `Site`, or raises `SiteError`
+whose `problems` each name the file, the key path and what is wrong, e.g.
+``site.toml: meters.router-1.unit_id: must be 1..247, got 0``.
+
+Secrets never live in the file: a password or token is named by an environment variable
+(`password_env`, `token_env`) or read from a secrets file given by path (`secrets_file`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+import zoneinfo
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+SECRET_KEYS = {"password", "token", "secret", "api_key", "apikey", "passwd"}
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class SiteError(Exception):
+    """The site file cannot be used; `problems` lists every mistake found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _between(low: float, high: float):
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            lo = int(low) if float(low).is_integer() else low
+            hi = int(high) if float(high).is_integer() else high
+            raise ValueError(f"must be {lo}..{hi}, got {value}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _non_negative(value: float) -> float:
+    if not value >= 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')")
+    return value
+
+
+def _hours_range(value: str) -> str:
+    match = HOURS_RE.match(value)
+    if not match:
+        raise ValueError(f"must look like '08:30-12:30', got {value!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
+        raise ValueError(f"not a time of day: {value!r}")
+    return value
+
+
+Positive = Annotated[float, AfterValidator(_positive)]
+NonNegative = Annotated[float, AfterValidator(_non_negative)]
+HoursRange = Annotated[str, AfterValidator(_hours_range)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Transport(str, Enum):
+    """How a meter is reached (Modbus)."""
+
+    TCP = "tcp"  # Modbus TCP (MBAP framing)
+    RTU = "rtu"  # Modbus RTU on a local serial line
+    RTU_OVER_TCP = "rtu_over_tcp"  # RTU frames through a transparent TCP gateway
+
+
+class SecurityPolicy(str, Enum):
+    NONE = "None"
+    BASIC256SHA256 = "Basic256Sha256"
+
+
+class SecurityMode(str, Enum):
+    NONE = "None"
+    SIGN = "Sign"
+    SIGN_AND_ENCRYPT = "SignAndEncrypt"
+
+
+class SiteInfo(_Model):
+    name: str = Field(min_length=1)
+    timezone: Annotated[str, AfterValidator(_time_zone)] = "Europe/Paris"
+    currency: str = "EUR"
+
+
+class OpeningHours(_Model):
+    """Opening hours per weekday in the site's time zone; a day not listed is closed."""
+
+    monday: list[HoursRange] = []
+    tuesday: list[HoursRange] = []
+    wednesday: list[HoursRange] = []
+    thursday: list[HoursRange] = []
+    friday: list[HoursRange] = []
+    saturday: list[HoursRange] = []
+    sunday: list[HoursRange] = []
+    closed_dates: list[dt.date] = []
+
+    def ranges(self, weekday: int) -> list[tuple[dt.time, dt.time | None]]:
+        """Ranges of a weekday (0 = Monday); an end of 24:00 is None (end of day)."""
+        out = []
+        for text in getattr(self, WEEKDAYS[weekday]):
+            h1, m1, h2, m2 = (int(g) for g in HOURS_RE.match(text).groups())
+            out.append((dt.time(h1, m1), None if h2 == 24 else dt.time(h2, m2)))
+        return out
+
+
+class Thresholds(_Model):
+    """Power thresholds between states [W]; above standby_w a machine is at least standby."""
+
+    standby_w: NonNegative
+    idle_w: NonNegative
+    processing_w: NonNegative
+
+
+class Machine(_Model):
+    kind: str = Field(min_length=1)
+    label: str = ""
+    rated_power_w: Positive
+    thresholds: Thresholds | None = None
+    fabmanager_id: int | None = None
+
+
+class Service(_Model):
+    """A shared service (dust extraction, compressor) whose energy may be allocated to machines."""
+
+    label: str = ""
+    serves: list[str] = []
+    rated_power_w: Positive | None = None
+
+
+class Meter(_Model):
+    model: str = Field(min_length=1)
+    feeds: str = Field(min_length=1, description="a machine or service name, or 'site'")
+    transport: Transport = Transport.TCP
+    host: str | None = None
+    port: Annotated[int, _between(1, 65535)] = 502
+    serial_port: str | None = None
+    baudrate: Annotated[int, _between(300, 921600)] = 9600
+    parity: str = "N"
+    stopbits: Annotated[int, _between(1, 2)] = 1
+    bytesize: Annotated[int, _between(5, 8)] = 8
+    unit_id: Annotated[int, _between(1, 247)] = 1
+    poll_interval_s: Annotated[float, _between(0.1, 3600)] = 1.0
+    timeout_s: Annotated[float, _between(0.05, 60)] = 1.0
+
+    def line_key(self) -> str:
+        """Identity of the line or gateway this meter shares with others (one owner per line)."""
+        if self.transport is Transport.RTU:
+            return f"serial:{self.serial_port}"
+        return f"{self.transport.value}:{self.host}:{self.port}"
+
+
+class Controller(_Model):
+    machine: str = Field(min_length=1)
+    endpoint: str = Field(min_length=1)
+    node_map: str = Field(min_length=1)
+    machine_browse_name: str | None = None
+    nodes: dict[str, str] = {}
+    security_policy: SecurityPolicy = SecurityPolicy.BASIC256SHA256
+    security_mode: SecurityMode = SecurityMode.SIGN_AND_ENCRYPT
+    allow_insecure: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    certificate_dir: str | None = None
+    trust_dir: str | None = None
+    publishing_interval_s: Annotated[float, _between(0.05, 60)] = 0.5
+
+
+class Member(_Model):
+    name: str = Field(min_length=1)
+    email: str | None = None
+    fabmanager_user_id: int | None = None
+
+
+class Tariff(_Model):
+    """Flat, or peak/off-peak (heures pleines / heures creuses) price per kWh."""
+
+    price_per_kwh: NonNegative
+    offpeak_price_per_kwh: NonNegative | None = None
+    offpeak_hours: list[HoursRange] = []
+
+
+class EmissionFactor(_Model):
+    kg_co2e_per_kwh: NonNegative
+    basis: str = "location"
+    source: str = Field(min_length=1)
+    vintage: str = Field(min_length=1)
+
+
+class JournalSettings(_Model):
+    path: str = "wattelier-journal.sqlite"
+    max_points: Annotated[int, _between(1000, 10**10)] = 50_000_000
+    overflow: str = "drop_oldest"
+    commit_interval_s: Annotated[float, _between(0.01, 1.0)] = 0.5
+
+
+class Site(_Model):
+    """A whole workshop, as read from its site file."""
+
+    site: SiteInfo
+    opening_hours: OpeningHours = OpeningHours()
+    machines: dict[str, Machine] = {}
+    services: dict[str, Service] = {}
+    meters: dict[str, Meter] = {}
+    controllers: dict[str, Controller] = {}
+    members: dict[str, Member] = {}
+    tariffs: dict[str, Tariff] = {}
+    emission_factors: dict[str, EmissionFactor] = {}
+    journal: JournalSettings = JournalSettings()
+    secrets_file: str | None = None
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.site.timezone)
+
+    def meters_of(self, machine: str) -> dict[str, Meter]:
+        return {name: m for name, m in self.meters.items() if m.feeds == machine}
+
+    def controller_of(self, machine: str) -> tuple[str, Controller] | None:
+        for name, ctl in self.controllers.items():
+            if ctl.machine == machine:
+                return name, ctl
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and error reporting
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+_PYDANTIC_MESSAGES = {
+    "missing": "missing (this key is required)",
+    "extra_forbidden": "unknown key (check the spelling; see the example site)",
+}
+
+
+def _pydantic_problems(error: ValidationError, source: str) -> list[str]:
+    problems = []
+    for item in error.errors():
+        loc = item["loc"]
+        message = _PYDANTIC_MESSAGES.get(item["type"], item["msg"])
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if item["type"] not in _PYDANTIC_MESSAGES and "input" in item and item["type"] != "value_error":
+            message = f"{message}, got {item['input']!r}"
+        problems.append(f"{source}: {_dotted(loc)}: {message}")
+    return problems
+
+
+def _find_secrets(data: Any, loc: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if str(key).lower() in SECRET_KEYS:
+                found.append(loc + (str(key),))
+            else:
+                found.extend(_find_secrets(value, loc + (str(key),)))
+    return found
+
+
+def _cross_checks(site: Site, source: str) -> list[str]:
+    """Checks that need the whole file: names, references between sections, device files."""
+    from devices import meter_models, node_maps
+
+    problems: list[str] = []
+
+    def bad(path: str, message: str) -> None:
+        problems.append(f"{source}: {path}: {message}")
+
+    for section in ("machines", "services", "meters", "controllers", "members", "tariffs",
+                    "emission_factors"):
+        for name in getattr(site, section):
+            if not NAME_RE.match(name):
+                bad(f"{section}.{name}", "names use lower-case letters, digits, '-' and '_' "
+                    "(at most 63 characters)")
+    for name in site.services:
+        if name in site.machines:
+            bad(f"services.{name}", "a service cannot have the name of a machine")
+    known_models = set(meter_models.available_models())
+    for name, meter in site.meters.items():
+        path = f"meters.{name}"
+        if meter.model not in known_models:
+            bad(f"{path}.model", f"unknown meter model {meter.model!r}; known models: "
+                + ", ".join(sorted(known_models)))
+        if meter.feeds != "site" and meter.feeds not in site.machines and meter.feeds not in site.services:
+            bad(f"{path}.feeds", f"{meter.feeds!r} is not a machine, a service or 'site'")
+        if meter.transport is Transport.RTU:
+            if not meter.serial_port:
+                bad(f"{path}.serial_port", "required when transport = 'rtu'")
+        elif not meter.host:
+            bad(f"{path}.host", f"required when transport = '{meter.transport.value}'")
+        if meter.parity not in ("N", "E", "O"):
+            bad(f"{path}.parity", f"must be 'N', 'E' or 'O', got {meter.parity!r}")
+    seen_units: dict[tuple[str, int], str] = {}
+    for name, meter in site.meters.items():
+        key = (meter.line_key(), meter.unit_id)
+        if key in seen_units:
+            bad(f"meters.{name}.unit_id", f"unit id {meter.unit_id} is already used by meter "
+                f"{seen_units[key]!r} on the same line")
+        seen_units[key] = name
+    known_maps = set(node_maps.available_node_maps())
+    for name, ctl in site.controllers.items():
+        path = f"controllers.{name}"
+        if ctl.machine not in site.machines:
+            bad(f"{path}.machine", f"{ctl.machine!r} is not a machine of this site")
+        if not ctl.endpoint.startswith("opc.tcp://"):
+            bad(f"{path}.endpoint", f"must start with 'opc.tcp://', got {ctl.endpoint!r}")
+        if ctl.node_map not in known_maps:
+            bad(f"{path}.node_map", f"unknown node map {ctl.node_map!r}; known: "
+                + ", ".join(sorted(known_maps)))
+        if ctl.node_map == "generic" and not ctl.nodes:
+            bad(f"{path}.nodes", "the generic node map needs a nodes table (quantity = node id)")
+        if ctl.security_policy is SecurityPolicy.NONE:
+            if not ctl.allow_insecure:
+                bad(f"{path}.security_policy", "'None' sends everything in clear; set "
+                    "allow_insecure = true for this endpoint to accept it")
+        elif ctl.security_mode is SecurityMode.NONE:
+            bad(f"{path}.security_mode", "must be 'Sign' or 'SignAndEncrypt' with policy "
+                f"{ctl.security_policy.value}")
+        if ctl.username and not (ctl.password_env or site.secrets_file):
+            bad(f"{path}.password_env", "a username needs password_env (an environment variable) "
+                "or the site's secrets_file")
+    for name, service in site.services.items():
+        for i, target in enumerate(service.serves):
+            if target not in site.machines:
+                bad(f"services.{name}.serves[{i}]", f"{target!r} is not a machine of this site")
+    for name, machine in site.machines.items():
+        th = machine.thresholds
+        if th and not th.standby_w <= th.idle_w <= th.processing_w:
+            bad(f"machines.{name}.thresholds", "must satisfy standby_w <= idle_w <= processing_w, "
+                f"got {th.standby_w} / {th.idle_w} / {th.processing_w}")
+    for name, tariff in site.tariffs.items():
+        if tariff.offpeak_hours and tariff.offpeak_price_per_kwh is None:
+            bad(f"tariffs.{name}.offpeak_price_per_kwh", "required when offpeak_hours is set")
+    if site.journal.overflow not in ("drop_oldest", "reject_new"):
+        bad("journal.overflow", f"must be 'drop_oldest' or 'reject_new', got {site.journal.overflow!r}")
+    return problems
+
+
+def parse_site(text: str, source: str = "site.toml") -> Site:
+    """Parse and validate site TOML text; `source` names the file in messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteError([f"{source}: not valid TOML: {exc}"]) from exc
+    problems = [
+        f"{source}: {_dotted(loc)}: secrets never live in the site file; name an environment "
+        f"variable ({loc[-1]}_env) or use secrets_file"
+        for loc in _find_secrets(data)
+    ]
+    try:
+        site = Site.model_validate(data)
+    except ValidationError as exc:
+        raise SiteError(problems + _pydantic_problems(exc, source)) from exc
+    problems += _cross_checks(site, source)
+    if problems:
+        raise SiteError(problems)
+    return site
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and validate a site file; raise SiteError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SiteError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise SiteError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
+    return parse_site(text, str(path))
+
+
+def example_site_path() -> Path:
+    """The example site shipped with the package."""
+    return Path(__file__).parent / "data" / "sites" / "example.toml"

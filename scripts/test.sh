@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run them. Used by .ci/run and by developers.
+# Safe to run again: installs are skipped when already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+
+# Debian packages used by the tests (real servers and browsers; later test suites use them).
+DEBIAN_PACKAGES=()
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+fi
+
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+exec "$PYTHON" -m pytest -q -p no:cacheprovider "$@"

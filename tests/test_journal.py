@@ -1,0 +1,108 @@
+"""The journal: batched commits, bounded size with named policies, drops counted, crash safety."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from analytics.journal_reader import JournalReader
+from collector.errors import ConfigError
+from collector.journal import Journal
+from collector.points import Point
+
+
+def _points(n: int, start: int = 0) -> list[Point]:
+    return [Point("meter", {"site": "s", "meter": "m1", "machine": "a"},
+                  {"power_w": float(i), "energy_import_kwh": i / 1000}, 1_700_000_000_000_000_000 + i * 10**9)
+            for i in range(start, start + n)]
+
+
+def test_commit_and_read_back(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.put(_points(100))
+    assert journal.commit() == 100
+    journal.close()
+    reader = JournalReader(tmp_path / "j.sqlite")
+    [series] = reader.series("meter", meter="m1")
+    times, power = reader.field(series.series_id, "power_w")
+    assert list(power) == [float(i) for i in range(100)]
+    assert times[1] - times[0] == pytest.approx(1.0)
+
+
+def test_wal_mode(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_drop_oldest_counts_every_deleted_point(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite", max_points=1000, overflow="drop_oldest")
+    journal.put(_points(800))
+    journal.commit()
+    journal.put(_points(500, start=800))
+    journal.commit()
+    assert journal.count() == 1000
+    assert journal.drops() == {"journal_full_oldest_deleted": 300}
+    reader = JournalReader(tmp_path / "j.sqlite")
+    _, power = reader.field(reader.series("meter")[0].series_id, "power_w")
+    assert power[0] == 300.0 and power[-1] == 1299.0
+
+
+def test_reject_new_counts_every_refused_point(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite", max_points=1000, overflow="reject_new")
+    journal.put(_points(1200))
+    journal.commit()
+    assert journal.count() == 1000
+    assert journal.drops() == {"journal_full_rejected": 200}
+
+
+def test_drop_reasons_persist(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.drop("nan_or_infinite", 3)
+    journal.drop("counter_backwards")
+    journal.commit()
+    journal.close()
+    assert Journal(tmp_path / "j.sqlite").drops() == {"nan_or_infinite": 3, "counter_backwards": 1}
+
+
+def test_bad_settings_refused(tmp_path):
+    with pytest.raises(ConfigError):
+        Journal(tmp_path / "j.sqlite", overflow="drop_everything")
+    with pytest.raises(ConfigError):
+        Journal(tmp_path / "j.sqlite", commit_interval_s=5)
+
+
+async def test_run_commits_within_interval_and_on_stop(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite", commit_interval_s=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(journal.run(stop))
+    journal.put(_points(10))
+    await asyncio.sleep(0.35)
+    assert journal.count() == 10  # committed by the periodic commit, not by the stop
+    journal.put(_points(5, start=10))
+    stop.set()
+    await task
+    assert journal.count() == 15
+
+
+def test_sigkill_loses_at_most_the_uncommitted_batch(tmp_path):
+    """A process killed with SIGKILL leaves every committed point readable."""
+    path = tmp_path / "j.sqlite"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from collector.journal import Journal
+        from collector.points import Point
+        j = Journal({str(path)!r})
+        for batch in range(20):
+            j.put([Point("meter", {{"meter": "m"}}, {{"power_w": float(i)}}, batch * 1000 + i) for i in range(100)])
+            j.commit()
+        j.put([Point("meter", {{"meter": "m"}}, {{"power_w": 1.0}}, 10**9)])  # never committed
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == -9
+    reader = JournalReader(path)
+    assert reader.count_by_series() == {1: 2000}
