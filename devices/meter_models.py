@@ -75,14 +75,18 @@ class MeterPoint(BaseModel):
         raw = value / self.scale
         if self.type.startswith(("float",)):
             return encode(raw, self.type, self.order)
-        raw_int = math.floor(raw + 1e-9) if self.is_counter else round(raw)
+        # value / scale carries a few ulps of float error (1234567.89 / 0.01 = 123456788.99999999):
+        # a value the meter can show exactly must not lose a step to it
+        slack = max(1e-9, 8 * math.ulp(raw))
+        raw_int = math.floor(raw + slack) if self.is_counter else round(raw)
         return encode(raw_int, self.type, self.order)
 
     def resolution(self, value: float) -> float:
         """Smallest step [unit] the register can show near `value`."""
         if self.type == "float32":
             raw = abs(value / self.scale)
-            step = 2.0 ** (math.frexp(raw)[1] - 24) if raw else 2.0**-149
+            # 24 significant bits; below float32's normal range the step stays at 2**-149
+            step = 2.0 ** max(math.frexp(raw)[1] - 24, -149) if raw else 2.0**-149
             return step * abs(self.scale)
         if self.type == "float64":
             return math.ulp(value / self.scale) * abs(self.scale)
@@ -156,7 +160,11 @@ def load_model(name: str) -> MeterModel:
 
 def load_model_file(path: Path) -> MeterModel:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MeterModelError(f"{path}: cannot read meter model file: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MeterModelError(f"{path}: not valid TOML: {exc}") from exc
     try:

@@ -8,6 +8,7 @@ BADC high word first with bytes swapped in each word; DCBA fully little-endian.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Sequence
 
@@ -56,9 +57,13 @@ def decode(words: Sequence[int], data_type: str, order: str = "ABCD") -> int | f
     code, count = _check(data_type, order)
     if len(words) != count:
         raise ValueError(f"{data_type} needs {count} registers, got {len(words)}")
-    if any(not 0 <= w <= 0xFFFF for w in words):
+    try:
+        ints = [operator.index(w) for w in words]
+    except TypeError:
+        raise ValueError(f"register words must be integers 0..65535, got {list(words)}") from None
+    if any(not 0 <= w <= 0xFFFF for w in ints):
         raise ValueError(f"register words must be 0..65535, got {list(words)}")
-    big_endian_words = _reorder(list(words), order)
+    big_endian_words = _reorder(ints, order)
     raw = struct.pack(f">{count}H", *big_endian_words)
     return struct.unpack(f">{code}", raw)[0]
 
@@ -66,9 +71,13 @@ def decode(words: Sequence[int], data_type: str, order: str = "ABCD") -> int | f
 def encode(value: int | float, data_type: str, order: str = "ABCD") -> list[int]:
     """Encode one value into register words in wire order (inverse of `decode`)."""
     code, count = _check(data_type, order)
-    if code in "fd":
-        raw = struct.pack(f">{code}", float(value))
-    else:
-        raw = struct.pack(f">{code}", int(value))
+    try:
+        if code in "fd":
+            raw = struct.pack(f">{code}", float(value))
+        else:
+            raw = struct.pack(f">{code}", int(value))
+    except (struct.error, OverflowError) as exc:
+        # out of the type's range (or inf/NaN for an integer type): one error type for callers
+        raise ValueError(f"{value!r} does not fit in {data_type}: {exc}") from None
     words = list(struct.unpack(f">{count}H", raw))
     return _reorder(words, order)
