@@ -10,6 +10,7 @@ Secrets never live in the file: a password or token is named by an environment v
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import tomllib
@@ -366,6 +367,54 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     return problems
 
 
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "machines": Machine, "services": Service, "meters": Meter, "controllers": Controller,
+    "members": Member, "tariffs": Tariff, "emission_factors": EmissionFactor,
+}
+
+
+def _without_invalid(data: dict, error: ValidationError, passes: int = 3) -> Site | None:
+    """The site with every invalid value removed (defaults apply), for the cross-section checks.
+
+    Entries that miss a required key are built without validation, so that a machine with one
+    mistake still counts as a machine when meters and controllers refer to it. None when the
+    file is too broken for that.
+    """
+    data = copy.deepcopy(data)
+    for _ in range(passes):
+        incomplete: set[tuple[str, str]] = set()
+        for item in error.errors():
+            loc = item["loc"]
+            if item["type"] == "missing" and len(loc) == 3 and loc[0] in _SECTION_MODELS:
+                incomplete.add((str(loc[0]), str(loc[1])))
+                continue
+            parent: Any = data
+            for part in loc[:-1]:
+                if isinstance(parent, dict) and part in parent or isinstance(parent, list):
+                    parent = parent[part]
+                else:
+                    parent = None
+                    break
+            if isinstance(parent, dict):
+                parent.pop(loc[-1], None)
+            elif isinstance(parent, list) and len(loc) >= 2:
+                grand: Any = data
+                for part in loc[:-2]:
+                    grand = grand[part]
+                grand.pop(loc[-2], None)
+        for section, name in incomplete:
+            entry = data.get(section, {}).get(name)
+            if isinstance(entry, dict):
+                data[section][name] = _SECTION_MODELS[section].model_construct(**entry)
+        try:
+            return Site.model_validate(data)
+        except ValidationError as exc:
+            error = exc
+        except (TypeError, KeyError, IndexError):
+            return None
+    return None
+
+
 def parse_site(text: str, source: str = "site.toml") -> Site:
     """Parse and validate site TOML text; `source` names the file in messages."""
     try:
@@ -380,7 +429,11 @@ def parse_site(text: str, source: str = "site.toml") -> Site:
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
-        raise SiteError(problems + _pydantic_problems(exc, source)) from exc
+        problems += _pydantic_problems(exc, source)
+        lenient = _without_invalid(data, exc)
+        if lenient is not None:  # still report the mistakes between sections
+            problems += [p for p in _cross_checks(lenient, source) if p not in problems]
+        raise SiteError(problems) from exc
     problems += _cross_checks(site, source)
     if problems:
         raise SiteError(problems)

@@ -250,6 +250,7 @@ class Workshop:
         out = []
         for ent in self.entities.values():
             if ent.schedule is not None:
+                ent.schedule.extend_to(until_s)
                 out += [j for j in ent.schedule.jobs if j.end_s <= until_s]
         return sorted(out, key=lambda j: (j.start_s, j.machine))
 
@@ -258,6 +259,7 @@ class Workshop:
         out = []
         for ent in self.entities.values():
             if ent.schedule is not None:
+                ent.schedule.extend_to(until_s)
                 for s in ent.schedule.sessions:
                     if s.start_s < until_s:
                         out.append(Session(s.machine, s.member, s.start_s, min(s.end_s, until_s)))

@@ -182,6 +182,8 @@ class MachineSchedule:
                 t = self.segments[-1].end_s
             n_jobs = int(self.rng.integers(p["jobs_per_session"][0], p["jobs_per_session"][1] + 1))
             for j in range(n_jobs):
+                if not self.windows.is_open(t):
+                    break  # the workshop has closed: no new job starts
                 self._job_counter += 1
                 job_id = f"{self.machine}-{self._job_counter:05d}"
                 prefix = p.get("program_prefix", "JOB")

@@ -1,0 +1,203 @@
+"""The simulated workshop: the physical model served over real OPC UA and Modbus TCP.
+
+`SimulatedWorkshop(site)` starts one Modbus server per meter endpoint of the site file (meters
+that share a gateway share a server, by unit id) and one OPC UA server per controller endpoint,
+all answering from one `Workshop` model on the real clock. It records the ground truth (jobs,
+sessions, energies) and counts every write attempt from clients, which must stay zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import logging
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from devices.meter_models import load_model
+from devices.sim.modbus_server import Framing, ModbusMeterServer, SimulatedMeter
+from devices.sim.opcua_server import CncServer
+from devices.sim.physics import Workshop
+from devices.site import Site, Transport
+
+log = logging.getLogger("wattelier.sim")
+SIGNAL_TICK_S = 0.05
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def relocate(site: Site, host: str = "127.0.0.1") -> Site:
+    """The same site with every meter and controller endpoint moved to free ports on `host`.
+
+    Meters sharing an endpoint (a gateway) keep sharing it. Serial (RTU) meters become RTU over
+    TCP, since a serial line cannot be simulated on loopback.
+    """
+    ports: dict[tuple[str, int], int] = {}
+    meters = {}
+    for name, meter in site.meters.items():
+        key = (meter.host or meter.serial_port or name, meter.port)
+        if key not in ports:
+            ports[key] = free_port(host)
+        transport = Transport.RTU_OVER_TCP if meter.transport is Transport.RTU else meter.transport
+        meters[name] = meter.model_copy(update={"host": host, "port": ports[key], "transport": transport})
+    endpoints: dict[str, int] = {}
+    controllers = {}
+    for name, ctl in site.controllers.items():
+        parts = urlsplit(ctl.endpoint)
+        netloc = parts.netloc
+        if netloc not in endpoints:
+            endpoints[netloc] = free_port(host)
+        endpoint = f"opc.tcp://{host}:{endpoints[netloc]}{parts.path}"
+        controllers[name] = ctl.model_copy(update={"endpoint": endpoint})
+    return site.model_copy(update={"meters": meters, "controllers": controllers})
+
+
+def iso(t_s: float) -> str:
+    """ISO 8601 UTC with milliseconds."""
+    return dt.datetime.fromtimestamp(t_s, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SimulatedWorkshop:
+    """Serve a site's machines, meters and controllers from one physical model.
+
+    seed: the same seed gives the same workshop. pace: jobs and pauses run this many times
+    faster than in life (the clock itself is real).
+    """
+
+    def __init__(self, site: Site, seed: int = 1, pace: float = 1.0) -> None:
+        self.site = site
+        self.seed = seed
+        self.pace = pace
+        self.model: Workshop | None = None
+        self.modbus_servers: list[ModbusMeterServer] = []
+        self.sim_meters: dict[str, SimulatedMeter] = {}
+        self.cnc_servers: list[CncServer] = []
+        self._machine_server: dict[str, CncServer] = {}
+        self._pushed: dict[str, int] = {}
+        self._task: asyncio.Task | None = None
+        self.started_s: float | None = None
+
+    async def start(self) -> None:
+        t0 = time.time()
+        self.started_s = t0
+        self.model = Workshop(self.site, seed=self.seed, t0_s=t0, pace=self.pace)
+        groups: dict[tuple[str, int], list[tuple[str, object]]] = {}
+        for name, meter in sorted(self.site.meters.items()):
+            if meter.transport is Transport.RTU:
+                log.warning("meter %s is on a serial line; the simulator serves TCP only (use relocate())", name)
+                continue
+            groups.setdefault((meter.host, meter.port), []).append((name, meter))
+        for (host, port), members in groups.items():
+            sims = []
+            for name, meter in members:
+                sim = SimulatedMeter(meter.unit_id, load_model(meter.model), self._provider(name))
+                self.sim_meters[name] = sim
+                sims.append(sim)
+            framing = Framing.RTU_OVER_TCP if members[0][1].transport is Transport.RTU_OVER_TCP else Framing.TCP
+            server = ModbusMeterServer(sims, host=host, port=port, framing=framing)
+            await server.start()
+            self.modbus_servers.append(server)
+        by_endpoint: dict[str, list[tuple[str, object]]] = {}
+        for name, ctl in sorted(self.site.controllers.items()):
+            by_endpoint.setdefault(ctl.endpoint, []).append((name, ctl))
+        for endpoint, ctls in by_endpoint.items():
+            parts = urlsplit(endpoint)
+            server = CncServer(host=parts.hostname or "127.0.0.1", port=parts.port or 4840, path=parts.path)
+            for _, ctl in ctls:
+                server.add_machine(ctl.machine, ctl.node_map, ctl.machine_browse_name or ctl.machine)
+            await server.start()
+            self.cnc_servers.append(server)
+            for _, ctl in ctls:
+                self._machine_server[ctl.machine] = server
+        await self._push_signals(time.time())
+        self._task = asyncio.create_task(self._signal_loop())
+
+    def _provider(self, meter_name: str):
+        model = self.model
+
+        def values(t_s: float) -> dict[str, float]:
+            return model.meter_values(meter_name, t_s)
+
+        return values
+
+    async def _push_signals(self, now_s: float) -> None:
+        """Push to the OPC UA servers every controller change up to now, each with the
+        exact time it happened as SourceTimestamp."""
+        for machine, server in self._machine_server.items():
+            schedule = self.model.entities[machine].schedule
+            schedule.extend_to(now_s)
+            first = self._pushed.get(machine, -1) + 1
+            if first == 0:  # first push: the segment holding now
+                first = max(schedule.segment_index_array([now_s])[0], 0)
+            last = int(schedule.segment_index_array([now_s])[0])
+            for i in range(first, last + 1):
+                start = schedule.segments[i].start_s
+                _, signals = self.model.controller_signals(machine, start)
+                await server.update(machine, signals, source_time_s=start)
+                self._pushed[machine] = i
+
+    async def _signal_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SIGNAL_TICK_S)
+            try:
+                await self._push_signals(time.time())
+            except Exception:  # a failed push must not stop the workshop; log it with context
+                log.exception("pushing controller signals failed")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for server in self.modbus_servers:
+            await server.stop()
+        for server in self.cnc_servers:
+            await server.stop()
+
+    # -- counters and truth ---------------------------------------------------------------
+    def write_attempts(self) -> int:
+        """Every write attempted by any client on any simulated device."""
+        return (sum(s.write_attempts for s in self.modbus_servers)
+                + sum(s.write_attempts for s in self.cnc_servers))
+
+    def read_requests(self) -> dict[str, int]:
+        return {name: sim.read_requests for name, sim in self.sim_meters.items()}
+
+    def ground_truth(self, until_s: float) -> dict:
+        """Jobs (with energy), sessions and per-machine energy from start to until_s."""
+        model = self.model
+        jobs = [{
+            "machine": j.machine, "job_id": j.job_id, "member": j.member, "program": j.program,
+            "start": iso(j.start_s), "end": iso(j.end_s), "start_s": j.start_s, "end_s": j.end_s,
+            "outcome": j.outcome,
+            "energy_kwh": model.energy_kwh(j.machine, j.end_s) - model.energy_kwh(j.machine, j.start_s),
+        } for j in model.jobs(until_s)]
+        return {
+            "seed": self.seed, "pace": self.pace, "start": iso(model.t0_s), "end": iso(until_s),
+            "machines": {name: {"energy_kwh": model.energy_kwh(name, until_s)}
+                         for name in list(model.entities)},
+            "jobs": jobs,
+            "sessions": [{"machine": s.machine, "member": s.member, "start": iso(s.start_s),
+                          "end": iso(s.end_s)} for s in model.sessions(until_s)],
+        }
+
+    def write_sessions_csv(self, path: Path, until_s: float) -> None:
+        """The members' bookings the simulation ran, as `machine,member,start,end` (UTC)."""
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["machine", "member", "start", "end"])
+            for s in self.model.sessions(until_s):
+                writer.writerow([s.machine, s.member, iso(s.start_s), iso(s.end_s)])
+
+    def write_truth_json(self, path: Path, until_s: float) -> None:
+        path.write_text(json.dumps(self.ground_truth(until_s), indent=2), encoding="utf-8")

@@ -1,0 +1,52 @@
+"""CLI behaviour: the collector refuses an invalid site file; backfill writes history."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from analytics.journal_reader import JournalReader
+from devices.site import example_site_path, load_site
+from wattelier.cli import app
+
+
+def test_collect_refuses_invalid_site(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(example_site_path().read_text().replace("unit_id = 3", "unit_id = 300"))
+    result = CliRunner().invoke(app, ["collect", "--config", str(bad), "--journal", str(tmp_path / "j.sqlite")])
+    assert result.exit_code == 2
+    assert "meters.kiln-1.unit_id: must be 1..247, got 300" in result.output
+    assert "refusing to start" in result.output
+    assert not (tmp_path / "j.sqlite").exists()
+
+
+def test_version():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("wattelier ")
+
+
+def test_backfill_two_days(tmp_path):
+    journal = tmp_path / "history.sqlite"
+    result = CliRunner().invoke(app, ["simulate", "--backfill", "2", "--journal", str(journal), "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    site = load_site(example_site_path())
+    reader = JournalReader(journal)
+    counts = reader.count_by_series()
+    for name, meter in site.meters.items():
+        [series] = reader.series("meter", meter=name)
+        expected = 2 * 86400 / meter.poll_interval_s
+        assert abs(counts[series.series_id] - expected) <= 1, name
+        times, energy = reader.field(series.series_id, "energy_import_kwh")
+        assert (energy[1:] >= energy[:-1]).all()  # counters never go backwards
+    cnc = reader.series("cnc")
+    assert {s.tags["controller"] for s in cnc} == set(site.controllers)
+    # jobs happen only when the workshop is open (controller says running)
+    tz = site.tz
+    import datetime as dt
+    for s in cnc:
+        for t_ns, fields in reader.points(s.series_id):
+            if fields["execution"] == "running":
+                local = dt.datetime.fromtimestamp(t_ns / 1e9, tz)
+                ranges = site.opening_hours.ranges(local.weekday())
+                assert any(a <= local.time() and (b is None or local.time() < b) for a, b in ranges), local

@@ -1,0 +1,52 @@
+"""The `wattelier` command: a thin typer app; each command parses and calls a library function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from wattelier import __version__
+from wattelier.commands import check as check_cmd
+from wattelier.commands import collect as collect_cmd
+from wattelier.commands import demo as demo_cmd
+from wattelier.commands import simulate as simulate_cmd
+
+app = typer.Typer(
+    name="wattelier",
+    help="Energy, time and CO2 per job and per member on the shared machines of a workshop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wattelier {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("asyncua", "pymodbus"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
+
+
+app.command("check")(check_cmd.check)
+app.command("simulate")(simulate_cmd.simulate)
+app.command("collect")(collect_cmd.collect)
+app.command("demo")(demo_cmd.demo)
+
+if __name__ == "__main__":
+    app()

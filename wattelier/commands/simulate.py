@@ -1,0 +1,81 @@
+"""`wattelier simulate`: serve the simulated workshop over real OPC UA and Modbus TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import typer
+
+from devices.sim.workshop import SimulatedWorkshop
+from wattelier.commands.common import CONFIG_HELP, site_or_exit
+
+
+async def _serve(workshop: SimulatedWorkshop, seconds: float | None, out: Path | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await workshop.start()
+    typer.echo(f"simulated workshop running (seed {workshop.seed}, pace {workshop.pace}); "
+               f"{len(workshop.sim_meters)} meters, {len(workshop.cnc_servers)} OPC UA servers")
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+    await workshop.stop()
+    end = time.time()
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        workshop.write_sessions_csv(out / "sessions.csv", end)
+        workshop.write_truth_json(out / "ground_truth.json", end)
+        typer.echo(f"sessions and ground truth written to {out}")
+    typer.echo(f"write attempts from clients: {workshop.write_attempts()}")
+
+
+def _backfill(site, days: float, journal_path: Path, seed: int) -> None:
+    from rich.progress import Progress
+
+    from collector.journal import Journal
+    from collector.points import Point
+    from devices.sim.backfill import backfill_rows, backfill_workshop
+
+    end = time.time() // 3600 * 3600
+    start = end - days * 86400
+    workshop = backfill_workshop(site, start, end, seed=seed)
+    journal = Journal(journal_path, max_points=site.journal.max_points, overflow=site.journal.overflow)
+    written = 0
+    with Progress() as progress:
+        task = progress.add_task(f"backfilling {days:g} days", total=end - start)
+        for chunk_end, rows in backfill_rows(site, workshop, start, end):
+            journal.put([Point(r.measurement, r.tags, r.fields, r.time_ns) for r in rows])
+            written += journal.commit()
+            progress.update(task, completed=chunk_end - start)
+    journal.close()
+    jobs = workshop.jobs(end)
+    typer.echo(f"{written} points for {len(jobs)} jobs in {len(workshop.sessions(end))} sessions "
+               f"written to {journal_path}")
+
+
+def simulate(
+    config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+    seed: int = typer.Option(1, "--seed", help="Seed: the same seed gives the same workshop."),
+    pace: float = typer.Option(1.0, "--pace", min=1, help="Jobs and pauses run this many times faster."),
+    seconds: float = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+    out: Path = typer.Option(None, "--out", help="Write sessions.csv and ground_truth.json here at the end."),
+    backfill: float = typer.Option(None, "--backfill", min=0.01,
+                                   help="Instead of serving, write this many days of history into --journal."),
+    journal: Path = typer.Option(Path("wattelier-journal.sqlite"), "--journal", help="Journal file for --backfill."),
+) -> None:
+    """Serve the site's meters (Modbus TCP) and controllers (OPC UA) from one physical model.
+
+    With --backfill DAYS, write that much simulated history (ending now, opening hours honoured)
+    straight into a journal instead, with no protocols.
+    """
+    site = site_or_exit(config)
+    if backfill:
+        _backfill(site, backfill, journal, seed)
+        return
+    asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace), seconds, out))
