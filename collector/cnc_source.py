@@ -22,6 +22,18 @@ The 8 s cap keeps "server back -> resubscribed" under 10 s however long the outa
 refused TCP connect every 8 s costs a controller nothing, and with one session at most,
 retries cannot pile up sessions (BadTooManySessions). A subscription that dies within
 STABLE_AFTER_S of its start does not reset the delay, so a flapping server is not hammered.
+
+Security (see collector.opcua_adapter and collector.certs): with Basic256Sha256 the collector's
+certificate is made when the source is created, if missing. The password of `username` comes
+from the environment variable named by `password_env`, else from the site's `secrets_file`::
+
+    # secrets.toml: readable by the collector's user only (chmod 600), never in version control
+    [controllers.mill-1-cnc]
+    password = "..."
+
+Refusals (wrong password, untrusted server certificate, no endpoint with the policy asked
+for) are logged once each with what to do, and retried with the same backoff: a password or a
+trust list fixed on either side is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -30,18 +42,23 @@ import asyncio
 import logging
 import os
 import random
+import stat
 import time
+import tomllib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
-from collector.errors import ConfigError, DeviceError
+from collector import certs
+from collector.errors import (ConfigError, DeviceError, OpcUaSecurityError,
+                              UntrustedCertificateError)
 from collector.health import DeviceHealth
 from collector.opcua_adapter import DataChange, OpcUaConnection, OrphanSession, ResolvedNodes
 from collector.points import Point
 from collector.sink import Sink
 from devices import vocabulary
 from devices.node_maps import NodeMap, NodeMapError
-from devices.site import Controller
+from devices.site import Controller, SecurityPolicy
 
 logger = logging.getLogger("wattelier.collector.opcua")
 
@@ -66,6 +83,9 @@ class CncSource:
     timeout_s: answer time allowed to each request [s].
     watchdog_interval_s: how often the server's liveness is read [s].
     stop_timeout_s: time allowed to close the session when stopping [s].
+    secrets_file: the site's secrets file (TOML; the runtime passes
+        devices.secrets.secrets_path(site), relative paths are from the working directory),
+        read when `password_env` is unset or not set in the environment.
     """
 
     def __init__(
@@ -81,6 +101,7 @@ class CncSource:
         watchdog_interval_s: float = 1.0,
         session_timeout_s: float = 30.0,
         stop_timeout_s: float = 2.0,
+        secrets_file: str | Path | None = None,
     ) -> None:
         if not 0 < backoff_initial_s <= backoff_max_s:
             raise ConfigError(f"controller {name}: need 0 < backoff_initial_s <= backoff_max_s")
@@ -94,10 +115,14 @@ class CncSource:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.stop_timeout_s = stop_timeout_s
-        self._password = self._read_password(name, controller)
+        self._password, self._password_source = self._read_password(name, controller, secrets_file)
         self._connection_options = dict(timeout_s=timeout_s, watchdog_interval_s=watchdog_interval_s,
                                         session_timeout_s=session_timeout_s)
-        self._new_connection()  # checks the endpoint and security settings before any I/O
+        connection = self._new_connection()  # checks the endpoint and security settings
+        if controller.security_policy is not SecurityPolicy.NONE:
+            # "Generated on first use": now, so that a folder that cannot be written stops
+            # the start with a clear message, and the certificate can be given to the server.
+            certs.ensure_client_certificate(connection.pki)
         self.tags = {vocabulary.TAG_SITE: site, vocabulary.TAG_MACHINE: controller.machine,
                      vocabulary.TAG_CONTROLLER: name}
         self.health = DeviceHealth(f"{name} ({controller.endpoint})", logger)
@@ -112,19 +137,31 @@ class CncSource:
         self._warned: set[Any] = set()
 
     @staticmethod
-    def _read_password(name: str, controller: Controller) -> str | None:
+    def _read_password(name: str, controller: Controller,
+                       secrets_file: str | Path | None) -> tuple[str | None, str | None]:
+        """(password, where it came from) for the controller's username; (None, None) without
+        a username. Raises ConfigError naming what to set."""
         if not controller.username:
-            return None
-        if not controller.password_env:
-            raise ConfigError(f"controller {name}: a username needs password_env")
-        password = os.environ.get(controller.password_env)
-        if password is None:
-            raise ConfigError(f"controller {name}: environment variable "
-                              f"{controller.password_env} is not set")
-        return password
+            return None, None
+        env = controller.password_env
+        if env and os.environ.get(env):
+            return os.environ[env], f"environment variable {env}"
+        if secrets_file:
+            password = _secret_from_file(Path(secrets_file), name)
+            if password is not None:
+                return password, f"secrets file {secrets_file}"
+        wanted = [f"the environment variable {env}"] if env else []
+        if secrets_file:
+            wanted.append(f"password in [controllers.{name}] of {secrets_file}")
+        if not wanted:
+            raise ConfigError(f"controller {name}: a username needs password_env or the "
+                              "site's secrets_file")
+        raise ConfigError(f"controller {name}: no password for user {controller.username!r}: "
+                          f"set {' or '.join(wanted)}")
 
     def _new_connection(self) -> OpcUaConnection:
         return OpcUaConnection.for_controller(self.controller, password=self._password,
+                                              password_source=self._password_source,
                                               **self._connection_options)
 
     @property
@@ -169,8 +206,12 @@ class CncSource:
                     delay = self.backoff_initial_s  # a flapping server keeps the longer delays
                 self.health.failed(error)
             except DeviceError as exc:
-                self.health.failed(exc)
+                self._failed(exc)
                 logger.debug("controller %s: attempt failed: %s", self.name, exc)
+            except ConfigError as exc:
+                # A certificate or key file that cannot be read or written: a person must act;
+                # keep retrying so that the fix is picked up.
+                self._failed(exc)
             except Exception as exc:
                 # A bug (ours or the library's), not the device: keep the box collecting, but
                 # show the traceback once per kind of failure.
@@ -289,10 +330,49 @@ class CncSource:
                         "controller %s: %s value %r not used: %s", self.name, change.quantity,
                         change.raw, change.problem)
 
+    def _failed(self, error: DeviceError | ConfigError) -> None:
+        """Count a failed attempt. A refusal that needs a person (credentials, trust,
+        security settings) is logged once per distinct message, also when the device was
+        already down for another reason; the "down" line says it when it is the first."""
+        was_down = self.health.up is False
+        self.health.failed(error)
+        if isinstance(error, (OpcUaSecurityError, UntrustedCertificateError, ConfigError)):
+            key = ("refused", str(error))
+            if was_down:
+                self._log_once(logging.ERROR, key, "controller %s: %s", self.name, error)
+            else:
+                self._warned.add(key)  # the "is down" line just said it
+
     def _warn_once(self, key: Any, message: str, *args: Any) -> None:
+        self._log_once(logging.WARNING, key, message, *args)
+
+    def _log_once(self, level: int, key: Any, message: str, *args: Any) -> None:
         if key in self._warned:
             return
         if len(self._warned) > 1000:
             self._warned.clear()
         self._warned.add(key)
-        logger.warning(message, *args)
+        logger.log(level, message, *args)
+
+
+def _secret_from_file(path: Path, controller_name: str) -> str | None:
+    """`password` of [controllers.<name>] in a TOML secrets file (the format of
+    devices.secrets); None when the file or the key is absent. A file that others may read is
+    refused, as devices.secrets does."""
+    if not path.exists():
+        return None
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path}: secrets file readable by others (mode {stat.filemode(mode)}); "
+                          f"run `chmod 600 {path}`")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read secrets file {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"secrets file {path} is not valid TOML: {exc}") from exc
+    entry = data.get("controllers", {}).get(controller_name, {})
+    password = entry.get("password") if isinstance(entry, dict) else None
+    if password is not None and not isinstance(password, str):
+        raise ConfigError(f"{path}: controllers.{controller_name}.password must be a string")
+    return password

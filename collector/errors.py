@@ -7,7 +7,19 @@
         ├── DeviceReplyError      a valid answer that says no
         │   ├── ModbusExceptionReply   Modbus exception code (illegal address, device busy, ...)
         │   └── OpcUaStatusError       a bad OPC UA status code on a read or browse
+        │       └── OpcUaSecurityError security or credentials refused (wrong password,
+        │                                  no endpoint with the policy asked for, ...)
+        ├── UntrustedCertificateError  the OPC UA server's certificate is not in the trust folder
         └── BadValueError         a value that decodes but cannot be true (NaN, inf, counter backwards)
+
+The security errors need a person (credentials, trust lists, the site file); sources still
+retry them with backoff, so that a fix is picked up without a restart.
+    InfluxError (also a CollectorError)  writing to InfluxDB failed
+        ├── InfluxUnavailable     unreachable, timeout, 5xx, 429: retry later
+        ├── InfluxRejected        400/422: some lines refused for good
+        ├── InfluxTooLarge        413: smaller batches
+        ├── InfluxAuthError       401/403
+        └── InfluxNotFound        404: no such database or bucket
 """
 
 from __future__ import annotations
@@ -59,7 +71,73 @@ class OpcUaStatusError(DeviceReplyError):
         self.status_name = status_name
 
 
+class OpcUaSecurityError(OpcUaStatusError):
+    """The server refused our security or our user (BadUserAccessDenied, BadIdentityToken*,
+    BadCertificate*, BadSecurityPolicyRejected...), or it offers no endpoint with the
+    security policy, mode or user token type that the site file asks for."""
+
+    kind = "opcua_security"
+
+
+class UntrustedCertificateError(DeviceError):
+    """The OPC UA server's certificate is not in the collector's trust folder, or is not valid
+    now. certificate_path: where the refused certificate was saved (to be checked and copied
+    into trust_dir); thumbprint: its SHA-1, upper-case hex."""
+
+    kind = "untrusted_certificate"
+
+    def __init__(self, message: str, certificate_path: str, trust_dir: str, thumbprint: str) -> None:
+        super().__init__(message)
+        self.certificate_path = certificate_path
+        self.trust_dir = trust_dir
+        self.thumbprint = thumbprint
+
+
 class BadValueError(DeviceError):
     """A decoded value that cannot be true: NaN, infinite, or an energy counter going backwards."""
 
     kind = "bad_value"
+
+
+class InfluxError(CollectorError):
+    """Writing to or querying InfluxDB failed."""
+
+    kind = "influx"
+
+
+class InfluxUnavailable(InfluxError):
+    """Unreachable, timed out, 5xx, 429 or 408: try again later (after `retry_after_s` if set)."""
+
+    kind = "influx_unavailable"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InfluxRejected(InfluxError):
+    """The server refused lines of the batch for good (400, 422): they need isolating."""
+
+    kind = "influx_rejected"
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InfluxTooLarge(InfluxError):
+    """413: the request body is over the server's limit; send smaller batches."""
+
+    kind = "influx_too_large"
+
+
+class InfluxAuthError(InfluxError):
+    """401 or 403: the token, user or password is wrong or lacks the write permission."""
+
+    kind = "influx_auth"
+
+
+class InfluxNotFound(InfluxError):
+    """404: no such database or bucket (or not an InfluxDB endpoint)."""
+
+    kind = "influx_not_found"

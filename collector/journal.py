@@ -48,14 +48,15 @@ class Journal:
         self._buffer: list[Point] = []
         self._pending_drops: dict[str, int] = {}
         self._lock = threading.Lock()  # one writer at a time on the connection
+        self._buffer_lock = threading.Lock()
         self._series_ids: dict[str, int] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA_SQL)
-        self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                         (str(SCHEMA_VERSION),))
+        self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
         self._count = self._db.execute("SELECT count(*) FROM points").fetchone()[0]
         for sid, key in self._db.execute("SELECT id, key FROM series"):
             self._series_ids[key] = sid
@@ -63,10 +64,12 @@ class Journal:
 
     # -- Sink protocol ---------------------------------------------------------------------
     def put(self, points: Sequence[Point]) -> None:
-        self._buffer.extend(points)
+        with self._buffer_lock:
+            self._buffer.extend(points)
 
     def drop(self, reason: str, count: int = 1) -> None:
-        self._pending_drops[reason] = self._pending_drops.get(reason, 0) + count
+        with self._buffer_lock:
+            self._pending_drops[reason] = self._pending_drops.get(reason, 0) + count
 
     # -- committing ------------------------------------------------------------------------
     @property
@@ -75,8 +78,9 @@ class Journal:
 
     def commit(self) -> int:
         """Write buffered points and drop counts in one transaction; return points written."""
-        points, self._buffer = self._buffer, []
-        drops, self._pending_drops = self._pending_drops, {}
+        with self._buffer_lock:  # sources put from the event loop while this runs in a thread
+            points, self._buffer = self._buffer, []
+            drops, self._pending_drops = self._pending_drops, {}
         if not points and not drops:
             return 0
         with self._lock:
@@ -84,7 +88,8 @@ class Journal:
                 return self._commit_locked(points, drops)
             except sqlite3.Error:
                 # Nothing of this batch is on disk: put it back so the next commit retries it.
-                self._buffer[:0] = points
+                with self._buffer_lock:
+                    self._buffer[:0] = points
                 for reason, n in drops.items():
                     self.drop(reason, n)
                 raise
@@ -156,6 +161,14 @@ class Journal:
 
     def drops(self) -> dict[str, int]:
         return {k[len(DROP_PREFIX):]: v for k, v in self.counters().items() if k.startswith(DROP_PREFIX)}
+
+    def backlog(self, target: str) -> int:
+        """Points not yet accepted by a forwarding target."""
+        with self._lock:
+            row = self._db.execute("SELECT last_id FROM forward_cursor WHERE target = ?",
+                                   (target,)).fetchone()
+            return self._db.execute("SELECT count(*) FROM points WHERE id > ?",
+                                    (row[0] if row else 0,)).fetchone()[0]
 
     def count(self) -> int:
         return self._count

@@ -21,16 +21,29 @@ re-activates that session on a fresh secure channel and closes it (OPC 10000-4 5
 client move a session to a new channel), then creates its own. A restarted server answers
 BadSessionIdInvalid, and that is fine too.
 
+Security (OPC 10000-2, 10000-4 5.5-5.7, 10000-7 Basic256Sha256). Every connect first asks the
+server's discovery endpoint for its endpoints (GetEndpoints over a channel without security and
+without a session, OPC 10000-4 5.5.4) and picks the one with the site file's policy and mode;
+when there is none (a client asking for None from a server that offers only Basic256Sha256, or
+the other way round) it refuses before any session exists. With Basic256Sha256 the server's
+certificate must be in the trust folder (collector.certs: refused ones are saved to be copied
+there), and the client proves itself with its own certificate, made on first use. The user is
+a user name and password (encrypted by the channel with SignAndEncrypt, or by the server's key
+with Sign), a user certificate (X509IdentityToken signed with its key), or anonymous.
+
 Errors: asyncua and socket exceptions become collector.errors, never leak::
 
     asyncua / Python exception                        wattelier error
     ua.UaStatusCodeError (BadNoMatch, BadTooManySessions, ...)
                                                       OpcUaStatusError(status_name=...)
+    ... BadUserAccessDenied, BadIdentityToken*, BadCertificate*, BadSecurity*,
+    no endpoint with our policy/mode/user token type  OpcUaSecurityError
+    a server certificate not in the trust folder      UntrustedCertificateError
     ConnectionError, OSError, TimeoutError, EOFError,
     ua.UaError (protocol), the watchdog's loss         TransportError
     a namespace URI the server does not have,
     a browse path or node id that does not resolve    OpcUaStatusError (per quantity: missing)
-    security settings not supported yet               ConfigError
+    impossible settings, unreadable key files         ConfigError
 """
 
 from __future__ import annotations
@@ -42,13 +55,18 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256, SecurityPolicyNone
+from cryptography import x509
 
-from collector.errors import ConfigError, DeviceError, OpcUaStatusError, TransportError
+from collector import certs
+from collector.errors import (ConfigError, DeviceError, OpcUaSecurityError, OpcUaStatusError,
+                              TransportError)
 from devices.node_maps import NodeMap, PathStep, UnmappedValueError
-from devices.site import Controller, SecurityPolicy
+from devices.site import Controller, SecurityMode, SecurityPolicy
 
 logger = logging.getLogger("wattelier.collector.opcua")
 
@@ -70,6 +88,24 @@ for _name in ("asyncua.client.ua_session.UaSession", "asyncua.client.ua_client.U
     logging.getLogger(_name).addFilter(_ConnectionLossNoise())
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+PRODUCT_URI = "urn:wattelier"
+_POLICY_URIS = {SecurityPolicy.NONE: SecurityPolicyNone.URI,
+                SecurityPolicy.BASIC256SHA256: SecurityPolicyBasic256Sha256.URI}
+_POLICY_NAMES = {uri: policy.value for policy, uri in _POLICY_URIS.items()}
+_MODES = {SecurityMode.NONE: ua.MessageSecurityMode.None_,
+          SecurityMode.SIGN: ua.MessageSecurityMode.Sign,
+          SecurityMode.SIGN_AND_ENCRYPT: ua.MessageSecurityMode.SignAndEncrypt}
+_MODE_NAMES = {mode: ours.value for ours, mode in _MODES.items()}
+# Status codes that say "your security or your user is refused" (OPC 10000-4 7.38).
+_USER_REFUSED = frozenset({"BadUserAccessDenied", "BadIdentityTokenInvalid",
+                           "BadIdentityTokenRejected", "BadUserSignatureInvalid"})
+_CERTIFICATE_REFUSED = frozenset({
+    "BadCertificateUntrusted", "BadCertificateInvalid", "BadCertificateTimeInvalid",
+    "BadCertificateUriInvalid", "BadCertificateUseNotAllowed", "BadCertificateRevoked",
+    "BadCertificateIssuerRevoked", "BadCertificateRevocationUnknown", "BadSecurityChecksFailed",
+    "BadApplicationSignatureInvalid", "BadNoValidCertificates"})
+_SECURITY_REFUSED = _USER_REFUSED | _CERTIFICATE_REFUSED | frozenset({
+    "BadSecurityPolicyRejected", "BadSecurityModeRejected"})
 _BASE_OBJECT_TYPE = ua.NodeId(ua.ObjectIds.BaseObjectType)
 _MAX_TYPE_DEPTH = 16
 
@@ -127,7 +163,8 @@ def translate_error(exc: BaseException, doing: str) -> DeviceError:
         return exc
     if isinstance(exc, ua.UaStatusCodeError):
         name = ua.StatusCode(exc.code).name
-        return OpcUaStatusError(f"{doing}: {name}", status_name=name)
+        kind = OpcUaSecurityError if name in _SECURITY_REFUSED else OpcUaStatusError
+        return kind(f"{doing}: {name}", status_name=name)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return TransportError(f"{doing}: timed out")
     if isinstance(exc, (ConnectionError, OSError, EOFError)):
@@ -135,6 +172,19 @@ def translate_error(exc: BaseException, doing: str) -> DeviceError:
     if isinstance(exc, ua.UaError):
         return TransportError(f"{doing}: OPC UA protocol error: {exc}")
     raise exc  # a bug, not a device problem: let it show
+
+
+def _first_certificate(chain: bytes) -> bytes:
+    """The first DER certificate of a ServerCertificate field, which may hold a chain of
+    certificates one after the other (OPC 10000-6 6.2.3): the length of the outer DER
+    SEQUENCE says where the first one ends."""
+    if len(chain) < 2 or chain[0] != 0x30:
+        return chain
+    length, header = chain[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, header = int.from_bytes(chain[2:2 + count], "big"), 2 + count
+    return chain[:header + length]
 
 
 def _status_error(status: ua.StatusCode, doing: str) -> OpcUaStatusError:
@@ -212,6 +262,13 @@ class OpcUaConnection:
     watchdog_interval_s: how often asyncua reads ServerStatus/State to find a dead server [s].
     session_timeout_s: requested session timeout [s]; a session orphaned by a broken network
         dies on the server after this time.
+    security_policy, security_mode: the endpoint to use (None, or Basic256Sha256 with Sign or
+        SignAndEncrypt); the mode is ignored with policy None.
+    username, password: a UserNameIdentityToken; password_source says where the password came
+        from, for messages ("environment variable X").
+    user_certificate, user_private_key: files of an X509IdentityToken (instead of a username).
+    certificate_dir, trust_dir: the collector's certificate folder and trusted server
+        certificates (collector.certs; defaults there).
     """
 
     def __init__(
@@ -221,26 +278,49 @@ class OpcUaConnection:
         timeout_s: float = 4.0,
         watchdog_interval_s: float = 1.0,
         session_timeout_s: float = 30.0,
-        security_policy: SecurityPolicy = SecurityPolicy.NONE,
+        security_policy: SecurityPolicy | str = SecurityPolicy.NONE,
+        security_mode: SecurityMode | str = SecurityMode.SIGN_AND_ENCRYPT,
         username: str | None = None,
         password: str | None = None,
-        application_name: str = "wattelier collector",
+        password_source: str | None = None,
+        user_certificate: str | Path | None = None,
+        user_private_key: str | Path | None = None,
+        certificate_dir: str | Path | None = None,
+        trust_dir: str | Path | None = None,
+        application_name: str = certs.APPLICATION_NAME,
     ) -> None:
         if not endpoint.startswith("opc.tcp://"):
             raise ConfigError(f"endpoint must start with 'opc.tcp://', got {endpoint!r}")
-        if SecurityPolicy(security_policy) is not SecurityPolicy.NONE:
-            # The place for Basic256Sha256: client certificate and key from certificate_dir,
-            # server certificates from trust_dir, client.set_security(...) before connect().
-            raise ConfigError(f"{endpoint}: security policy {SecurityPolicy(security_policy).value} "
-                              "is not supported by this collector version yet; use 'None' with "
-                              "allow_insecure = true on a trusted network")
+        try:
+            policy, mode = SecurityPolicy(security_policy), SecurityMode(security_mode)
+        except ValueError as exc:
+            raise ConfigError(f"{endpoint}: {exc}") from exc
+        if policy is SecurityPolicy.NONE:
+            mode = SecurityMode.NONE
+        elif mode is SecurityMode.NONE:
+            raise ConfigError(f"{endpoint}: security mode must be Sign or SignAndEncrypt with "
+                              f"policy {policy.value}")
+        if username and user_certificate:
+            raise ConfigError(f"{endpoint}: set a username or a user certificate, not both")
+        if bool(user_certificate) != bool(user_private_key):
+            raise ConfigError(f"{endpoint}: a user certificate needs its private key file too")
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.watchdog_interval_s = watchdog_interval_s
         self.session_timeout_s = session_timeout_s
+        self.security_policy = policy
+        self.security_mode = mode
         self.username = username
         self.password = password
+        self.password_source = password_source
+        self.user_certificate_path = Path(user_certificate) if user_certificate else None
+        self.user_private_key_path = Path(user_private_key) if user_private_key else None
+        self.pki = certs.client_pki(certificate_dir, trust_dir)
         self.application_name = application_name
+        self._identity: certs.ClientIdentity | None = None  # the collector's certificate
+        self._user: tuple[x509.Certificate, Any] | None = None  # user certificate and key
+        self._server_certificate: bytes | None = None  # DER, trusted, of this connection
+        self.trusted_certificate_path: Path | None = None
         self._client: Client | None = None
         self._subscription: Any = None
         self._lost_error: DeviceError | None = None
@@ -251,10 +331,15 @@ class OpcUaConnection:
 
     @classmethod
     def for_controller(cls, controller: Controller, password: str | None = None,
-                       **options: Any) -> "OpcUaConnection":
+                       password_source: str | None = None, **options: Any) -> "OpcUaConnection":
         """A connection with a site file's controller settings."""
         return cls(controller.endpoint, security_policy=controller.security_policy,
-                   username=controller.username, password=password, **options)
+                   security_mode=controller.security_mode, username=controller.username,
+                   password=password, password_source=password_source,
+                   user_certificate=controller.user_certificate,
+                   user_private_key=controller.user_private_key,
+                   certificate_dir=controller.certificate_dir, trust_dir=controller.trust_dir,
+                   **options)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -266,21 +351,132 @@ class OpcUaConnection:
     def lost(self) -> bool:
         return self._lost.is_set()
 
-    def _new_client(self) -> Client:
+    @property
+    def secure(self) -> bool:
+        return self.security_policy is not SecurityPolicy.NONE
+
+    def _load_credentials(self) -> None:
+        """The collector's certificate (made on first use) and the user certificate, read
+        again at each connect so that a fixed file is picked up. Raises ConfigError."""
+        if self.secure:
+            self._identity = certs.ensure_client_certificate(self.pki)
+        if self.user_certificate_path is not None and self.user_private_key_path is not None:
+            certificate = certs.load_certificate(self.user_certificate_path)
+            key = certs.load_private_key(self.user_private_key_path)
+            if certificate.public_key().public_numbers() != key.public_key().public_numbers():
+                raise ConfigError(f"{self.user_private_key_path} is not the key of "
+                                  f"{self.user_certificate_path}")
+            self._user = (certificate, key)
+
+    async def _discover(self) -> ua.EndpointDescription:
+        """GetEndpoints on the server's discovery endpoint (OPC 10000-4 5.5.4: a channel without
+        security, no session), then the endpoint with our policy and mode, our user token type,
+        and (with security) a trusted server certificate. Raises OpcUaSecurityError,
+        UntrustedCertificateError or TransportError."""
+        probe = Client(self.endpoint, timeout=self.timeout_s)
+        try:
+            endpoints = await asyncio.wait_for(probe.connect_and_get_server_endpoints(),
+                                               timeout=self.timeout_s * 2)
+        except (Exception, asyncio.CancelledError) as exc:
+            try:
+                probe.disconnect_socket()
+            except Exception:  # pragma: no cover - nothing more to close
+                pass
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise translate_error(exc, f"asking {self.endpoint} for its endpoints") from exc
+        wanted = (_POLICY_URIS[self.security_policy], _MODES[self.security_mode])
+        offered = sorted({"None" if e.SecurityPolicyUri == SecurityPolicyNone.URI else
+                          f"{_POLICY_NAMES.get(e.SecurityPolicyUri, e.SecurityPolicyUri)}/"
+                          f"{_MODE_NAMES.get(e.SecurityMode, e.SecurityMode)}" for e in endpoints})
+        matches = [e for e in endpoints if (e.SecurityPolicyUri, e.SecurityMode) == wanted]
+        if not matches:
+            ours = (f"{self.security_policy.value}/{self.security_mode.value}" if self.secure
+                    else "None")
+            if self.secure:
+                advice = "set security_mode (or security_policy) to one the server offers"
+            else:
+                advice = ("set security_policy = \"Basic256Sha256\" for this controller (and "
+                          "remove allow_insecure)")
+            raise OpcUaSecurityError(
+                f"{self.endpoint}: refused: the server offers no endpoint with security {ours} "
+                f"(it offers {', '.join(offered) or 'none'}); {advice}",
+                status_name="BadSecurityModeRejected" if any(
+                    e.SecurityPolicyUri == wanted[0] for e in endpoints)
+                else "BadSecurityPolicyRejected")
+        endpoint = matches[0]
+        if self.username:
+            token, what = ua.UserTokenType.UserName, f"a user name ({self.username!r})"
+        elif self.user_certificate_path:
+            token, what = ua.UserTokenType.Certificate, "a user certificate"
+        else:
+            token, what = ua.UserTokenType.Anonymous, "anonymous users"
+        accepted = {p.TokenType for p in endpoint.UserIdentityTokens or []}
+        if token not in accepted:
+            names = ", ".join(sorted(ua.UserTokenType(t).name for t in accepted)) or "none"
+            raise OpcUaSecurityError(
+                f"{self.endpoint}: refused: this endpoint does not accept {what} (it accepts: "
+                f"{names}); set username and password_env, or user_certificate and "
+                "user_private_key, for this controller", status_name="BadIdentityTokenRejected")
+        if self.secure:
+            server_certificate = _first_certificate(endpoint.ServerCertificate or b"")
+            self.trusted_certificate_path = certs.check_server_trusted(
+                server_certificate, self.pki, self.endpoint)
+            self._server_certificate = server_certificate
+        return endpoint
+
+    async def _new_client(self) -> Client:
         client = Client(self.endpoint, timeout=self.timeout_s,
                         watchdog_intervall=self.watchdog_interval_s, auto_reconnect=False)
         client.name = client.description = self.application_name
-        client.application_uri = "urn:wattelier:collector"
-        client.product_uri = "urn:wattelier"
+        client.product_uri = PRODUCT_URI
         client.session_timeout = int(self.session_timeout_s * 1000)
+        if self._identity is not None:
+            # The ApplicationUri sent in CreateSession must be the one in our certificate.
+            client.application_uri = self._identity.application_uri
+            await client.set_security(
+                SecurityPolicyBasic256Sha256, certificate=certs.der(self._identity.certificate),
+                private_key=certs.private_key_der(self._identity.private_key),
+                server_certificate=self._server_certificate, mode=_MODES[self.security_mode])
+        else:
+            client.application_uri = certs.default_application_uri()
         if self.username:
             client.set_user(self.username)
             if self.password is not None:
                 client.set_password(self.password)
+        elif self._user is not None:
+            client.user_certificate, client.user_private_key = self._user
         return client
 
+    def _refused(self, error: DeviceError) -> DeviceError:
+        """A clear message for a refusal at connect time: what was refused and what to do."""
+        if not isinstance(error, OpcUaStatusError) or error.status_name not in _SECURITY_REFUSED:
+            return error
+        status = error.status_name
+        if status in _USER_REFUSED:
+            if self.username:
+                where = f" ({self.password_source})" if self.password_source else ""
+                message = (f"the server refused user {self.username!r} ({status}): check the "
+                           f"user name and the password{where}")
+            elif self.user_certificate_path:
+                message = (f"the server refused the user certificate {self.user_certificate_path} "
+                           f"({status}): the server must accept it as a user")
+            else:
+                message = (f"the server refused anonymous access ({status}): set username and "
+                           "password_env, or user_certificate, for this controller")
+        elif status in _CERTIFICATE_REFUSED and self._identity is not None:
+            message = (f"the server refused the collector's certificate ({status}): add "
+                       f"{self.pki.certificate_path} ({certs.describe(self._identity.certificate)}) "
+                       "to the server's trusted client certificates")
+        else:
+            message = f"the server refused security {self.security_policy.value}/" \
+                      f"{self.security_mode.value} ({status})"
+        return OpcUaSecurityError(f"{self.endpoint}: {message}", status_name=status)
+
     async def connect(self, orphan: OrphanSession | None = None) -> None:
-        """Open the socket, secure channel and session. Raises TransportError/OpcUaStatusError.
+        """Ask for the endpoints, open the socket, secure channel and session. Raises
+        TransportError, OpcUaStatusError, OpcUaSecurityError, UntrustedCertificateError, or
+        ConfigError (certificate or key files that cannot be read or written).
 
         orphan: the session a lost connection left on this endpoint; it is closed first. If
         the server cannot be reached for that, the error is raised and `orphan` is kept for
@@ -289,10 +485,12 @@ class OpcUaConnection:
         if self._client is not None:
             raise RuntimeError("already connected; close() first (one session per endpoint)")
         self.orphan = orphan
+        self._load_credentials()
+        await self._discover()
         if orphan is not None:
             await self._close_orphan(orphan)
             self.orphan = None
-        client = self._new_client()
+        client = await self._new_client()
         client.connection_lost_callback = self._on_connection_lost
         self._lost.clear()
         self._lost_error = None
@@ -306,7 +504,7 @@ class OpcUaConnection:
                 pass
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise translate_error(exc, f"connecting to {self.endpoint}") from exc
+            raise self._refused(translate_error(exc, f"connecting to {self.endpoint}")) from exc
         self._client = client
 
     async def _close_orphan(self, orphan: OrphanSession) -> None:
@@ -314,7 +512,7 @@ class OpcUaConnection:
         (deleting its subscriptions), so that the server never holds two of ours."""
         if orphan.endpoint != self.endpoint or time.monotonic() > orphan.expires_at:
             return  # another server, or expired there already
-        client = self._new_client()
+        client = await self._new_client()
 
         async def take_over() -> None:
             await client.connect_socket()
@@ -326,7 +524,8 @@ class OpcUaConnection:
             client._server_nonce = orphan.server_nonce
             client._policy_ids = list(orphan.user_token_policies)
             try:
-                await client.activate_session(username=self.username, password=self.password)
+                await client.activate_session(username=self.username, password=self.password,
+                                              certificate=client.user_certificate)
                 await client.uaclient.close_session(True)
             finally:
                 client.uaclient.session.reset_authentication_token()

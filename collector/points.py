@@ -1,9 +1,17 @@
 """A point of the storage schema and its InfluxDB line protocol form.
 
-Line protocol escaping follows the InfluxDB reference ("Line protocol", special characters):
-measurement escapes comma and space; tag keys, tag values and field keys escape comma, equals
-sign and space; string field values escape double quote and backslash. Newlines cannot be
-escaped in names, so they are replaced by a space there; in string field values they are kept.
+Line protocol escaping follows the InfluxDB reference ("Line protocol", special characters) as
+InfluxDB's own parser reads it (measured against InfluxDB 1.6.7, whose parser 1.8 and 2.x share):
+
+- measurement: comma and space are escaped with a backslash;
+- tag keys, tag values and field keys: comma, equals sign and space are escaped; a backslash
+  is written as it is (the parser only un-escapes the three specials);
+- string field values: double quote and backslash are escaped; newlines are kept.
+
+What line protocol cannot carry is normalised, the same way in the journal and in InfluxDB:
+a newline, carriage return or tab in a name or tag value becomes a space, and backslashes at
+the end of a name or tag value are removed (the parser would read them as escaping the
+separator). Empty tag values are left out (InfluxDB refuses them).
 """
 
 from __future__ import annotations
@@ -34,20 +42,29 @@ class Point:
         return _series_key(self.measurement, self.tags)
 
 
-def _escape_name(text: str, specials: str) -> str:
-    text = text.replace("\\", "\\\\").replace("\n", " ").replace("\r", " ")
+_NAME_WHITESPACE = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
+
+
+def clean_name(text: str) -> str:
+    """A name or tag value as line protocol can carry it (see the module docstring)."""
+    return text.translate(_NAME_WHITESPACE).rstrip("\\")
+
+
+def _escape(text: str, specials: str) -> str:
+    text = clean_name(text)
     for ch in specials:
-        text = text.replace(ch, "\\" + ch)
+        if ch in text:
+            text = text.replace(ch, "\\" + ch)
     return text
 
 
 def escape_measurement(name: str) -> str:
-    return _escape_name(name, ", ")
+    return _escape(name, ", ")
 
 
 def escape_key(name: str) -> str:
     """Escape a tag key, tag value or field key."""
-    return _escape_name(name, ",= ")
+    return _escape(name, ",= ")
 
 
 def escape_string_field(value: str) -> str:
@@ -58,8 +75,8 @@ def _series_key(measurement: str, tags: dict[str, str]) -> str:
     parts = [escape_measurement(measurement)]
     for key in sorted(tags):
         value = tags[key]
-        if value == "":
-            continue  # InfluxDB rejects empty tag values
+        if clean_name(value) == "":
+            continue  # InfluxDB refuses empty tag values
         parts.append(f"{escape_key(key)}={escape_key(value)}")
     return ",".join(parts)
 
@@ -76,9 +93,28 @@ def format_field_value(value: FieldValue) -> str:
     return escape_string_field(value)
 
 
+_FIELD_KEYS: dict[str, str] = {}
+
+
+def fields_to_line(fields: dict[str, FieldValue]) -> str:
+    """The field set of a line (keys sorted); raises ValueError when line protocol cannot
+    carry it (no field, an empty key, a NaN or infinite value)."""
+    if not fields:
+        raise ValueError("a point needs at least one field")
+    parts = []
+    keys = _FIELD_KEYS
+    for key in sorted(fields):
+        escaped = keys.get(key)
+        if escaped is None:
+            escaped = escape_key(key)
+            if not escaped:
+                raise ValueError(f"field key {key!r} is empty in line protocol")
+            if len(keys) < 10_000:
+                keys[key] = escaped
+        parts.append(f"{escaped}={format_field_value(fields[key])}")
+    return ",".join(parts)
+
+
 def to_line(point: Point) -> str:
     """The point as one line of InfluxDB line protocol (nanosecond precision)."""
-    fields = ",".join(
-        f"{escape_key(k)}={format_field_value(v)}" for k, v in sorted(point.fields.items())
-    )
-    return f"{point.series_key()} {fields} {point.time_ns}"
+    return f"{point.series_key()} {fields_to_line(point.fields)} {point.time_ns}"

@@ -1,22 +1,33 @@
-"""The collector runtime: every source of a site reading into the journal.
+"""The collector runtime: every source of a site reading into the journal, and the forwarder.
 
 One ModbusLink per serial line or gateway (requests on it serialised), one MeterSource per
-meter, one CncSource per controller, and the journal committing in batches. A device that fails
+meter, one CncSource per controller, the journal committing in batches, the self-metrics, and,
+when an InfluxDB is configured, the forwarder shipping the journal to it. A device that fails
 does not stop the others: each source handles its own errors and reconnects.
+
+Stopping (SIGTERM, Ctrl-C, the end of a demo) is bounded: sources stop reading (at most
+STOP_GRACE_S), a last self-metrics point is taken, the journal commits what it holds, then the
+forwarder sends what it can within its drain timeout; the rest stays in the journal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from collector.cnc_source import CncSource
+from collector.forwarder import Forwarder
+from collector.influx_adapter import InfluxSettings, InfluxTarget
 from collector.journal import Journal
 from collector.meter_source import MeterSource
 from collector.modbus_adapter import ModbusLink
+from collector.self_metrics import SelfMetrics
+from devices.journal_schema import DROP_PREFIX, FORWARDED_PREFIX, QUARANTINED_PREFIX
 from devices.meter_models import load_model
 from devices.node_maps import load_node_map
+from devices.secrets import read_secret, secrets_path
 from devices.site import Site
 
 log = logging.getLogger("wattelier.collector")
@@ -30,14 +41,40 @@ def journal_for(site: Site, path: str | None = None) -> Journal:
                    overflow=settings.overflow, commit_interval_s=settings.commit_interval_s)
 
 
+def influx_settings_for(site: Site, url: str | None = None, api: str | None = None,
+                        database: str | None = None, bucket: str | None = None,
+                        org: str | None = None) -> InfluxSettings | None:
+    """The InfluxDB target: the site file's [influxdb] section, overridden by command-line
+    values; None when neither names a URL. The token comes from the environment
+    (WATTELIER_INFLUX_TOKEN or the section's token_env) or the secrets file (`influx_token`)."""
+    section = site.influxdb
+    if url is None and section is None:
+        return None
+    token_env = section.token_env if section else "WATTELIER_INFLUX_TOKEN"
+    base = section.model_dump() if section else {}
+    return InfluxSettings(
+        url=url or base["url"],
+        api=api or base.get("api", "auto"),
+        database=database or base.get("database", "wattelier"),
+        retention_policy=base.get("retention_policy"),
+        bucket=bucket or base.get("bucket", "wattelier"),
+        org=org or base.get("org", "wattelier"),
+        username=base.get("username"),
+        token=read_secret(site, token_env, "influx_token"),
+        verify_tls=base.get("verify_tls", True),
+        timeout_s=base.get("timeout_s", 30.0),
+    )
+
+
 class ObservingSink:
     """Passes points to the journal and keeps, per device, the count and the latest fields
     (for live displays)."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, on_put=None) -> None:
         self.journal = journal
         self.counts: dict[str, int] = {}
         self.latest: dict[str, dict] = {}
+        self.on_put = on_put
 
     def put(self, points) -> None:
         for p in points:
@@ -53,14 +90,18 @@ class ObservingSink:
 
 @dataclass
 class Collector:
-    """Runs every source of a site into a journal until stopped."""
+    """Runs every source of a site into a journal (and InfluxDB when given) until stopped."""
 
     site: Site
     journal: Journal
+    influx: InfluxSettings | None = None
+    self_metrics_interval_s: float = 10.0
     meter_sources: dict[str, MeterSource] = field(default_factory=dict)
     cnc_sources: dict[str, CncSource] = field(default_factory=dict)
     links: dict[str, ModbusLink] = field(default_factory=dict)
     sink: ObservingSink | None = None
+    forwarder: Forwarder | None = None
+    self_metrics: SelfMetrics | None = None
 
     def __post_init__(self) -> None:
         site_name = self.site.site.name
@@ -75,33 +116,88 @@ class Collector:
             if ctl.security_policy.value == "None":
                 log.warning("controller %s: OPC UA without security (allowed by the site file): "
                             "everything is sent in clear", name)
-            self.cnc_sources[name] = CncSource(name, ctl, load_node_map(ctl.node_map), site_name)
+            self.cnc_sources[name] = CncSource(name, ctl, load_node_map(ctl.node_map), site_name,
+                                               secrets_file=secrets_path(self.site))
+        if self.influx is not None:
+            section = self.site.influxdb
+            self.forwarder = Forwarder(
+                self.journal.path, InfluxTarget(self.influx),
+                batch_points=section.batch_points if section else 10_000,
+                backoff_max_s=section.backoff_max_s if section else 60.0)
+        self.self_metrics = SelfMetrics(site_name, self.metrics_snapshot, self.self_metrics_interval_s)
+        self._started = time.monotonic()
+
+    @property
+    def drain_timeout_s(self) -> float:
+        return self.site.influxdb.drain_timeout_s if self.site.influxdb else 10.0
+
+    def metrics_snapshot(self) -> dict[str, int | float]:
+        """The collector's own counters (the `collector` measurement's fields)."""
+        counters = self.journal.counters()
+        sources = list(self.meter_sources.values()) + list(self.cnc_sources.values())
+        fields: dict[str, int | float] = {
+            "points_read": sum(s.points_emitted for s in sources),
+            "points_journaled": counters.get("points_written", 0),
+            "devices_up": sum(1 for s in sources if s.health.up),
+            "devices_down": sum(1 for s in sources if s.health.up is False),
+            "reconnects": sum(s.reconnects for s in self.cnc_sources.values())
+            + sum(max(0, link.connects - 1) for link in self.links.values()),
+            "uptime_s": round(time.monotonic() - self._started, 3),
+        }
+        dropped = {k[len(DROP_PREFIX):]: v for k, v in counters.items() if k.startswith(DROP_PREFIX)}
+        fields["points_dropped"] = sum(dropped.values())
+        for reason, n in dropped.items():
+            fields[f"dropped_{reason}"] = n
+        if self.forwarder is not None and self.forwarder.store is not None:
+            target = self.forwarder.store.target
+            fields["points_forwarded"] = counters.get(FORWARDED_PREFIX + target, 0)
+            fields["points_quarantined"] = counters.get(QUARANTINED_PREFIX + target, 0)
+            fields["backlog"] = self.journal.backlog(target)
+            fields["influx_up"] = int(bool(self.forwarder.stats.up))
+        return fields
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Read until `stop` is set, then stop the sources within a bounded time and commit."""
+        """Read until `stop` is set, then stop everything within a bounded time."""
         sources_stop = asyncio.Event()
         journal_stop = asyncio.Event()
+        forward_stop = asyncio.Event()
         journal_task = asyncio.create_task(self.journal.run(journal_stop), name="journal")
+        forward_task = (asyncio.create_task(self.forwarder.run(forward_stop, self.drain_timeout_s),
+                                            name="forwarder") if self.forwarder else None)
         tasks = [asyncio.create_task(src.run(self.sink, sources_stop), name=f"meter:{name}")
                  for name, src in self.meter_sources.items()]
         tasks += [asyncio.create_task(src.run(self.sink, sources_stop), name=f"cnc:{name}")
                   for name, src in self.cnc_sources.items()]
-        log.info("collecting %d meters and %d controllers into %s", len(self.meter_sources),
-                 len(self.cnc_sources), self.journal.path)
+        metrics_task = asyncio.create_task(self.self_metrics.run(self.sink, sources_stop), name="self-metrics")
+        log.info("collecting %d meters and %d controllers into %s%s", len(self.meter_sources),
+                 len(self.cnc_sources), self.journal.path,
+                 f", forwarding to {self.influx.url}" if self.influx else "")
         try:
             await stop.wait()
         finally:
             sources_stop.set()
-            done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S) if tasks else (set(), set())
+            everything = tasks + [metrics_task]
+            done, pending = await asyncio.wait(everything, timeout=STOP_GRACE_S)
             for task in pending:
                 task.cancel()
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
-                    log.error("source %s ended with an error: %r", task.get_name(), task.exception())
+                    log.error("task %s ended with an error: %r", task.get_name(), task.exception())
             for link in self.links.values():
                 await link.close()
+            self.self_metrics.emit(self.sink, await asyncio.to_thread(self.metrics_snapshot))
             journal_stop.set()
             await journal_task
+            if forward_task is not None:
+                forward_stop.set()
+                self.forwarder.wake()
+                # The drain timeout, plus one request in flight at most.
+                limit = self.drain_timeout_s + self.influx.timeout_s + 5.0
+                try:
+                    await asyncio.wait_for(forward_task, timeout=limit)
+                except asyncio.TimeoutError:
+                    log.warning("forwarder did not stop within %.0f s; what is unsent stays in the journal",
+                                limit)
 
     def points_by_device(self) -> dict[str, int]:
         """Points handed to the journal so far, per device ('meter:NAME', 'cnc:NAME')."""

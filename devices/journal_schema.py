@@ -3,9 +3,14 @@
 A point is a row of `points`: its series (measurement + tags) by id, its edge time in
 nanoseconds since the Unix epoch (UTC), and its fields as a JSON object. Series are stored
 once in `series`. `counters` holds named totals (points written, points dropped by reason).
+
+Forwarding to InfluxDB: `forward_cursor` keeps, per target (URL + database or bucket), the id
+of the last point the server accepted; points are forwarded in id order, so everything above
+the cursor is the backlog. Lines a server refused for good are kept in `quarantine` with the
+server's message.
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -25,6 +30,19 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS forward_cursor (
+    target TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    point_id INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    error TEXT NOT NULL,
+    quarantined_ns INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -32,3 +50,5 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 DROP_PREFIX = "dropped:"
+FORWARDED_PREFIX = "forwarded:"
+QUARANTINED_PREFIX = "quarantined:"

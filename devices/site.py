@@ -17,9 +17,9 @@ import tomllib
 import zoneinfo
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -178,6 +178,17 @@ class Meter(_Model):
 
 
 class Controller(_Model):
+    """An OPC UA controller (see collector.certs for the certificate folders).
+
+    security_policy, security_mode: Basic256Sha256 with Sign or SignAndEncrypt (default), or
+        None only with allow_insecure = true.
+    username + password_env (or the site's secrets_file), or user_certificate +
+        user_private_key (files): the user the session runs as; neither: anonymous.
+    certificate_dir: the collector's certificate, key, trusted/ and rejected/ folders
+        (default `wattelier-pki`); trust_dir: the trusted server certificates (default
+        certificate_dir/trusted).
+    """
+
     machine: str = Field(min_length=1)
     endpoint: str = Field(min_length=1)
     node_map: str = Field(min_length=1)
@@ -188,6 +199,8 @@ class Controller(_Model):
     allow_insecure: bool = False
     username: str | None = None
     password_env: str | None = None
+    user_certificate: str | None = None
+    user_private_key: str | None = None
     certificate_dir: str | None = None
     trust_dir: str | None = None
     publishing_interval_s: Annotated[float, _between(0.05, 60)] = 0.5
@@ -214,6 +227,28 @@ class EmissionFactor(_Model):
     vintage: str = Field(min_length=1)
 
 
+class InfluxDB(_Model):
+    """Where the forwarder sends the journal (optional: without it the journal is the store).
+
+    The token (v2) or password (v1, with `username`) comes from the environment variable named
+    by `token_env` (default WATTELIER_INFLUX_TOKEN) or the secrets file, never from here.
+    """
+
+    url: str = Field(min_length=1)
+    api: Literal["v1", "v2", "auto"] = "auto"
+    database: str = Field("wattelier", min_length=1)
+    retention_policy: str | None = None
+    bucket: str = Field("wattelier", min_length=1)
+    org: str = Field("wattelier", min_length=1)
+    username: str | None = None
+    token_env: str = "WATTELIER_INFLUX_TOKEN"
+    verify_tls: bool = True
+    timeout_s: Annotated[float, _between(1, 600)] = 30.0
+    batch_points: Annotated[int, _between(1, 100_000)] = 10_000
+    backoff_max_s: Annotated[float, _between(1, 3600)] = 60.0
+    drain_timeout_s: Annotated[float, _between(0, 600)] = 10.0
+
+
 class JournalSettings(_Model):
     path: str = "wattelier-journal.sqlite"
     max_points: Annotated[int, _between(1000, 10**10)] = 50_000_000
@@ -234,7 +269,14 @@ class Site(_Model):
     tariffs: dict[str, Tariff] = {}
     emission_factors: dict[str, EmissionFactor] = {}
     journal: JournalSettings = JournalSettings()
+    influxdb: InfluxDB | None = None
     secrets_file: str | None = None
+    _folder: Path | None = PrivateAttr(default=None)  # the site file's folder (relative paths)
+
+    @property
+    def folder(self) -> Path:
+        """The folder relative paths of the site file start from."""
+        return self._folder or Path.cwd()
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -350,6 +392,13 @@ def _cross_checks(site: Site, source: str) -> list[str]:
         if ctl.username and not (ctl.password_env or site.secrets_file):
             bad(f"{path}.password_env", "a username needs password_env (an environment variable) "
                 "or the site's secrets_file")
+        if bool(ctl.user_certificate) != bool(ctl.user_private_key):
+            missing = "user_private_key" if ctl.user_certificate else "user_certificate"
+            bad(f"{path}.{missing}", "a user certificate needs both user_certificate and "
+                "user_private_key (file paths)")
+        if ctl.username and ctl.user_certificate:
+            bad(f"{path}.user_certificate", "a session has one user: set either username or "
+                "user_certificate, not both")
     for name, service in site.services.items():
         for i, target in enumerate(service.serves):
             if target not in site.machines:
@@ -362,6 +411,8 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     for name, tariff in site.tariffs.items():
         if tariff.offpeak_hours and tariff.offpeak_price_per_kwh is None:
             bad(f"tariffs.{name}.offpeak_price_per_kwh", "required when offpeak_hours is set")
+    if site.influxdb is not None and not re.match(r"^https?://[^/\s]+", site.influxdb.url):
+        bad("influxdb.url", f"must look like http://host:8086 or https://host, got {site.influxdb.url!r}")
     if site.journal.overflow not in ("drop_oldest", "reject_new"):
         bad("journal.overflow", f"must be 'drop_oldest' or 'reject_new', got {site.journal.overflow!r}")
     return problems
@@ -449,7 +500,9 @@ def load_site(path: str | Path) -> Site:
         raise SiteError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except UnicodeDecodeError as exc:
         raise SiteError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
-    return parse_site(text, str(path))
+    site = parse_site(text, str(path))
+    site._folder = path.resolve().parent
+    return site
 
 
 def example_site_path() -> Path:

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 
-# Debian packages used by the tests (real servers and browsers; later test suites use them).
-DEBIAN_PACKAGES=()
+# Debian packages used by the tests: real InfluxDB 1.6.7 and VictoriaMetrics servers, started
+# by the tests on free loopback ports (the packaged services are not used).
+DEBIAN_PACKAGES=(influxdb victoria-metrics)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -46,3 +46,45 @@ def test_demo_collects_every_device_and_matches_ground_truth(tmp_path):
     truth = json.loads((out / "ground_truth.json").read_text())
     assert all(j["energy_kwh"] > 0 for j in truth["jobs"])
     assert "Energy per meter" in proc.stdout
+
+
+def _demo(out, *extra: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "wattelier.cli", "demo", "--seconds", "20", "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_demo_into_influxdb_v1_leaves_exactly_the_journaled_points(tmp_path, influx_server):
+    from tests.stores import influx_points, journal_points
+
+    out = tmp_path / "demo"
+    proc = _demo(out, "--influx-url", influx_server.url, "--influx-api", "v1", "--influx-db", "demo_v1")
+    summary = json.loads((out / "summary.json").read_text())
+    journaled = journal_points(out / "journal.sqlite")
+    stored = influx_points(influx_server, "demo_v1")
+    by_measurement = lambda points: {m: sum(1 for k in points if k[0] == m) for m in {k[0] for k in points}}
+    assert by_measurement(stored) == by_measurement(journaled)  # counts per measurement equal
+    assert set(by_measurement(stored)) == {"meter", "cnc", "collector"}
+    assert stored == journaled  # and every value equal
+    assert summary["influxdb"]["backlog"] == 0 and summary["influxdb"]["quarantined"] == 0
+    assert summary["influxdb"]["api"] == "v1" and summary["ok"] is True
+    assert "created it" in proc.stderr  # the database did not exist: the user is told
+
+
+def test_demo_into_victoria_metrics_v2_every_point_arrives(tmp_path, victoria_server):
+    from tests.stores import expected_victoria, journal_points, victoria_samples
+
+    import pytest
+
+    out = tmp_path / "demo"
+    _demo(out, "--influx-url", victoria_server.url, "--influx-api", "v2", "--influx-bucket", "demo",
+          "--influx-org", "workshop")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["influxdb"]["api"] == "v2" and summary["influxdb"]["backlog"] == 0
+    expected = expected_victoria(journal_points(out / "journal.sqlite"))
+    stored = victoria_samples(victoria_server)
+    missing = set(expected) - set(stored)
+    assert not missing, sorted(missing)[:5]
+    assert {k: stored[k] for k in expected} == pytest.approx(expected, rel=1e-11)

@@ -15,7 +15,7 @@ from asyncua import Server, ua
 from asyncua.common.callback import CallbackType
 
 from collector.cnc_source import CncSource
-from collector.errors import ConfigError, OpcUaStatusError, TransportError
+from collector.errors import ConfigError, OpcUaSecurityError, OpcUaStatusError, TransportError
 from collector.opcua_adapter import OpcUaConnection, translate_error
 from collector.sink import ListSink
 from devices.node_maps import load_node_map
@@ -331,8 +331,14 @@ async def test_adapter_errors_are_ours(sim, no_writes):
                            "x").status_name == "BadTooManySessions"
     assert isinstance(translate_error(asyncio.TimeoutError(), "x"), TransportError)
     assert isinstance(translate_error(ConnectionResetError(), "x"), TransportError)
-    with pytest.raises(ConfigError, match="Basic256Sha256"):
-        OpcUaConnection(sim.endpoint, security_policy="Basic256Sha256")
+    denied = translate_error(ua.UaStatusCodeError(ua.StatusCodes.BadUserAccessDenied), "x")
+    assert isinstance(denied, OpcUaSecurityError) and denied.status_name == "BadUserAccessDenied"
+    with pytest.raises(ConfigError, match="Sign or SignAndEncrypt"):
+        OpcUaConnection(sim.endpoint, security_policy="Basic256Sha256", security_mode="None")
+    with pytest.raises(ConfigError, match="not both"):
+        OpcUaConnection(sim.endpoint, username="u", user_certificate="c.der", user_private_key="k.pem")
+    with pytest.raises(ConfigError, match="opc.tcp://"):
+        OpcUaConnection("http://127.0.0.1:4840")
     async with OpcUaConnection(sim.endpoint) as connection:
         assert await connection.read_server_state() == "Running"
         # A machine that is not there: the root does not resolve, said with the names found.

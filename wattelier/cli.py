@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
 
 from wattelier import __version__
+from wattelier.commands import certs as certs_cmd
 from wattelier.commands import check as check_cmd
 from wattelier.commands import collect as collect_cmd
 from wattelier.commands import demo as demo_cmd
+from wattelier.commands import journal as journal_cmd
 from wattelier.commands import simulate as simulate_cmd
 
 app = typer.Typer(
@@ -34,12 +37,14 @@ def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("asyncua", "pymodbus"):
+    if os.environ.get("JOURNAL_STREAM"):
+        # Under systemd: compact lines on stdout, the journal adds time and unit.
+        log_format, stream = "%(levelname)s %(name)s: %(message)s", sys.stdout
+    else:
+        log_format, stream = "%(asctime)s %(levelname)s %(name)s: %(message)s", sys.stderr
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=log_format,
+                        stream=stream)
+    for noisy in ("asyncua", "pymodbus", "urllib3", "influxdb_client"):
         logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
 
 
@@ -47,6 +52,8 @@ app.command("check")(check_cmd.check)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("collect")(collect_cmd.collect)
 app.command("demo")(demo_cmd.demo)
+app.command("journal")(journal_cmd.journal)
+app.command("certs")(certs_cmd.certs)
 
 if __name__ == "__main__":
     app()

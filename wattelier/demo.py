@@ -20,6 +20,8 @@ from rich.table import Table
 
 from analytics.journal_reader import JournalReader
 from collector.journal import Journal
+from collector.forward_store import journal_status
+from collector.influx_adapter import InfluxSettings
 from collector.runtime import Collector
 from devices.meter_models import load_model
 from devices.sim.workshop import SimulatedWorkshop, iso, relocate
@@ -118,8 +120,9 @@ def summarise(site: Site, workshop: SimulatedWorkshop, journal_path: Path, secon
 
 
 async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: float = 60.0,
-                   console: Console | None = None) -> DemoResult:
-    """Run the simulated workshop and the collector for `seconds`, write results into `out`."""
+                   console: Console | None = None, influx: InfluxSettings | None = None) -> DemoResult:
+    """Run the simulated workshop and the collector for `seconds`, write results into `out`;
+    with `influx`, the collector also forwards the journal there (drained before the summary)."""
     if console is None:
         console = Console()
         if not console.is_terminal:  # a log file or a pipe: do not squeeze the tables
@@ -129,10 +132,11 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     for suffix in ("", "-wal", "-shm"):
         Path(str(journal_path) + suffix).unlink(missing_ok=True)
     site = relocate(site)
-    workshop = SimulatedWorkshop(site, seed=seed, pace=pace)
+    workshop = SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=out / "pki")
     await workshop.start()
+    site = workshop.site  # OPC UA certificate folders moved into out/pki
     journal = Journal(journal_path, commit_interval_s=site.journal.commit_interval_s)
-    collector = Collector(site, journal)
+    collector = Collector(site, journal, influx=influx)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
     start = time.monotonic()
@@ -161,9 +165,28 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     workshop.write_sessions_csv(out / "sessions.csv", end)
     workshop.write_truth_json(out / "ground_truth.json", end)
     result = summarise(site, workshop, journal_path, seconds)
+    if influx is not None:
+        _add_forwarding(result, collector, journal_path)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
     _print_summary(console, result, out)
     return result
+
+
+def _add_forwarding(result: DemoResult, collector: Collector, journal_path: Path) -> None:
+    """What reached InfluxDB: every journaled point forwarded, none left, none quarantined."""
+    status = journal_status(journal_path)
+    forwarder = collector.forwarder
+    target = forwarder.store.target if forwarder and forwarder.store else None
+    backlog = status.backlog.get(target, status.points) if target else status.points
+    quarantined = status.quarantine.get(target, 0) if target else 0
+    forwarded = status.counters.get(f"forwarded:{target}", 0) if target else 0
+    result.summary["influxdb"] = {
+        "url": collector.influx.url, "api": forwarder.target.api if forwarder else None,
+        "target": target, "points_journaled": status.points, "points_forwarded": forwarded,
+        "backlog": backlog, "quarantined": quarantined,
+    }
+    result.ok = result.ok and backlog == 0 and quarantined == 0 and forwarded == status.points
+    result.summary["ok"] = result.ok
 
 
 def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
@@ -181,6 +204,11 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
     console.print(f"points per device: {points}")
     console.print(f"jobs completed: {s['jobs_completed']}; write attempts on machines: "
                   f"{s['write_attempts']}; drops: {s['drops'] or 'none'}")
+    if "influxdb" in s:
+        i = s["influxdb"]
+        console.print(f"InfluxDB {i['url']} ({i['api']} API): {i['points_forwarded']} of "
+                      f"{i['points_journaled']} journaled points forwarded, backlog {i['backlog']}, "
+                      f"quarantined {i['quarantined']}")
     console.print(f"summary written to {out / 'summary.json'}" + ("" if result.ok else
                   " — SOMETHING IS WRONG: see above"))
 

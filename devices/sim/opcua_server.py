@@ -34,15 +34,28 @@ Read-only towards clients (DESIGN.md decision 6), and every attempt counted in
 Sessions are counted from asyncua's session registry (CreateSession registers, CloseSession or
 the session timeout unregisters): `sessions_active`, `max_sessions_seen`, `sessions_created`.
 
-Security: SecurityPolicy None only for now. `security_policies` is the place where
-Basic256Sha256 (server certificate, private key, trusted client certificates) goes later.
+Security (`SimSecurity`; without it: policy None only, anonymous users). A secured server
+offers Basic256Sha256 endpoints with Sign and/or SignAndEncrypt (OPC 10000-7), and policy None
+only when asked. Its certificate and key are made in the folder it is given at the first start
+and kept for later starts (clients trust that certificate). Users are user names with
+passwords and/or user certificates (X509IdentityToken); anonymous only when there are neither.
+A session on a channel whose policy and mode the server does not offer is refused at
+CreateSession with BadSecurityPolicyRejected: asyncua opens a channel with policy None on any
+server (GetEndpoints must work without security, OPC 10000-4 5.5.1) and would then also serve
+sessions on it. Client application certificates are accepted from a trust list, or all of them
+(as many machines are set up). Refusals are counted: `sessions_refused`, `users_refused`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
+import ipaddress
 import logging
+import os
+import socket
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,10 +66,18 @@ from asyncua import Node, Server, ua
 from asyncua.common.callback import CallbackType
 from asyncua.common.instantiate_util import instantiate
 from asyncua.common.structures104 import new_enum
-from asyncua.crypto.permission_rules import SimpleRoleRuleset
+from asyncua.common.utils import ServiceError
+from asyncua.crypto import cert_gen
+from asyncua.crypto.permission_rules import SimpleRoleRuleset, User, UserRole
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256, SecurityPolicyNone
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.internal_session import InternalSession
+from asyncua.server.user_managers import UserManager
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from devices.site import SecurityPolicy
+from devices.site import SecurityMode
 from devices.sim.signals import ControllerSignals
 from devices.vocabulary import EXECUTION_STATES, OPERATION_MODES
 
@@ -148,6 +169,88 @@ def _channel_state(execution: str) -> str:
     return "Reset"
 
 
+SERVER_CERTIFICATE_FILE = "server-cert.der"
+SERVER_KEY_FILE = "server-key.pem"
+_MODE_NAMES = {ua.MessageSecurityMode.None_: "None", ua.MessageSecurityMode.Sign: "Sign",
+               ua.MessageSecurityMode.SignAndEncrypt: "SignAndEncrypt"}
+_SECURE_MODES = {SecurityMode.SIGN: (ua.SecurityPolicyType.Basic256Sha256_Sign,
+                                     ua.MessageSecurityMode.Sign),
+                 SecurityMode.SIGN_AND_ENCRYPT: (ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                                                 ua.MessageSecurityMode.SignAndEncrypt)}
+
+
+@dataclass
+class SimSecurity:
+    """How a CncServer is secured.
+
+    pki_dir: the server's certificate (server-cert.der) and key (server-key.pem, mode 0600)
+        are made here at the first start and kept.
+    modes: the Basic256Sha256 endpoints offered: Sign and/or SignAndEncrypt.
+    allow_none: also offer an endpoint with policy None.
+    users: user name -> password (UserNameIdentityToken).
+    user_certificates: certificates accepted as users (X509IdentityToken): DER bytes or files.
+    client_certificates: application certificates accepted on secure channels (DER bytes or
+        files); None accepts any.
+    """
+
+    pki_dir: Path
+    modes: tuple[SecurityMode, ...] = (SecurityMode.SIGN, SecurityMode.SIGN_AND_ENCRYPT)
+    allow_none: bool = False
+    users: Mapping[str, str] = field(default_factory=dict)
+    user_certificates: tuple[bytes | Path | str, ...] = ()
+    client_certificates: tuple[bytes | Path | str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.pki_dir = Path(self.pki_dir)
+        self.modes = tuple(SecurityMode(m) for m in self.modes)
+        unknown = [m.value for m in self.modes if m not in _SECURE_MODES]
+        if unknown or not (self.modes or self.allow_none):
+            raise ValueError(f"modes must be Sign and/or SignAndEncrypt (got {unknown or 'none'})")
+
+    @property
+    def anonymous(self) -> bool:
+        """Anonymous users are accepted only when no user is configured."""
+        return not self.users and not self.user_certificates
+
+
+def _der_bytes(item: bytes | Path | str) -> bytes:
+    """DER bytes of a certificate given as bytes (DER or PEM) or as a file."""
+    data = item if isinstance(item, bytes) else Path(item).read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        data = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    return data
+
+
+class _SimUsers(UserManager):
+    """Users of a secured simulator: passwords compared in constant time; user certificates
+    compared as DER bytes. Every refusal is counted."""
+
+    def __init__(self, security: SimSecurity, on_accepted: Any, on_refused: Any) -> None:
+        self.passwords = dict(security.users)
+        self.certificates = {_der_bytes(c) for c in security.user_certificates}
+        self.anonymous = security.anonymous
+        self.on_accepted = on_accepted
+        self.on_refused = on_refused
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
+                 certificate: Any = None) -> User | None:
+        if username is not None:
+            expected = self.passwords.get(username)
+            if expected is not None and password is not None and hmac.compare_digest(
+                    expected.encode("utf-8"), password.encode("utf-8")):
+                return self.on_accepted(username)
+            self.on_refused(f"user {username!r}: wrong user name or password")
+            return None
+        # asyncua passes the X509IdentityToken's certificate here (checked against its
+        # signature before); anonymous tokens are refused earlier when not supported.
+        if certificate is not None and certificate in self.certificates:
+            return self.on_accepted("certificate")
+        if self.anonymous:
+            return self.on_accepted("anonymous")
+        self.on_refused("user certificate not accepted")
+        return None
+
+
 @dataclass
 class SimMachine:
     """One simulated machine of a CncServer.
@@ -178,7 +281,8 @@ class CncServer:
     extra_namespaces: URIs registered before anything else, so that the standard namespaces get
         other indexes than usual (clients must resolve them by URI). May be changed between
         stop() and start() to move the indexes at a restart.
-    security_policies: only SecurityPolicy.NONE for now.
+    security: Basic256Sha256 endpoints, users and certificates (SimSecurity); None: policy
+        None only, anonymous users.
     """
 
     def __init__(
@@ -189,7 +293,7 @@ class CncServer:
         path: str = "/wattelier/cnc",
         *,
         extra_namespaces: Iterable[str] = (),
-        security_policies: Iterable[SecurityPolicy] = (SecurityPolicy.NONE,),
+        security: SimSecurity | None = None,
         server_name: str = "wattelier CNC simulator",
     ) -> None:
         if isinstance(machines, Mapping):
@@ -197,12 +301,7 @@ class CncServer:
         self._machines: dict[str, SimMachine] = {}
         for m in machines:
             self._add(m)
-        self.security_policies = tuple(SecurityPolicy(p) for p in security_policies)
-        unsupported = [p.value for p in self.security_policies if p is not SecurityPolicy.NONE]
-        if unsupported:
-            # The place for Basic256Sha256: server certificate + key, trust list, then
-            # server.set_security_policy([...Basic256Sha256_SignAndEncrypt, ...]).
-            raise NotImplementedError(f"security policies {unsupported} are not simulated yet")
+        self.security = security
         self.host = host
         self.port = port
         self.path = path if path.startswith("/") or not path else "/" + path
@@ -212,7 +311,13 @@ class CncServer:
         self.write_attempts_by_service: dict[str, int] = {}
         self.max_sessions_seen = 0
         self.sessions_created = 0
+        self.sessions_refused = 0  # CreateSession on a channel this server does not offer
+        self.sessions_by_security: dict[str, int] = {}  # "Basic256Sha256/SignAndEncrypt" -> n
+        self.users_refused = 0  # ActivateSession with a user that is not accepted
+        self.users_accepted: dict[str, int] = {}  # user name ("certificate", "anonymous") -> n
         self._sessions: set[int] = set()
+        self._offered: set[tuple[str, ua.MessageSecurityMode]] = set()  # (policy URI, mode)
+        self._trusted_clients: set[bytes] | None = None
         self._server: Server | None = None
         self._ns: dict[str, int] = {}
         self._umati_tables: dict[str, Any] | None = None  # read from the nodeset at each start
@@ -242,6 +347,11 @@ class CncServer:
         return f"opc.tcp://{self.host}:{self.port}{self.path}"
 
     @property
+    def certificate_path(self) -> Path | None:
+        """The server's certificate (DER): what a client puts in its trust folder."""
+        return self.security.pki_dir / SERVER_CERTIFICATE_FILE if self.security else None
+
+    @property
     def running(self) -> bool:
         return self._server is not None
 
@@ -266,13 +376,14 @@ class CncServer:
         async with self._lock:
             if self._server is not None:
                 return
-            server = Server()
+            users = (_SimUsers(self.security, self._user_accepted, self._count_user_refused)
+                     if self.security else None)
+            server = Server(user_manager=users)
             await server.init()
             server.set_endpoint(f"opc.tcp://{self.host}:{self.port}{self.path}")
             server.set_server_name(self.server_name)
             await server.set_application_uri(SIM_URI)
-            server.set_security_policy([ua.SecurityPolicyType.NoSecurity],
-                                       permission_ruleset=_CountingRuleset(self._count_write))
+            await self._setup_security(server)
             self._ns = {}
             self._umati_tables = None
             for uri in self.extra_namespaces:
@@ -297,6 +408,8 @@ class CncServer:
                 await self._apply(server, m)
             self._hook_counters(server)
             await server.start()
+            if self.security is not None:
+                self._hook_channel_check(server)
             self.port = server.bserver.port
             self._server = server
             logger.info("CNC simulator listening on %s (%s)", self.endpoint,
@@ -356,6 +469,117 @@ class CncServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- security -------------------------------------------------------------------------
+
+    async def _setup_security(self, server: Server) -> None:
+        ruleset = _CountingRuleset(self._count_write)
+        sec = self.security
+        if sec is None:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity], permission_ruleset=ruleset)
+            return
+        cert_path, key_path = self._ensure_certificate()
+        await server.load_certificate(str(cert_path))
+        await server.load_private_key(str(key_path))
+        policies = [_SECURE_MODES[m][0] for m in sec.modes]
+        if sec.allow_none:
+            policies.append(ua.SecurityPolicyType.NoSecurity)
+        server.set_security_policy(policies, permission_ruleset=ruleset)
+        tokens: list[type] = []
+        if sec.users:
+            tokens.append(ua.UserNameIdentityToken)
+        if sec.user_certificates:
+            tokens.append(ua.X509IdentityToken)
+        if sec.anonymous:
+            tokens.append(ua.AnonymousIdentityToken)
+        server.set_identity_tokens(tokens)
+        # The client's certificate must be valid now, carry the ApplicationUri it sends in
+        # CreateSession, and allow what Basic256Sha256 and a client do with it (OPC 10000-4
+        # 6.1.3); asyncua checks it at CreateSession.
+        server.set_certificate_validator(CertificateValidator(
+            CertificateValidatorOptions.EXT_VALIDATION | CertificateValidatorOptions.PEER_CLIENT))
+        self._offered = {(SecurityPolicyBasic256Sha256.URI, _SECURE_MODES[m][1]) for m in sec.modes}
+        if sec.allow_none:
+            self._offered.add((SecurityPolicyNone.URI, ua.MessageSecurityMode.None_))
+        self._trusted_clients = (None if sec.client_certificates is None
+                                 else {_der_bytes(c) for c in sec.client_certificates})
+
+    def _ensure_certificate(self) -> tuple[Path, Path]:
+        """The server's certificate and key in pki_dir, made at the first start (OPC 10000-6
+        6.2.2: the ApplicationUri and the host names in subjectAltName)."""
+        assert self.security is not None
+        folder = self.security.pki_dir
+        cert_path, key_path = folder / SERVER_CERTIFICATE_FILE, folder / SERVER_KEY_FILE
+        if cert_path.exists() and key_path.exists():
+            certificate = x509.load_der_x509_certificate(cert_path.read_bytes())
+            if certificate.not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1):
+                return cert_path, key_path
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        key = cert_gen.generate_private_key()
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(SIM_URI)]
+        for host in dict.fromkeys((socket.gethostname(), "localhost", self.host)):
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        certificate = cert_gen.generate_self_signed_app_certificate(
+            key, self.server_name, {"organizationName": "wattelier"}, names,
+            extended=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            days=3650)
+        _write_private(key_path, cert_gen.dump_private_key_as_pem(key), 0o600)
+        _write_private(cert_path, certificate.public_bytes(serialization.Encoding.DER), 0o644)
+        logger.info("CNC simulator certificate made: %s", cert_path)
+        return cert_path, key_path
+
+    def _hook_channel_check(self, server: Server) -> None:
+        """Refuse CreateSession on a channel whose policy and mode no endpoint offers, or from
+        an application certificate not trusted (OPC 10000-4 5.7.2: BadSecurityPolicyRejected,
+        BadCertificateUntrusted). asyncua has no hook for it: its InternalServer creates the
+        session object first thing at CreateSession, named after the peer address, which
+        finds the connection and its channel's security policy."""
+        iserver = server.iserver
+        create = iserver.create_session
+
+        def create_session(name: Any, *args: Any, **kwargs: Any) -> InternalSession:
+            if kwargs.get("external"):
+                self._check_channel(server, name)
+            return create(name, *args, **kwargs)
+
+        iserver.create_session = create_session
+
+    def _check_channel(self, server: Server, peer: Any) -> None:
+        protocol = next((c for c in server.bserver.clients if c.peer_name == peer), None)
+        processor = getattr(protocol, "processor", None)
+        policy = processor._connection.security_policy if processor is not None else None
+        if policy is None:
+            self._refuse_session(f"session from {peer}: channel not found",
+                                 ua.StatusCodes.BadSecurityChecksFailed)
+        if (policy.URI, policy.Mode) not in self._offered:
+            self._refuse_session(
+                f"session from {peer} on a channel with {policy.URI.rsplit('#', 1)[-1]}/"
+                f"{_MODE_NAMES.get(policy.Mode, policy.Mode)}, which this server does not offer",
+                ua.StatusCodes.BadSecurityPolicyRejected)
+        if (self._trusted_clients is not None and policy.URI != SecurityPolicyNone.URI
+                and policy.peer_certificate not in self._trusted_clients):
+            self._refuse_session(f"session from {peer}: client certificate not trusted",
+                                 ua.StatusCodes.BadCertificateUntrusted)
+        key = (f"{policy.URI.rsplit('#', 1)[-1]}/"
+               f"{_MODE_NAMES.get(policy.Mode, str(policy.Mode))}")
+        self.sessions_by_security[key] = self.sessions_by_security.get(key, 0) + 1
+
+    def _refuse_session(self, why: str, code: int) -> None:
+        self.sessions_refused += 1
+        logger.warning("CNC simulator %s refused a %s", self.endpoint, why)
+        raise ServiceError(code)
+
+    def _user_accepted(self, name: str) -> User:
+        self.users_accepted[name] = self.users_accepted.get(name, 0) + 1
+        return User(role=UserRole.User, name=None if name == "anonymous" else name)
+
+    def _count_user_refused(self, why: str) -> None:
+        self.users_refused += 1
+        logger.warning("CNC simulator %s refused %s", self.endpoint, why)
 
     # -- counting writes and sessions -------------------------------------------------------
 
@@ -607,6 +831,19 @@ class _CountingRuleset(SimpleRoleRuleset):
         if service is not None:
             self._count(service, 1)
         return super().check_validity(user, action_type_id, body)
+
+
+def _write_private(path: Path, data: bytes, mode: int) -> None:
+    """Write a file atomically, created with mode 0600 and then given `mode`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _datetime(time_ns: int) -> dt.datetime:

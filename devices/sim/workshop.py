@@ -4,6 +4,17 @@
 that share a gateway share a server, by unit id) and one OPC UA server per controller endpoint,
 all answering from one `Workshop` model on the real clock. It records the ground truth (jobs,
 sessions, energies) and counts every write attempt from clients, which must stay zero.
+
+OPC UA security follows the site's controllers: an endpoint whose controllers use
+Basic256Sha256 is served with Sign and SignAndEncrypt endpoints (plus None if one of its
+controllers uses None), its certificate made in `pki_dir` (default: a temporary folder removed
+at stop), and a user per controller `username`. The password is the one in the environment
+variable named by `password_env`; when that variable is unset, the workshop uses DEMO_PASSWORD
+and puts it into this process's environment, so that a collector started in the same process
+(`wattelier demo`) finds it. With `pki_dir` given, `workshop.site` is the site with each
+secured controller's certificate folder moved to `pki_dir/collector` and the servers'
+certificates copied into its trust folder: give that site to the collector, and nothing is
+written outside `pki_dir`. User certificates named by controllers are accepted as users.
 """
 
 from __future__ import annotations
@@ -13,19 +24,29 @@ import csv
 import datetime as dt
 import json
 import logging
+import os
+import re
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from devices.meter_models import load_model
 from devices.sim.modbus_server import Framing, ModbusMeterServer, SimulatedMeter
-from devices.sim.opcua_server import CncServer
+from devices.sim.opcua_server import CncServer, SimSecurity
 from devices.sim.physics import Workshop
-from devices.site import Site, Transport
+from devices.site import Controller, SecurityPolicy, Site, Transport
 
 log = logging.getLogger("wattelier.sim")
 SIGNAL_TICK_S = 0.05
+# The simulated controllers' password when the site's password_env variable is unset. Not a
+# secret: it only opens the simulator on this computer.
+DEMO_PASSWORD = "wattelier-demo"
+# Folders under pki_dir: the collector's certificate folder, and one per simulated server.
+COLLECTOR_PKI = "collector"
+SERVERS_PKI = "servers"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -69,13 +90,18 @@ class SimulatedWorkshop:
     """Serve a site's machines, meters and controllers from one physical model.
 
     seed: the same seed gives the same workshop. pace: jobs and pauses run this many times
-    faster than in life (the clock itself is real).
+    faster than in life (the clock itself is real). pki_dir: where the OPC UA servers'
+    certificates (and the collector's folder, see `site`) go; default: a temporary folder.
     """
 
-    def __init__(self, site: Site, seed: int = 1, pace: float = 1.0) -> None:
-        self.site = site
+    def __init__(self, site: Site, seed: int = 1, pace: float = 1.0,
+                 pki_dir: str | Path | None = None) -> None:
+        self.pki_dir = Path(pki_dir) if pki_dir is not None else None
+        self._temp_pki: tempfile.TemporaryDirectory | None = None
+        self.site = self._with_collector_pki(site) if self.pki_dir is not None else site
         self.seed = seed
         self.pace = pace
+        self.passwords_set_in_environment: list[str] = []  # variables set to DEMO_PASSWORD
         self.model: Workshop | None = None
         self.modbus_servers: list[ModbusMeterServer] = []
         self.sim_meters: dict[str, SimulatedMeter] = {}
@@ -105,20 +131,92 @@ class SimulatedWorkshop:
             server = ModbusMeterServer(sims, host=host, port=port, framing=framing)
             await server.start()
             self.modbus_servers.append(server)
-        by_endpoint: dict[str, list[tuple[str, object]]] = {}
+        by_endpoint: dict[str, list[tuple[str, Controller]]] = {}
         for name, ctl in sorted(self.site.controllers.items()):
             by_endpoint.setdefault(ctl.endpoint, []).append((name, ctl))
         for endpoint, ctls in by_endpoint.items():
             parts = urlsplit(endpoint)
-            server = CncServer(host=parts.hostname or "127.0.0.1", port=parts.port or 4840, path=parts.path)
+            server = CncServer(host=parts.hostname or "127.0.0.1", port=parts.port or 4840,
+                               path=parts.path, security=self._security(ctls))
             for _, ctl in ctls:
                 server.add_machine(ctl.machine, ctl.node_map, ctl.machine_browse_name or ctl.machine)
             await server.start()
             self.cnc_servers.append(server)
             for _, ctl in ctls:
                 self._machine_server[ctl.machine] = server
+            if server.security is not None:
+                self._trust(server, ctls)
         await self._push_signals(time.time())
         self._task = asyncio.create_task(self._signal_loop())
+
+    # -- OPC UA security ------------------------------------------------------------------
+
+    def _with_collector_pki(self, site: Site) -> Site:
+        """The site with every secured controller's certificate folder in pki_dir/collector,
+        and its trust folder in pki_dir/collector/trusted."""
+        assert self.pki_dir is not None
+        folder = self.pki_dir / COLLECTOR_PKI
+        update = {"certificate_dir": str(folder), "trust_dir": str(folder / "trusted")}
+        controllers = {
+            name: ctl.model_copy(update=update)
+            if ctl.security_policy is not SecurityPolicy.NONE else ctl
+            for name, ctl in site.controllers.items()}
+        return site.model_copy(update={"controllers": controllers})
+
+    def _server_pki_root(self) -> Path:
+        if self.pki_dir is not None:
+            return self.pki_dir / SERVERS_PKI
+        if self._temp_pki is None:
+            self._temp_pki = tempfile.TemporaryDirectory(prefix="wattelier-sim-pki-")
+        return Path(self._temp_pki.name)
+
+    def _security(self, ctls: list[tuple[str, Controller]]) -> SimSecurity | None:
+        """The security of the server of these controllers; None when none of them uses it."""
+        secured = [(n, c) for n, c in ctls if c.security_policy is not SecurityPolicy.NONE]
+        if not secured:
+            return None
+        users: dict[str, str] = {}
+        user_certificates: list[Path] = []
+        for name, ctl in ctls:
+            if ctl.username:
+                users[ctl.username] = self._password(name, ctl)
+            if ctl.user_certificate and Path(ctl.user_certificate).is_file():
+                user_certificates.append(Path(ctl.user_certificate))
+        slug = re.sub(r"[^a-z0-9_-]+", "-", "+".join(n for n, _ in ctls))
+        return SimSecurity(self._server_pki_root() / slug, allow_none=len(secured) < len(ctls),
+                           users=users, user_certificates=tuple(user_certificates))
+
+    def _password(self, name: str, ctl: Controller) -> str:
+        env = ctl.password_env
+        if env and os.environ.get(env) is not None:
+            return os.environ[env]
+        if env:
+            os.environ[env] = DEMO_PASSWORD
+            self.passwords_set_in_environment.append(env)
+            log.info("controller %s: %s is not set; the simulator uses the demo password and "
+                     "sets it in this process's environment", name, env)
+        else:
+            log.warning("controller %s: no password_env; the simulated server's password for %r "
+                        "is the demo password %r", name, ctl.username, DEMO_PASSWORD)
+        return DEMO_PASSWORD
+
+    def _trust(self, server: CncServer, ctls: list[tuple[str, Controller]]) -> None:
+        """Copy the server's certificate into the trust folder of its secured controllers
+        (only those moved into pki_dir: never into a folder of the site file)."""
+        assert server.certificate_path is not None
+        if self.pki_dir is None:
+            log.info("OPC UA simulator %s: its certificate is %s (trust it in the collector)",
+                     server.endpoint, server.certificate_path)
+            return
+        for _, ctl in ctls:
+            if ctl.security_policy is SecurityPolicy.NONE:
+                continue
+            trust_dir = Path(ctl.trust_dir)
+            for folder in (self.pki_dir, Path(ctl.certificate_dir), trust_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)  # as the collector wants its folders
+            shutil.copyfile(server.certificate_path,
+                            trust_dir / f"{server.certificate_path.parent.name}.der")
 
     def _provider(self, meter_name: str):
         model = self.model
@@ -163,6 +261,9 @@ class SimulatedWorkshop:
             await server.stop()
         for server in self.cnc_servers:
             await server.stop()
+        if self._temp_pki is not None:
+            self._temp_pki.cleanup()
+            self._temp_pki = None
 
     # -- counters and truth ---------------------------------------------------------------
     def write_attempts(self) -> int:

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import typer
 
+from collector.errors import ConfigError
 from collector.runtime import Collector, journal_for
-from wattelier.commands.common import CONFIG_HELP, site_or_exit
+from devices.secrets import SecretsError
+from wattelier.commands.common import (CONFIG_HELP, INFLUX_API_HELP, INFLUX_BUCKET_HELP,
+                                       INFLUX_DB_HELP, INFLUX_ORG_HELP, INFLUX_URL_HELP,
+                                       influx_or_exit, site_or_exit)
 
 
 async def _run(collector: Collector) -> None:
@@ -23,9 +27,19 @@ async def _run(collector: Collector) -> None:
 
 def collect(
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+    influx_url: str = typer.Option(None, "--influx-url", help=INFLUX_URL_HELP),
+    influx_api: str = typer.Option(None, "--influx-api", help=INFLUX_API_HELP),
+    influx_db: str = typer.Option(None, "--influx-db", help=INFLUX_DB_HELP),
+    influx_bucket: str = typer.Option(None, "--influx-bucket", help=INFLUX_BUCKET_HELP),
+    influx_org: str = typer.Option(None, "--influx-org", help=INFLUX_ORG_HELP),
     journal: Path = typer.Option(None, "--journal", help="Journal file (default: the site file's journal.path)."),
 ) -> None:
     """Read every controller and meter of the site into the journal; SIGTERM or Ctrl-C stops."""
     site = site_or_exit(config)
-    collector = Collector(site, journal_for(site, str(journal) if journal else None))
+    influx = influx_or_exit(site, influx_url, influx_api, influx_db, influx_bucket, influx_org)
+    try:
+        collector = Collector(site, journal_for(site, str(journal) if journal else None), influx=influx)
+    except (ConfigError, SecretsError) as exc:
+        typer.echo(f"refusing to start: {exc}", err=True)
+        raise typer.Exit(2)
     asyncio.run(_run(collector))

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-from wattelier.commands.common import CONFIG_HELP, site_or_exit
+from wattelier.commands.common import (CONFIG_HELP, INFLUX_API_HELP, INFLUX_BUCKET_HELP,
+                                       INFLUX_DB_HELP, INFLUX_ORG_HELP, INFLUX_URL_HELP,
+                                       influx_or_exit, site_or_exit)
 from wattelier.demo import run_demo
 
 
@@ -17,9 +19,15 @@ def demo(
     seed: int = typer.Option(1, "--seed", help="Seed of the simulated workshop."),
     pace: float = typer.Option(60.0, "--pace", min=1, help="Jobs and pauses run this many times faster."),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+    influx_url: str = typer.Option(None, "--influx-url", help=INFLUX_URL_HELP),
+    influx_api: str = typer.Option(None, "--influx-api", help=INFLUX_API_HELP),
+    influx_db: str = typer.Option(None, "--influx-db", help=INFLUX_DB_HELP),
+    influx_bucket: str = typer.Option(None, "--influx-bucket", help=INFLUX_BUCKET_HELP),
+    influx_org: str = typer.Option(None, "--influx-org", help=INFLUX_ORG_HELP),
 ) -> None:
     """Run a simulated workshop and the collector, then compare collected energy with the truth."""
     site = site_or_exit(config)
-    result = asyncio.run(run_demo(site, seconds, out, seed=seed, pace=pace))
+    influx = influx_or_exit(site, influx_url, influx_api, influx_db, influx_bucket, influx_org)
+    result = asyncio.run(run_demo(site, seconds, out, seed=seed, pace=pace, influx=influx))
     if not result.ok:
         raise typer.Exit(1)

@@ -1,0 +1,247 @@
+"""The forwarder: ships the journal to InfluxDB, oldest first, and never loses a good point.
+
+Loop: read a batch of unsent points (in journal order, so oldest first), write it as line
+protocol, and advance the target's cursor in the journal once the server accepted it (or the
+refused lines are in quarantine). The next batch is read while the current one is in flight.
+
+- Network errors, 5xx, 429, 408: wait and send the same batch again, with exponential backoff
+  (doubling from `backoff_initial_s` up to `backoff_max_s`) and jitter (a random share of up to
+  half of each wait), never sooner than the server's Retry-After. The journal keeps collecting
+  meanwhile; on recovery the backlog drains oldest first while new points keep arriving.
+- 400 (a batch the server refuses in part): the batch is split in halves, recursively, to
+  isolate the refused lines; these go to the quarantine with the server's message and every
+  other line is written. A good point is never dropped because of a bad neighbour.
+- 413: split the same way (a single line over the limit is quarantined).
+- 404 on the v1 API: the database is created (and the user told), then the batch resent.
+
+Sending a batch again is harmless: a point has its edge timestamp, so the server overwrites
+it with the same values (DESIGN.md, decision 3). A crash between a write and the cursor update
+therefore costs one repeated batch, never a lost or a doubled point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collector.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
+                              InfluxTooLarge, InfluxUnavailable)
+from collector.forward_store import Batch, ForwardStore
+from collector.influx_adapter import InfluxTarget
+
+log = logging.getLogger("wattelier.collector.forwarder")
+
+
+@dataclass
+class ForwarderStats:
+    forwarded: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    requests: int = 0
+    retries: int = 0
+    up: bool | None = None
+    last_error: str = ""
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class _Stopped(Exception):
+    """The drain deadline passed while waiting to retry."""
+
+
+class Forwarder:
+    """Forward one journal to one InfluxDB target.
+
+    batch_points: points per write request (InfluxDB advises 5 000 to 10 000).
+    backoff_initial_s, backoff_max_s: retry waits double from the first up to the cap.
+    idle_s: how long to wait for new points when the backlog is empty.
+    """
+
+    def __init__(self, journal_path: str | Path, target: InfluxTarget, *, batch_points: int = 10_000,
+                 backoff_initial_s: float = 1.0, backoff_max_s: float = 60.0, idle_s: float = 0.5,
+                 rng: random.Random | None = None) -> None:
+        self.journal_path = Path(journal_path)
+        self.target = target
+        self.batch_points = batch_points
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.idle_s = idle_s
+        self.rng = rng or random.Random()
+        self.stats = ForwarderStats()
+        self.store: ForwardStore | None = None
+        self._failures = 0
+        self._down_since: float | None = None
+        self._deadline: float | None = None
+        self._wake = asyncio.Event()
+
+    # -- health and waiting ----------------------------------------------------------------
+    def _failed(self, error: InfluxError) -> None:
+        self.stats.errors_by_kind[error.kind] = self.stats.errors_by_kind.get(error.kind, 0) + 1
+        self.stats.last_error = str(error)
+        self._failures += 1
+        if self.stats.up is not False:
+            self.stats.up = False
+            self._down_since = time.monotonic()
+            hint = ""
+            if isinstance(error, InfluxAuthError):
+                hint = " (check WATTELIER_INFLUX_TOKEN and the user's write permission)"
+            log.warning("InfluxDB %s is not accepting writes: %s%s; points stay in the journal "
+                        "and are sent when it is back", self.target.settings.url, error, hint)
+
+    def _succeeded(self) -> None:
+        self._failures = 0
+        if self.stats.up is False:
+            down_s = time.monotonic() - (self._down_since or time.monotonic())
+            backlog = self.store.backlog() if self.store else 0
+            log.warning("InfluxDB %s is back after %.1f s; sending the backlog of %d points",
+                        self.target.settings.url, down_s, backlog)
+        self.stats.up = True
+
+    def backoff_s(self, failures: int, retry_after_s: float | None = None) -> float:
+        """Wait before the next attempt after `failures` failures in a row."""
+        base = min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, failures - 1))
+        wait = base * (1.0 - 0.5 * self.rng.random())  # jitter: up to half of the wait
+        if retry_after_s is not None:
+            wait = max(wait, min(retry_after_s, 3600.0))
+        return wait
+
+    async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
+        """Sleep, cut short by the drain deadline (raises _Stopped when it passed)."""
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise _Stopped
+            if seconds >= left:
+                await asyncio.sleep(left)
+                raise _Stopped
+        await asyncio.sleep(seconds)
+
+    def wake(self) -> None:
+        """New points are in the journal: do not wait for the idle period to end."""
+        self._wake.set()
+
+    # -- sending ---------------------------------------------------------------------------
+    async def _connect(self, stop: asyncio.Event) -> None:
+        """Settle the API (auto) and the target's database, retrying while unreachable."""
+        while True:
+            try:
+                await asyncio.to_thread(self.target.resolve_api)
+                if self.target.api == "v1":
+                    await asyncio.to_thread(self.target.ensure_database)
+                break
+            except InfluxError as exc:
+                if isinstance(exc, InfluxAuthError) and self.target.api == "v1":
+                    # Not allowed to list or create databases: writing may still be allowed.
+                    log.warning("cannot check InfluxDB database %r: %s", self.target.settings.database, exc)
+                    break
+                self._failed(exc)
+                await self._sleep(self.backoff_s(self._failures, getattr(exc, "retry_after_s", None)), stop)
+        self.store = await asyncio.to_thread(ForwardStore, self.journal_path, self.target.target_key)
+
+    async def _write(self, lines: list[str]) -> None:
+        self.stats.requests += 1
+        await asyncio.to_thread(self.target.write_lines, lines)
+
+    async def send(self, batch: Batch, stop: asyncio.Event) -> list[tuple[int, str, str]]:
+        """Write a batch, isolating refused lines; return the quarantined (id, line, error).
+
+        Retries while the server is unavailable; raises _Stopped when the drain deadline passes.
+        """
+        quarantined: list[tuple[int, str, str]] = []
+        work: list[tuple[list[int], list[str]]] = [(batch.point_ids, batch.lines)] if batch.lines else []
+        created_database = False
+        while work:
+            ids, lines = work[0]
+            try:
+                await self._write(lines)
+            except (InfluxRejected, InfluxTooLarge) as exc:
+                self._succeeded()  # the server answers
+                work.pop(0)
+                if len(lines) == 1:
+                    quarantined.append((ids[0], lines[0], str(exc)))
+                    log.warning("InfluxDB refused a line, kept in quarantine: %s | %s", exc, lines[0][:300])
+                else:
+                    half = len(lines) // 2
+                    work[:0] = [(ids[:half], lines[:half]), (ids[half:], lines[half:])]
+                continue
+            except InfluxNotFound as exc:
+                if self.target.api == "v1" and not created_database:
+                    created_database = True
+                    try:
+                        await asyncio.to_thread(self.target.ensure_database)
+                        continue
+                    except InfluxError as create_exc:
+                        exc = create_exc  # noqa: PLW2901 - report why the database is missing
+                self._failed(exc)
+                self.stats.retries += 1
+                await self._sleep(self.backoff_s(self._failures), stop)
+                continue
+            except InfluxError as exc:
+                self._failed(exc)
+                self.stats.retries += 1
+                retry_after = exc.retry_after_s if isinstance(exc, InfluxUnavailable) else None
+                await self._sleep(self.backoff_s(self._failures, retry_after), stop)
+                continue
+            self._succeeded()
+            work.pop(0)
+        return quarantined
+
+    async def run(self, stop: asyncio.Event, drain_timeout_s: float = 10.0) -> None:
+        """Forward until `stop` is set, then keep draining the backlog for at most
+        drain_timeout_s (what is left stays in the journal for the next start)."""
+        stop_watch = asyncio.create_task(self._arm_deadline(stop, drain_timeout_s))
+        prefetch: asyncio.Task | None = None
+        try:
+            await self._connect(stop)
+            store = self.store
+            after = await asyncio.to_thread(store.cursor)
+            while True:
+                if prefetch is not None:
+                    batch, prefetch = await prefetch, None
+                else:
+                    batch = await asyncio.to_thread(store.read_batch, after, self.batch_points)
+                if not batch.lines and not batch.unformattable:
+                    if stop.is_set():
+                        break  # drained
+                    self._wake.clear()
+                    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+                    await asyncio.wait(waiters, timeout=self.idle_s, return_when=asyncio.FIRST_COMPLETED)
+                    for w in waiters:
+                        w.cancel()
+                    continue
+                prefetch = asyncio.create_task(asyncio.to_thread(store.read_batch, batch.last_id,
+                                                                 self.batch_points))
+                quarantined = await self.send(batch, stop)
+                batch_next, prefetch = await prefetch, None
+                await asyncio.to_thread(store.record, batch, quarantined)
+                self.stats.batches += 1
+                self.stats.forwarded += len(batch) - len(quarantined)
+                self.stats.quarantined += len(quarantined) + len(batch.unformattable)
+                after = batch.last_id
+                prefetch = asyncio.get_running_loop().create_future()
+                prefetch.set_result(batch_next)
+                if self._deadline is not None and time.monotonic() > self._deadline:
+                    break
+        except _Stopped:
+            pass
+        finally:
+            stop_watch.cancel()
+            if prefetch is not None:
+                try:
+                    await prefetch
+                except Exception:  # noqa: BLE001 - only waiting for the thread to end
+                    pass
+            if self.store is not None:
+                left = await asyncio.to_thread(self.store.backlog)
+                if left:
+                    log.warning("forwarder stopped with %d points not yet in InfluxDB; they stay in "
+                                "the journal and are sent at the next start", left)
+                self.store.close()
+            await asyncio.to_thread(self.target.close)
+
+    async def _arm_deadline(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
+        await stop.wait()
+        self._deadline = time.monotonic() + drain_timeout_s

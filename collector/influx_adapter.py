@@ -1,0 +1,254 @@
+"""The InfluxDB adapter: the only collector module that imports influxdb-client and urllib3.
+
+Two write paths for line protocol (DESIGN.md, decision 2):
+- ``v2``: the `/api/v2/write` API through influxdb-client (InfluxDB 2.x, 3.x, 1.8+, and
+  VictoriaMetrics), gzip-compressed by the client;
+- ``v1``: the `/write` endpoint of InfluxDB 1.x, gzip-compressed here (Content-Encoding: gzip).
+``auto`` picks one from the `X-Influxdb-Version` header of `/ping` (1.x -> v1, else v2).
+
+Every failure becomes one of our errors (collector.errors):
+- `InfluxUnavailable` (network error, timeout, 5xx, 429, 408): retry later, with
+  `retry_after_s` from the Retry-After header when the server sent one;
+- `InfluxRejected` (400, 422): the server refused some lines of the batch for good;
+- `InfluxTooLarge` (413): send it in smaller batches;
+- `InfluxAuthError` (401, 403) and `InfluxNotFound` (404: no such database or bucket).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import json
+import logging
+import time
+import urllib.parse
+from dataclasses import dataclass
+
+import urllib3
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from collector.errors import (ConfigError, InfluxAuthError, InfluxError, InfluxNotFound,
+                              InfluxRejected, InfluxTooLarge, InfluxUnavailable)
+
+log = logging.getLogger("wattelier.collector.influx")
+
+APIS = ("v1", "v2", "auto")
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class InfluxSettings:
+    """Where and how to write.
+
+    url: base URL (http or https).
+    api: "v1", "v2" or "auto".
+    database: v1 database (created when missing); retention_policy optional.
+    bucket, org: v2 target.
+    token: v2 token, or v1 password (with username); from the environment, never the site file.
+    verify_tls: check the server's certificate (on by default).
+    timeout_s: per request.
+    """
+
+    url: str
+    api: str = "auto"
+    database: str = "wattelier"
+    retention_policy: str | None = None
+    bucket: str = "wattelier"
+    org: str = "wattelier"
+    username: str | None = None
+    token: str | None = None
+    verify_tls: bool = True
+    timeout_s: float = 30.0
+    gzip_level: int = 1
+
+    def __post_init__(self) -> None:
+        if self.api not in APIS:
+            raise ConfigError(f"influxdb api must be one of {APIS}, got {self.api!r}")
+        parsed = urllib.parse.urlsplit(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"influxdb url must look like http://host:8086, got {self.url!r}")
+
+    def target_key(self, api: str) -> str:
+        """Identity of the destination: the journal keeps one forwarding cursor per target."""
+        base = self.url.rstrip("/")
+        if api == "v1":
+            return f"{base} v1 db={self.database}" + (f" rp={self.retention_policy}" if self.retention_policy else "")
+        return f"{base} v2 org={self.org} bucket={self.bucket}"
+
+
+def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now_s if now_s is not None else time.time()))
+
+
+def _error_for(status: int, body: bytes | str | None, headers, doing: str) -> InfluxError:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        parsed = json.loads(text)
+        text = parsed.get("error") or parsed.get("message") or text
+    except (ValueError, AttributeError):
+        pass
+    text = text.strip()[:2000]
+    message = f"{doing}: HTTP {status}: {text}" if text else f"{doing}: HTTP {status}"
+    if status in RETRYABLE_STATUS:
+        retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+        return InfluxUnavailable(message, retry_after_s=retry_after)
+    if status in (400, 422):
+        return InfluxRejected(message, status=status)
+    if status == 413:
+        return InfluxTooLarge(message)
+    if status in (401, 403):
+        return InfluxAuthError(message)
+    if status == 404:
+        return InfluxNotFound(message)
+    return InfluxUnavailable(message)
+
+
+class InfluxTarget:
+    """A connection to one InfluxDB (or compatible) server for writes and small queries."""
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        self._http = urllib3.PoolManager(
+            num_pools=2, maxsize=2, retries=False,
+            cert_reqs="CERT_REQUIRED" if settings.verify_tls else "CERT_NONE",
+            timeout=urllib3.Timeout(connect=min(5.0, settings.timeout_s), read=settings.timeout_s))
+        self.api = settings.api
+        self._client: InfluxDBClient | None = None
+        self._write_api = None
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        s = self.settings
+        headers: dict[str, str] = {}
+        if s.token and s.username:
+            headers.update(urllib3.make_headers(basic_auth=f"{s.username}:{s.token}"))
+        elif s.token:
+            headers["Authorization"] = f"Token {s.token}"
+        return headers
+
+    def _request(self, method: str, path: str, doing: str, body: bytes | None = None,
+                 headers: dict[str, str] | None = None, fields: dict | None = None):
+        url = self.settings.url.rstrip("/") + path
+        if fields:
+            url += "?" + urllib.parse.urlencode(fields)
+        try:
+            response = self._http.request(method, url, body=body,
+                                          headers={**self._headers(), **(headers or {})},
+                                          preload_content=True)
+        except urllib3.exceptions.HTTPError as exc:
+            raise InfluxUnavailable(f"{doing}: {self.settings.url} unreachable: {exc}") from exc
+        if response.status >= 300:
+            raise _error_for(response.status, response.data, response.headers, doing)
+        return response
+
+    # -- discovery -------------------------------------------------------------------------
+    def ping(self) -> str | None:
+        """The server's version from /ping (None when it does not say)."""
+        response = self._request("GET", "/ping", "ping")
+        return response.headers.get("X-Influxdb-Version")
+
+    def resolve_api(self) -> str:
+        """Settle `auto` into v1 or v2 from /ping; return the API used."""
+        if self.api == "auto":
+            version = self.ping()
+            self.api = "v1" if version and version.lstrip("v").startswith("1.") else "v2"
+            log.info("InfluxDB at %s reports version %s: writing with the %s API",
+                     self.settings.url, version or "(none)", self.api)
+        return self.api
+
+    @property
+    def target_key(self) -> str:
+        return self.settings.target_key(self.resolve_api())
+
+    def query_v1(self, query: str, database: str | None = None) -> list[dict]:
+        """Run one InfluxQL statement through /query (v1 API); return its series."""
+        fields = {"q": query, "epoch": "ns"}
+        if database:
+            fields["db"] = database
+        response = self._request("POST", "/query", "query", body=urllib.parse.urlencode(fields).encode(),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        result = json.loads(response.data)["results"][0]
+        if "error" in result:
+            raise InfluxRejected(f"query {query!r}: {result['error']}", status=200)
+        return result.get("series", [])
+
+    def ensure_database(self) -> bool:
+        """v1: create the database when missing; return True when it was created."""
+        if self.resolve_api() != "v1":
+            return False
+        name = self.settings.database
+        series = self.query_v1("SHOW DATABASES")
+        existing = {row[0] for s in series for row in s.get("values", [])}
+        if name in existing:
+            return False
+        self.query_v1(f'CREATE DATABASE "{name}"')
+        log.warning("InfluxDB database %r did not exist at %s: created it", name, self.settings.url)
+        return True
+
+    # -- writing ---------------------------------------------------------------------------
+    def write_lines(self, lines: list[str]) -> None:
+        """Write line protocol lines (nanosecond times); raise an InfluxError on failure."""
+        if not lines:
+            return
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if self.resolve_api() == "v1":
+            self._write_v1(data)
+        else:
+            self._write_v2(data)
+
+    def _write_v1(self, data: bytes) -> None:
+        s = self.settings
+        fields = {"db": s.database, "precision": "ns"}
+        if s.retention_policy:
+            fields["rp"] = s.retention_policy
+        body = gzip.compress(data, compresslevel=s.gzip_level) if s.gzip_level else data
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if s.gzip_level:
+            headers["Content-Encoding"] = "gzip"
+        self._request("POST", "/write", "write", body=body, headers=headers, fields=fields)
+
+    def _v2_api(self):
+        if self._write_api is None:
+            s = self.settings
+            self._client = InfluxDBClient(url=s.url, token=s.token or "", org=s.org,
+                                          timeout=int(s.timeout_s * 1000), enable_gzip=bool(s.gzip_level),
+                                          verify_ssl=s.verify_tls)
+            self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        return self._write_api
+
+    def _write_v2(self, data: bytes) -> None:
+        s = self.settings
+        try:
+            self._v2_api().write(bucket=s.bucket, org=s.org, record=data,
+                                 write_precision=WritePrecision.NS)
+        except ApiException as exc:
+            if exc.status == 0 or exc.status is None:
+                raise InfluxUnavailable(f"write: {s.url} unreachable: {exc.reason}") from exc
+            raise _error_for(exc.status, exc.body, exc.headers, "write") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise InfluxUnavailable(f"write: {s.url} unreachable: {exc}") from exc
+        except OSError as exc:
+            raise InfluxUnavailable(f"write: {s.url} unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self._write_api = None
+        self._http.clear()
