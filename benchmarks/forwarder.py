@@ -147,13 +147,13 @@ MODELS = ("eastron-sdm630", "schneider-iem3155", "carlo-gavazzi-em24-din", "east
           "eastron-sdm72d-m", "abb-b23", "carlo-gavazzi-em24-ethernet", "janitza-umg604")
 
 
-def big_site(n: int, ports: list[int], opc_port: int, journal: Path) -> str:
+def big_site(n: int, ports: list[int], opc_ports: list[int], journal: Path) -> str:
     """A site of n machines, each with a meter (Modbus TCP, 5 units per port) and an OPC UA
-    controller (all on one simulated server, policy None allowed: loopback benchmark)."""
+    controller (umati MachineTool instances, 10 per simulated server; policy None allowed:
+    a loopback benchmark)."""
     lines = ['[site]', 'name = "Benchmark workshop"', "",
              "[journal]", f'path = "{journal}"', "",
              "[members.alice]", 'name = "Alice"', ""]
-    maps = ("opc40502-cnc", "umati-machinetool")
     for i in range(n):
         name = f"machine-{i:02d}"
         lines += [f"[machines.{name}]", f'kind = "{KINDS[i % len(KINDS)]}"', "rated_power_w = 5000.0", "",
@@ -161,7 +161,8 @@ def big_site(n: int, ports: list[int], opc_port: int, journal: Path) -> str:
                   'transport = "tcp"', 'host = "127.0.0.1"', f"port = {ports[i // 5]}",
                   f"unit_id = {i % 5 + 1}", "poll_interval_s = 1.0", "",
                   f"[controllers.{name}-cnc]", f'machine = "{name}"',
-                  f'endpoint = "opc.tcp://127.0.0.1:{opc_port}/bench"', f'node_map = "{maps[i % 2]}"',
+                  f'endpoint = "opc.tcp://127.0.0.1:{opc_ports[i // 10]}/bench"',
+                  'node_map = "umati-machinetool"',
                   f'machine_browse_name = "M{i:02d}"', 'security_policy = "None"', "allow_insecure = true", ""]
     return "\n".join(lines)
 
@@ -179,12 +180,28 @@ def _proc_peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _wait_listening(ports: list[int], timeout_s: float) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"simulator not listening on port {port}")
+                time.sleep(0.5)
+
+
 def footprint(n: int, seconds: float, workdir: Path) -> dict:
     from tests.servers import free_port
 
     ports = [free_port() for _ in range((n + 4) // 5)]
     site_file = workdir / "big-site.toml"
-    site_file.write_text(big_site(n, ports, free_port(), workdir / "big-journal.sqlite"), encoding="utf-8")
+    opc_ports = [free_port() for _ in range((n + 9) // 10)]
+    site_file.write_text(big_site(n, ports, opc_ports, workdir / "big-journal.sqlite"), encoding="utf-8")
     cli = [sys.executable, "-m", "wattelier.cli"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results: dict = {"machines": n, "meters": n, "seconds": seconds}
@@ -193,7 +210,7 @@ def footprint(n: int, seconds: float, workdir: Path) -> dict:
         sim = subprocess.Popen(cli + ["simulate", "--config", str(site_file), "--pace", "60"],
                                stdout=sim_log, stderr=subprocess.STDOUT, env=env)
         try:
-            time.sleep(8.0)  # the simulator builds its address space
+            _wait_listening(opc_ports + ports, 180.0)  # the simulator builds its address spaces
             col_log = open(workdir / "collect.log", "wb")
             collector = subprocess.Popen(cli + ["collect", "--config", str(site_file), "--influx-url",
                                                 server.url, "--influx-api", "v1", "--influx-db", "bench"],

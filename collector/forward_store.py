@@ -9,13 +9,12 @@ forwarded and quarantined points happen in one transaction.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.points import fields_to_line
+from collector.points import json_fields_to_line
 from devices.journal_schema import (DROP_PREFIX, FORWARDED_PREFIX, QUARANTINED_PREFIX,
                                     SCHEMA_SQL)
 
@@ -31,6 +30,7 @@ class Batch:
     after_id: int  # the cursor the batch was read after
     unformattable: list[tuple[int, str, str]] = field(default_factory=list)  # (id, raw, why)
     last_read_id: int = 0
+    body: bytes | None = None  # the encoded request body, prepared ahead of sending
 
     @property
     def last_id(self) -> int:
@@ -72,20 +72,28 @@ class ForwardStore:
     def __init__(self, path: str | Path, target: str) -> None:
         self.path = Path(path)
         self.target = target
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA_SQL)
+        # Two connections: batches are read in one thread while the cursor of the previous
+        # batch is recorded in another.
+        self._writer = self._connect()
+        self._writer.executescript(SCHEMA_SQL)
+        self._db = self._connect()
         self._prefixes: dict[int, str] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                             timeout=BUSY_TIMEOUT_MS / 1000)
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
 
     def close(self) -> None:
         self._db.close()
+        self._writer.close()
 
     # -- reading ---------------------------------------------------------------------------
     def cursor(self) -> int:
-        row = self._db.execute("SELECT last_id FROM forward_cursor WHERE target = ?",
+        row = self._writer.execute("SELECT last_id FROM forward_cursor WHERE target = ?",
                                (self.target,)).fetchone()
         return row[0] if row else 0
 
@@ -109,7 +117,7 @@ class ForwardStore:
         for point_id, series_id, time_ns, fields_json in rows:
             prefix = prefixes.get(series_id) or self._prefix(series_id)
             try:
-                field_set = fields_to_line(json.loads(fields_json))
+                field_set = json_fields_to_line(fields_json)
             except ValueError as exc:  # never sent; kept in quarantine with the reason
                 bad.append((point_id, f"{prefix} {fields_json} {time_ns}", f"not line protocol: {exc}"))
                 continue
@@ -118,7 +126,7 @@ class ForwardStore:
         return Batch(ids, lines, after_id, bad, rows[-1][0] if rows else after_id)
 
     def backlog(self) -> int:
-        return self._db.execute("SELECT count(*) FROM points WHERE id > ?",
+        return self._writer.execute("SELECT count(*) FROM points WHERE id > ?",
                                 (self.cursor(),)).fetchone()[0]
 
     # -- recording -------------------------------------------------------------------------
@@ -127,7 +135,7 @@ class ForwardStore:
         now_ns = time.time_ns()
         forwarded = len(batch) - len(quarantined)
         quarantined = batch.unformattable + quarantined
-        db = self._db
+        db = self._writer
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("INSERT INTO forward_cursor(target, last_id, updated_ns) VALUES (?, ?, ?) "
@@ -148,7 +156,7 @@ class ForwardStore:
             raise
 
     def quarantined(self, limit: int = 100) -> list[QuarantinedLine]:
-        rows = self._db.execute(
+        rows = self._writer.execute(
             "SELECT point_id, line, error, quarantined_ns FROM quarantine WHERE target = ? "
             "ORDER BY id DESC LIMIT ?", (self.target, limit)).fetchall()
         return [QuarantinedLine(*row) for row in rows]

@@ -141,9 +141,19 @@ class Forwarder:
                 await self._sleep(self.backoff_s(self._failures, getattr(exc, "retry_after_s", None)), stop)
         self.store = await asyncio.to_thread(ForwardStore, self.journal_path, self.target.target_key)
 
-    async def _write(self, lines: list[str]) -> None:
+    async def _write(self, lines: list[str], body: bytes | None = None) -> None:
         self.stats.requests += 1
-        await asyncio.to_thread(self.target.write_lines, lines)
+        if body is None:
+            await asyncio.to_thread(self.target.write_lines, lines)
+        else:
+            await asyncio.to_thread(self.target.write_body, body)
+
+    def _prepare(self, after_id: int) -> Batch:
+        """Read the next batch and encode its body (runs in a thread, ahead of sending)."""
+        batch = self.store.read_batch(after_id, self.batch_points)
+        if batch.lines:
+            batch.body = self.target.encode(batch.lines)
+        return batch
 
     async def send(self, batch: Batch, stop: asyncio.Event) -> list[tuple[int, str, str]]:
         """Write a batch, isolating refused lines; return the quarantined (id, line, error).
@@ -153,10 +163,11 @@ class Forwarder:
         quarantined: list[tuple[int, str, str]] = []
         work: list[tuple[list[int], list[str]]] = [(batch.point_ids, batch.lines)] if batch.lines else []
         created_database = False
+        whole = batch.body
         while work:
             ids, lines = work[0]
             try:
-                await self._write(lines)
+                await self._write(lines, whole if len(lines) == len(batch.lines) else None)
             except (InfluxRejected, InfluxTooLarge) as exc:
                 self._succeeded()  # the server answers
                 work.pop(0)
@@ -194,6 +205,7 @@ class Forwarder:
         drain_timeout_s (what is left stays in the journal for the next start)."""
         stop_watch = asyncio.create_task(self._arm_deadline(stop, drain_timeout_s))
         prefetch: asyncio.Task | None = None
+        recording: asyncio.Task | None = None
         try:
             await self._connect(stop)
             store = self.store
@@ -202,8 +214,11 @@ class Forwarder:
                 if prefetch is not None:
                     batch, prefetch = await prefetch, None
                 else:
-                    batch = await asyncio.to_thread(store.read_batch, after, self.batch_points)
+                    batch = await asyncio.to_thread(self._prepare, after)
                 if not batch.lines and not batch.unformattable:
+                    if recording is not None:
+                        await recording
+                        recording = None
                     if stop.is_set():
                         break  # drained
                     self._wake.clear()
@@ -212,28 +227,25 @@ class Forwarder:
                     for w in waiters:
                         w.cancel()
                     continue
-                prefetch = asyncio.create_task(asyncio.to_thread(store.read_batch, batch.last_id,
-                                                                 self.batch_points))
+                # Read and encode the next batch while this one is in flight.
+                prefetch = asyncio.create_task(asyncio.to_thread(self._prepare, batch.last_id))
                 quarantined = await self.send(batch, stop)
-                batch_next, prefetch = await prefetch, None
-                await asyncio.to_thread(store.record, batch, quarantined)
-                self.stats.batches += 1
-                self.stats.forwarded += len(batch) - len(quarantined)
-                self.stats.quarantined += len(quarantined) + len(batch.unformattable)
+                if recording is not None:
+                    await recording  # the cursor moves in order
+                recording = asyncio.create_task(self._record(batch, quarantined))
                 after = batch.last_id
-                prefetch = asyncio.get_running_loop().create_future()
-                prefetch.set_result(batch_next)
                 if self._deadline is not None and time.monotonic() > self._deadline:
                     break
         except _Stopped:
             pass
         finally:
             stop_watch.cancel()
-            if prefetch is not None:
-                try:
-                    await prefetch
-                except Exception:  # noqa: BLE001 - only waiting for the thread to end
-                    pass
+            for pending in (prefetch, recording):
+                if pending is not None:
+                    try:
+                        await pending
+                    except Exception as exc:  # noqa: BLE001 - a failed cursor update is retried next start
+                        log.error("forwarder: %r while stopping", exc)
             if self.store is not None:
                 left = await asyncio.to_thread(self.store.backlog)
                 if left:
@@ -241,6 +253,13 @@ class Forwarder:
                                 "the journal and are sent at the next start", left)
                 self.store.close()
             await asyncio.to_thread(self.target.close)
+
+    async def _record(self, batch: Batch, quarantined: list[tuple[int, str, str]]) -> None:
+        """Advance the cursor past a finished batch (overlaps with sending the next one)."""
+        await asyncio.to_thread(self.store.record, batch, quarantined)
+        self.stats.batches += 1
+        self.stats.forwarded += len(batch) - len(quarantined)
+        self.stats.quarantined += len(quarantined) + len(batch.unformattable)
 
     async def _arm_deadline(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
         await stop.wait()

@@ -202,22 +202,31 @@ class InfluxTarget:
         return True
 
     # -- writing ---------------------------------------------------------------------------
+    def encode(self, lines: list[str]) -> bytes:
+        """The request body for lines: gzip-compressed for v1; plain for v2, where
+        influxdb-client compresses. Callers may prepare it ahead of `write_body`."""
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if self.resolve_api() == "v1" and self.settings.gzip_level:
+            return gzip.compress(data, compresslevel=self.settings.gzip_level)
+        return data
+
     def write_lines(self, lines: list[str]) -> None:
         """Write line protocol lines (nanosecond times); raise an InfluxError on failure."""
-        if not lines:
-            return
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        if self.resolve_api() == "v1":
-            self._write_v1(data)
-        else:
-            self._write_v2(data)
+        if lines:
+            self.write_body(self.encode(lines))
 
-    def _write_v1(self, data: bytes) -> None:
+    def write_body(self, body: bytes) -> None:
+        """Write a body made by `encode`; raise an InfluxError on failure."""
+        if self.resolve_api() == "v1":
+            self._write_v1(body)
+        else:
+            self._write_v2(body)
+
+    def _write_v1(self, body: bytes) -> None:
         s = self.settings
         fields = {"db": s.database, "precision": "ns"}
         if s.retention_policy:
             fields["rp"] = s.retention_policy
-        body = gzip.compress(data, compresslevel=s.gzip_level) if s.gzip_level else data
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if s.gzip_level:
             headers["Content-Encoding"] = "gzip"

@@ -174,3 +174,151 @@ def test_escaping_round_trips_through_influxdb(tmp_path_factory, influx_server, 
     # InfluxDB's JSON prints an integral float as an integer: compare as floats.
     assert float(row[clean_name(number_key)]) == number
     influx_server.query(f'DROP DATABASE "{database}"')
+
+
+class FlakyProxy:
+    """A fake at the network seam: an HTTP proxy in front of the real InfluxDB that answers the
+    first `refusals` writes itself with the given status and Retry-After header (InfluxDB 1.6.7
+    never sends 429 or Retry-After), then passes everything through. Records request times."""
+
+    def __init__(self, upstream_port: int, refusals: list[tuple[int, str | None]]) -> None:
+        import http.client
+        import http.server
+        import threading
+
+        proxy = self
+        self.refusals = list(refusals)
+        self.write_times: list[float] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _relay(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                if self.path.startswith("/write"):
+                    proxy.write_times.append(time.monotonic())
+                    if proxy.refusals:
+                        status, retry_after = proxy.refusals.pop(0)
+                        self.send_response(status)
+                        if retry_after is not None:
+                            self.send_header("Retry-After", retry_after)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(method, self.path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            def do_POST(self):
+                self._relay("POST")
+
+            def do_GET(self):
+                self._relay("GET")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_429_and_503_are_retried_honouring_retry_after(tmp_path, influx_server, influx_db):
+    _journal(tmp_path / "j.sqlite", _meter_points(300))
+    proxy = FlakyProxy(influx_server.port, [(429, "2"), (503, None)])
+    try:
+        forwarder = await forward_all(tmp_path / "j.sqlite",
+                                      InfluxSettings(proxy.url, api="v1", database=influx_db),
+                                      backoff_initial_s=0.1, backoff_max_s=0.2)
+    finally:
+        proxy.close()
+    t = proxy.write_times
+    assert len(t) == 3
+    assert t[1] - t[0] >= 2.0  # Retry-After: 2 honoured although the backoff was 0.1 s
+    assert t[2] - t[1] < 1.0   # 503 without Retry-After: the short backoff
+    assert forwarder.stats.errors_by_kind == {"influx_unavailable": 2}
+    assert forwarder.stats.forwarded == 300
+    assert influx_points(influx_server, influx_db) == journal_points(tmp_path / "j.sqlite")
+
+
+def test_journal_command_shows_backlog_quarantine_and_drops(tmp_path, influx_server, influx_db):
+    import json as jsonlib
+
+    from typer.testing import CliRunner
+
+    from wattelier.cli import app
+
+    points = _meter_points(50)
+    points.insert(10, Point("meter", points[0].tags, {"power_w": "oops"}, T0_NS + 10 * 10**9 + 1))
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.put(points)
+    journal.drop("nan_or_infinite", 3)
+    journal.commit()
+    journal.close()
+    asyncio.run(forward_all(tmp_path / "j.sqlite", InfluxSettings(influx_server.url, api="v1",
+                                                                   database=influx_db)))
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.put(_meter_points(7, start=100))
+    journal.commit()
+    journal.close()
+    runner = CliRunner()
+    result = runner.invoke(app, ["journal", "--journal", str(tmp_path / "j.sqlite"), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = jsonlib.loads(result.output)
+    assert doc["points"] == 58
+    [(target, info)] = doc["targets"].items()
+    assert info["backlog"] == 7 and info["quarantined"] == 1
+    assert info["oldest_unsent"].startswith("2027-01-15T08:01:40")
+    assert doc["drops"] == {"nan_or_infinite": 3}
+    assert 'power_w="oops"' in doc["quarantine"][0]["line"]
+    text = runner.invoke(app, ["journal", "--journal", str(tmp_path / "j.sqlite")])
+    assert text.exit_code == 0 and "quarantine" in text.output and "nan_or_infinite" in text.output
+    missing = runner.invoke(app, ["journal", "--journal", str(tmp_path / "nope.sqlite")])
+    assert missing.exit_code == 2 and "no journal here" in missing.output
+
+
+_plain_keys = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz_0123456789"), min_size=1, max_size=12)
+_any_values = st.one_of(floats, st.integers(-2**63, 2**63 - 1), st.booleans(), strings)
+
+
+@given(st.dictionaries(_plain_keys, floats, min_size=1, max_size=20))
+def test_fast_float_path_equals_the_general_formatter(fields):
+    import json as jsonlib
+
+    from collector.points import fields_to_line, json_fields_to_line
+
+    text = jsonlib.dumps(fields, separators=(",", ":"))
+    fast = json_fields_to_line(text)
+    assert sorted(fast.split(",")) == sorted(fields_to_line(fields).split(","))
+
+
+@given(st.dictionaries(st.one_of(_plain_keys, names), _any_values, min_size=1, max_size=8))
+def test_json_fields_to_line_matches_for_any_fields(fields):
+    import json as jsonlib
+
+    from collector.points import fields_to_line, json_fields_to_line
+
+    text = jsonlib.dumps(fields, separators=(",", ":"))
+    try:
+        expected = fields_to_line(fields)
+    except ValueError:
+        with pytest.raises(ValueError):
+            json_fields_to_line(text)
+        return
+    got = json_fields_to_line(text)
+    if got != expected:  # the fast path keeps the JSON order; same fields either way
+        assert all(isinstance(v, float) for v in fields.values())
+        assert sorted(got.split(",")) == sorted(expected.split(","))

@@ -68,6 +68,8 @@ def simulate(
     backfill: float = typer.Option(None, "--backfill", min=0.01,
                                    help="Instead of serving, write this many days of history into --journal."),
     journal: Path = typer.Option(Path("wattelier-journal.sqlite"), "--journal", help="Journal file for --backfill."),
+    pki: Path = typer.Option(None, "--pki", help="Keep the simulated servers' OPC UA certificates here, "
+                             "so a collector trusts them across runs (default: a temporary folder)."),
 ) -> None:
     """Serve the site's meters (Modbus TCP) and controllers (OPC UA) from one physical model.
 
@@ -78,4 +80,4 @@ def simulate(
     if backfill:
         _backfill(site, backfill, journal, seed)
         return
-    asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace), seconds, out))
+    asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=pki), seconds, out))
