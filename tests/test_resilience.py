@@ -154,3 +154,44 @@ async def test_sigkill_then_restart_loses_and_doubles_nothing(tmp_path, example_
         assert workshop.write_attempts() == 0
     finally:
         server.close()
+
+
+async def test_opcua_servers_restarted_mid_run_are_subscribed_again_within_10_s(tmp_path, example_site):
+    """Both example controllers (the secured mill and the insecure router) lose their server
+    for 15 s during a collector run with default settings (reconnect backoff up to 8 s)."""
+    from collector.journal import Journal
+
+    workshop = SimulatedWorkshop(relocate(example_site), seed=13, pace=60, pki_dir=tmp_path / "pki")
+    await workshop.start()
+    site = workshop.site
+    collector = Collector(site, Journal(tmp_path / "journal.sqlite"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    sources = collector.cnc_sources
+    try:
+        await _wait_for(lambda: all(s.subscribed for s in sources.values()), 30, "first subscriptions")
+        for server in workshop.cnc_servers:
+            await server.stop()
+        await _wait_for(lambda: not any(s.subscribed for s in sources.values()), 20, "loss detected")
+        await asyncio.sleep(15)
+        for server in workshop.cnc_servers:
+            await server.start()
+        back_at = time.monotonic()
+        await _wait_for(lambda: all(s.subscribed for s in sources.values()), 20, "resubscription")
+        resubscribed_s = time.monotonic() - back_at
+        points_before = dict(collector.sink.counts)
+        await asyncio.sleep(3)
+    finally:
+        stop.set()
+        await task
+        collector.journal.close()
+        await workshop.stop()
+    print(f"resubscribed {resubscribed_s:.1f} s after the servers were back")  # shown with -s
+    assert resubscribed_s < 10.0
+    for name, source in sources.items():
+        assert source.reconnects >= 1, name
+    for server in workshop.cnc_servers:
+        assert server.max_sessions_seen == 1  # never two sessions from the collector at once
+        assert server.sessions_created >= 2
+    assert sum(collector.sink.counts.values()) > sum(points_before.values())
+    assert workshop.write_attempts() == 0
