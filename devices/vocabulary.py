@@ -16,6 +16,7 @@ JOB = "job"
 SESSION = "session"
 USAGE = "usage"
 COLLECTOR = "collector"
+BOOKING = "booking"  # a member's session as booked or entered (input of analytics)
 
 # Tag keys.
 TAG_SITE = "site"

@@ -1,0 +1,64 @@
+"""Plain records that cross module boundaries in analytics: inputs per machine, sessions.
+
+Times are float seconds since the Unix epoch (UTC); power in W, energy in kWh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Session:
+    """A member holding a machine from start_s to end_s (DESIGN.md, "Jobs, sessions and members").
+
+    source: where it came from ("csv", "ical", "fabmanager", "manual").
+    booking_id: the source's identifier when it has one (re-imports replace, never duplicate).
+    """
+
+    machine: str
+    member: str
+    start_s: float
+    end_s: float
+    source: str = "manual"
+    booking_id: str = ""
+
+
+@dataclass
+class ControllerData:
+    """Controller signals of one machine, in time order (one entry per change).
+
+    execution, mode, program: object arrays of str (or None where a change did not carry it).
+    """
+
+    time_s: np.ndarray
+    execution: np.ndarray
+    mode: np.ndarray
+    program: np.ndarray
+
+
+@dataclass
+class MachineData:
+    """Everything measured on one machine over the analysed window.
+
+    power_time_s, power_w: power samples (W), time order; NaN where no reading.
+    counter_time_s, energy_import_kwh: the meter's cumulative energy counter (kWh), may be empty.
+    counter_resolution_kwh: smallest counter step (for reconciliation), None when unknown.
+    rated_power_w: nameplate power (for threshold calibration).
+    thresholds_w: (standby_w, idle_w, processing_w) from the site file, or None (calibrate).
+    controller: controller signals when a controller is linked, else None.
+    is_service: a shared service (dust extraction, compressor), not a machine.
+    """
+
+    name: str
+    power_time_s: np.ndarray
+    power_w: np.ndarray
+    counter_time_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    energy_import_kwh: np.ndarray = field(default_factory=lambda: np.empty(0))
+    counter_resolution_kwh: float | None = None
+    rated_power_w: float | None = None
+    thresholds_w: tuple[float, float, float] | None = None
+    controller: ControllerData | None = None
+    is_service: bool = False
