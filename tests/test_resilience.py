@@ -100,6 +100,9 @@ def _journal_rows(path: Path) -> list[tuple]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "points" not in tables:  # the collector is still creating the journal
+            return []
         return db.execute("SELECT id, series_id, time_ns, fields FROM points ORDER BY id").fetchall()
     finally:
         db.close()
