@@ -50,6 +50,9 @@ class MachineData:
     thresholds_w: (standby_w, idle_w, processing_w) from the site file, or None (calibrate).
     controller: controller signals when a controller is linked, else None.
     is_service: a shared service (dust extraction, compressor), not a machine.
+    counter_rollover_kwh: the counter register's range (it wraps round to zero there), e.g.
+        2**32 * 0.001 for an unsigned 32-bit Wh register; None when unknown (a step backwards
+        is then a reset).
     """
 
     name: str
@@ -62,3 +65,4 @@ class MachineData:
     thresholds_w: tuple[float, float, float] | None = None
     controller: ControllerData | None = None
     is_service: bool = False
+    counter_rollover_kwh: float | None = None

@@ -201,6 +201,32 @@ class InfluxTarget:
         log.warning("InfluxDB database %r did not exist at %s: created it", name, self.settings.url)
         return True
 
+    def delete_window(self, measurements: list[str], site: str, start_ns: int, end_ns: int) -> None:
+        """Delete the points of `measurements` tagged `site` in [start_ns, end_ns) (results about
+        to be recomputed). v1: InfluxQL DELETE; v2: the /api/v2/delete API."""
+        if self.resolve_api() == "v1":
+            quoted_site = "'" + site.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            for m in measurements:
+                name = '"' + m.replace('"', '\\"') + '"'
+                self.query_v1(f'DELETE FROM {name} WHERE "site" = {quoted_site} AND time >= {start_ns} '
+                              f"AND time < {end_ns}", self.settings.database)
+            return
+        import datetime as dt
+
+        start = dt.datetime.fromtimestamp(start_ns / 1e9, dt.timezone.utc)
+        stop = dt.datetime.fromtimestamp(end_ns / 1e9, dt.timezone.utc)
+        self._v2_api()
+        delete_api = self._client.delete_api()
+        site_literal = site.replace('"', '\\"')
+        for m in measurements:
+            try:
+                delete_api.delete(start, stop, f'_measurement="{m}" AND site="{site_literal}"',
+                                  bucket=self.settings.bucket, org=self.settings.org)
+            except ApiException as exc:
+                raise _error_for(exc.status or 0, exc.body, exc.headers, "delete") from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise InfluxUnavailable(f"delete: {self.settings.url} unreachable: {exc}") from exc
+
     # -- writing ---------------------------------------------------------------------------
     def encode(self, lines: list[str]) -> bytes:
         """The request body for lines: gzip-compressed for v1; plain for v2, where

@@ -61,6 +61,7 @@ class Journal:
         for sid, key in self._db.execute("SELECT id, key FROM series"):
             self._series_ids[key] = sid
         self.points_written = 0
+        self._deleted = 0  # points removed by replace_window (recomputed results)
 
     # -- Sink protocol ---------------------------------------------------------------------
     def put(self, points: Sequence[Point]) -> None:
@@ -94,10 +95,46 @@ class Journal:
                     self.drop(reason, n)
                 raise
 
-    def _commit_locked(self, points: list[Point], drops: dict[str, int]) -> int:
+    def replace_window(self, measurements: Sequence[str], site: str, start_ns: int, end_ns: int,
+                       points: Sequence[Point]) -> tuple[int, int]:
+        """In one transaction, delete the points of `measurements` tagged `site` with times in
+        [start_ns, end_ns) and those with the series and time of a new point, and write `points`
+        (results recomputed over that window: running an analysis twice leaves one copy).
+        Returns (deleted, written)."""
+        self.commit()  # what sources handed over goes first, on its own
+        marks = ",".join("?" for _ in measurements)
+
+        def delete(db: sqlite3.Connection) -> int:
+            sids = [row[0] for row in db.execute(
+                f"SELECT id FROM series WHERE measurement IN ({marks}) AND json_extract(tags, '$.site') = ?",
+                (*measurements, site))]
+            deleted = 0
+            for i in range(0, len(sids), 500):
+                chunk = sids[i:i + 500]
+                deleted += db.execute(
+                    f"DELETE FROM points WHERE series_id IN ({','.join('?' for _ in chunk)}) "
+                    "AND time_ns >= ? AND time_ns < ?", (*chunk, start_ns, end_ns)).rowcount
+            # Results dated outside the window (a session begun before it, a day's usage at
+            # local midnight) replace the point of the same series and time, as in InfluxDB.
+            for p in points:
+                if start_ns <= p.time_ns < end_ns:
+                    continue
+                sid = self._series_ids.get(p.series_key())
+                if sid is not None:
+                    deleted += db.execute("DELETE FROM points WHERE series_id = ? AND time_ns = ?",
+                                          (sid, p.time_ns)).rowcount
+            return deleted
+
+        with self._lock:
+            deleted_before = self._deleted
+            written = self._commit_locked(list(points), {}, before=delete)
+            return self._deleted - deleted_before, written
+
+    def _commit_locked(self, points: list[Point], drops: dict[str, int], before=None) -> int:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            removed = before(db) if before is not None else 0
             room = self.max_points - self._count
             if len(points) > room:
                 if self.overflow == "reject_new":
@@ -137,7 +174,8 @@ class Journal:
             db.execute("ROLLBACK")
             self._series_ids = {k: v for k, v in self._db.execute("SELECT key, id FROM series")}
             raise
-        self._count += len(rows)
+        self._count += len(rows) - removed
+        self._deleted += removed
         self.points_written += len(rows)
         return len(rows)
 

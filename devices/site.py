@@ -249,6 +249,27 @@ class InfluxDB(_Model):
     drain_timeout_s: Annotated[float, _between(0, 600)] = 10.0
 
 
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"must look like https://fablab.example.org (the Fab-manager address), got {value!r}")
+    return value.rstrip("/")
+
+
+class FabManager(_Model):
+    """The workshop's Fab-manager, whose Open API gives the machine bookings
+    (`GET /open_api/v1/reservations`, see analytics.sessions).
+
+    url: the Fab-manager address (without /open_api). The Open API token comes from the
+    environment variable named by `token_env` (default WATTELIER_FABMANAGER_TOKEN) or the
+    secrets file (key `fabmanager_token`), never from here. Machines and members are matched
+    through `machines.NAME.fabmanager_id` and `members.NAME.fabmanager_user_id`.
+    """
+
+    url: Annotated[str, AfterValidator(_http_url)]
+    token_env: str = "WATTELIER_FABMANAGER_TOKEN"
+    timeout_s: Annotated[float, _between(1, 600)] = 30.0
+
+
 class JournalSettings(_Model):
     path: str = "wattelier-journal.sqlite"
     max_points: Annotated[int, _between(1000, 10**10)] = 50_000_000
@@ -270,6 +291,7 @@ class Site(_Model):
     emission_factors: dict[str, EmissionFactor] = {}
     journal: JournalSettings = JournalSettings()
     influxdb: InfluxDB | None = None
+    fabmanager: FabManager | None = None
     secrets_file: str | None = None
     _folder: Path | None = PrivateAttr(default=None)  # the site file's folder (relative paths)
 

@@ -46,6 +46,11 @@ def test_demo_collects_every_device_and_matches_ground_truth(tmp_path):
     truth = json.loads((out / "ground_truth.json").read_text())
     assert all(j["energy_kwh"] > 0 for j in truth["jobs"])
     assert "Energy per meter" in proc.stdout
+    # the analysis ran over the demo and set its jobs beside the ground truth
+    analysis = summary["analysis"]
+    assert analysis["result_points_written"] > 0
+    assert analysis["jobs_in_window"] == len(analysis["jobs"])
+    assert "Jobs: analytics vs simulator ground truth" in proc.stdout
 
 
 def _demo(out, *extra: str) -> subprocess.CompletedProcess:
@@ -66,7 +71,8 @@ def test_demo_into_influxdb_v1_leaves_exactly_the_journaled_points(tmp_path, inf
     stored = influx_points(influx_server, "demo_v1")
     by_measurement = lambda points: {m: sum(1 for k in points if k[0] == m) for m in {k[0] for k in points}}
     assert by_measurement(stored) == by_measurement(journaled)  # counts per measurement equal
-    assert set(by_measurement(stored)) == {"meter", "cnc", "collector"}
+    assert set(by_measurement(stored)) == {"meter", "cnc", "collector", "booking", "machine_state", "job",
+                                           "session", "usage"}
     assert stored == journaled  # and every value equal
     assert summary["influxdb"]["backlog"] == 0 and summary["influxdb"]["quarantined"] == 0
     assert summary["influxdb"]["api"] == "v1" and summary["ok"] is True

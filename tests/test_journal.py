@@ -106,3 +106,29 @@ def test_sigkill_loses_at_most_the_uncommitted_batch(tmp_path):
     assert proc.returncode == -9
     reader = JournalReader(path)
     assert reader.count_by_series() == {1: 2000}
+
+
+def test_replace_window_leaves_one_copy_of_recomputed_results(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    tags = {"site": "s", "machine": "a"}
+    day = Point("usage", {**tags, "period": "day"}, {"energy_kwh": 1.0}, 1_000)  # before the window
+    inside = [Point("job", tags, {"energy_kwh": float(i)}, 5_000 + i) for i in range(3)]
+    other_site = Point("job", {"site": "t", "machine": "a"}, {"energy_kwh": 9.0}, 5_001)
+    earlier_job = Point("job", tags, {"energy_kwh": 7.0}, 2_000)  # outside, not recomputed
+    raw = _points(2)
+    journal.put([day, *inside, other_site, earlier_job, *raw])
+    journal.commit()
+    new = [Point("usage", {**tags, "period": "day"}, {"energy_kwh": 2.0}, 1_000),
+           Point("job", tags, {"energy_kwh": 5.0}, 5_000)]
+    deleted, written = journal.replace_window(["job", "usage"], "s", 4_000, 6_000, new)
+    assert (deleted, written) == (4, 2)  # three jobs in the window, the day's usage
+    again = journal.replace_window(["job", "usage"], "s", 4_000, 6_000, new)
+    assert again == (2, 2)
+    assert journal.count() == 2 + 1 + 1 + 2  # raw, other site, earlier job, the new two
+    journal.close()
+    reader = JournalReader(tmp_path / "j.sqlite")
+    [usage] = reader.series("usage")
+    assert reader.points(usage.series_id) == [(1_000, {"energy_kwh": 2.0})]
+    [job] = reader.series("job", site="s")
+    assert reader.points(job.series_id) == [(2_000, {"energy_kwh": 7.0}), (5_000, {"energy_kwh": 5.0})]
+    reader.close()

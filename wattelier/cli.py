@@ -9,11 +9,13 @@ import sys
 import typer
 
 from wattelier import __version__
+from wattelier.commands import analyze as analyze_cmd
 from wattelier.commands import certs as certs_cmd
 from wattelier.commands import check as check_cmd
 from wattelier.commands import collect as collect_cmd
 from wattelier.commands import demo as demo_cmd
 from wattelier.commands import journal as journal_cmd
+from wattelier.commands import sessions as sessions_cmd
 from wattelier.commands import simulate as simulate_cmd
 
 app = typer.Typer(
@@ -54,6 +56,8 @@ app.command("collect")(collect_cmd.collect)
 app.command("demo")(demo_cmd.demo)
 app.command("journal")(journal_cmd.journal)
 app.command("certs")(certs_cmd.certs)
+app.add_typer(sessions_cmd.app, name="sessions")
+app.command("analyze")(analyze_cmd.analyze)
 
 if __name__ == "__main__":
     app()

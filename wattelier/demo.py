@@ -132,7 +132,8 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     for suffix in ("", "-wal", "-shm"):
         Path(str(journal_path) + suffix).unlink(missing_ok=True)
     site = relocate(site)
-    workshop = SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=out / "pki")
+    # A 1 s model grid: each 1 Hz meter reading stands for one second of the model's power.
+    workshop = SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=out / "pki", dt_s=1.0)
     await workshop.start()
     site = workshop.site  # OPC UA certificate folders moved into out/pki
     journal = Journal(journal_path, commit_interval_s=site.journal.commit_interval_s)
@@ -140,6 +141,7 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
     start = time.monotonic()
+    collect_start_s = time.time()
     try:
         if console.is_terminal:
             with Live(_live_table(site, workshop, collector, 0, seconds), console=console,
@@ -165,11 +167,83 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     workshop.write_sessions_csv(out / "sessions.csv", end)
     workshop.write_truth_json(out / "ground_truth.json", end)
     result = summarise(site, workshop, journal_path, seconds)
+    result.summary["analysis"] = _analyse(site, workshop, journal_path, collect_start_s, end)
     if influx is not None:
+        await _forward_rest(journal_path, influx)  # the bookings and results written since
         _add_forwarding(result, collector, journal_path)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
     _print_summary(console, result, out)
     return result
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _analyse(site: Site, workshop: SimulatedWorkshop, journal_path: Path, start_s: float,
+             end_s: float) -> dict:
+    """Store the simulated bookings, run the stored analysis over the run, and set each job and
+    member beside the simulator's ground truth. Time settings are scaled by the pace, as the
+    simulation's durations are."""
+    from analytics.pipeline import AnalysisOptions
+    from analytics.records import Session
+    from wattelier.sessions_store import store_sessions
+    from wattelier.stored_analysis import run_once
+
+    model = workshop.model
+    booked = [Session(s.machine, s.member, s.start_s, s.end_s, "simulator") for s in model.sessions(end_s)]
+    journal = Journal(journal_path)
+    store_sessions(journal, site.site.name, booked)
+    journal.close()
+    defaults = AnalysisOptions()
+    options = AnalysisOptions(merge_gap_s=defaults.merge_gap_s / workshop.pace,
+                              min_dwell_s=defaults.min_dwell_s / workshop.pace)
+    run = run_once(site, start_s, end_s, journal_path=journal_path, options=options)
+    found = [j for j in run.result.jobs if j.outcome != "open"]
+    truth = [j for j in model.jobs(end_s) if j.start_s >= start_s + 2 and j.end_s <= end_s - 2]
+    jobs = []
+    for j in truth:
+        true_kwh = model.energy_kwh(j.machine, j.end_s) - model.energy_kwh(j.machine, j.start_s)
+        match = max((f for f in found if f.machine == j.machine),
+                    key=lambda f: _overlap(f.start_s, f.end_s, j.start_s, j.end_s), default=None)
+        if match is not None and _overlap(match.start_s, match.end_s, j.start_s, j.end_s) <= 0:
+            match = None
+        jobs.append({
+            "machine": j.machine, "job_id": j.job_id, "start": iso(j.start_s),
+            "duration_s": round(j.end_s - j.start_s, 1), "member": j.member,
+            "member_found": match.member if match else None, "truth_energy_kwh": round(true_kwh, 6),
+            "analytics_energy_kwh": round(match.energy_kwh, 6) if match else None,
+            "difference_pct": round(100 * (match.energy_kwh - true_kwh) / true_kwh, 2)
+            if match and true_kwh > 0 else None,
+        })
+    members: dict[str, dict] = {}
+    for row in jobs:
+        m = members.setdefault(row["member"], {"member": row["member"], "jobs": 0, "truth_energy_kwh": 0.0,
+                                               "analytics_energy_kwh": 0.0})
+        m["jobs"] += 1
+        m["truth_energy_kwh"] += row["truth_energy_kwh"]
+        if row["member_found"] == row["member"] and row["analytics_energy_kwh"] is not None:
+            m["analytics_energy_kwh"] += row["analytics_energy_kwh"]
+    return {
+        "jobs_in_window": len(truth),
+        "jobs_found": sum(1 for r in jobs if r["analytics_energy_kwh"] is not None),
+        "jobs_with_right_member": sum(1 for r in jobs if r["member_found"] == r["member"]),
+        "jobs": jobs,
+        "members": [{**m, "truth_energy_kwh": round(m["truth_energy_kwh"], 6),
+                     "analytics_energy_kwh": round(m["analytics_energy_kwh"], 6)}
+                    for m in sorted(members.values(), key=lambda m: m["member"])],
+        "result_points_written": run.points_written,
+    }
+
+
+async def _forward_rest(journal_path: Path, influx: InfluxSettings, timeout_s: float = 60.0) -> None:
+    from collector.forwarder import Forwarder
+    from collector.influx_adapter import InfluxTarget
+
+    forwarder = Forwarder(journal_path, InfluxTarget(influx))
+    stop = asyncio.Event()
+    stop.set()  # send what is there, then stop
+    await forwarder.run(stop, drain_timeout_s=timeout_s)
 
 
 def _add_forwarding(result: DemoResult, collector: Collector, journal_path: Path) -> None:
@@ -204,6 +278,25 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
     console.print(f"points per device: {points}")
     console.print(f"jobs completed: {s['jobs_completed']}; write attempts on machines: "
                   f"{s['write_attempts']}; drops: {s['drops'] or 'none'}")
+    a = s.get("analysis")
+    if a:
+        jobs = Table(title=f"Jobs: analytics vs simulator ground truth ({a['jobs_found']} of "
+                           f"{a['jobs_in_window']} found, {a['jobs_with_right_member']} with the right member)")
+        for column in ("machine", "job", "start", "s", "member", "found for", "truth kWh", "analytics kWh", "diff %"):
+            jobs.add_column(column)
+        for j in a["jobs"]:
+            jobs.add_row(j["machine"], j["job_id"], j["start"][11:19], f"{j['duration_s']:.0f}", j["member"],
+                         j["member_found"] or "-", f"{j['truth_energy_kwh']:.5f}",
+                         "-" if j["analytics_energy_kwh"] is None else f"{j['analytics_energy_kwh']:.5f}",
+                         "-" if j["difference_pct"] is None else f"{j['difference_pct']:+.2f}")
+        console.print(jobs)
+        members = Table(title="Members: energy of their jobs, analytics vs ground truth")
+        for column in ("member", "jobs", "truth kWh", "analytics kWh"):
+            members.add_column(column)
+        for m in a["members"]:
+            members.add_row(m["member"], str(m["jobs"]), f"{m['truth_energy_kwh']:.5f}",
+                            f"{m['analytics_energy_kwh']:.5f}")
+        console.print(members)
     if "influxdb" in s:
         i = s["influxdb"]
         console.print(f"InfluxDB {i['url']} ({i['api']} API): {i['points_forwarded']} of "

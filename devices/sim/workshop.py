@@ -95,12 +95,13 @@ class SimulatedWorkshop:
     """
 
     def __init__(self, site: Site, seed: int = 1, pace: float = 1.0,
-                 pki_dir: str | Path | None = None) -> None:
+                 pki_dir: str | Path | None = None, dt_s: float | None = None) -> None:
         self.pki_dir = Path(pki_dir) if pki_dir is not None else None
         self._temp_pki: tempfile.TemporaryDirectory | None = None
         self.site = self._with_collector_pki(site) if self.pki_dir is not None else site
         self.seed = seed
         self.pace = pace
+        self.dt_s = dt_s  # the physical model's grid step [s] (None: its default)
         self.passwords_set_in_environment: list[str] = []  # variables set to DEMO_PASSWORD
         self.model: Workshop | None = None
         self.modbus_servers: list[ModbusMeterServer] = []
@@ -114,7 +115,7 @@ class SimulatedWorkshop:
     async def start(self) -> None:
         t0 = time.time()
         self.started_s = t0
-        self.model = Workshop(self.site, seed=self.seed, t0_s=t0, pace=self.pace)
+        self.model = Workshop(self.site, seed=self.seed, t0_s=t0, pace=self.pace, dt_s=self.dt_s)
         groups: dict[tuple[str, int], list[tuple[str, object]]] = {}
         for name, meter in sorted(self.site.meters.items()):
             if meter.transport is Transport.RTU:

@@ -1,0 +1,532 @@
+"""Energy in time intervals, from power samples and from cumulative energy counters.
+
+Energy from power is the trapezoidal integral of the samples, cut exactly at each interval's
+ends (power interpolated linearly between the two samples around a cut). Two samples farther
+apart than ``max_gap_s`` are a gap: nothing is bridged across it, and each result carries its
+**coverage**, the share of the interval that lies between two samples no more than
+``max_gap_s`` apart. NaN samples are no data (dropped before integrating, so two valid samples
+around a NaN are joined when they are close enough).
+
+The integral is computed once as a cumulative curve (one pass over the N samples); the energy
+of each of J intervals is then two look-ups, O(J log N) in all (DESIGN.md, "Energy in an
+interval").
+
+Energy from a cumulative counter (``energy_import_kwh``) is the difference of the counter,
+interpolated linearly between readings, after counter resets (the counter starts again from
+zero) and rollovers (a fixed-width register wraps round) have been undone.
+
+Reconciliation: where a machine has both, each day's power-based energy is scaled so that the
+day's sum matches the counter's delta within the counter's resolution; per-job energies are the
+power-based ones times their day's scale. Both figures are kept.
+
+Units: time [s since the Unix epoch, UTC], power [W], energy [kWh] (the curves work in J
+internally: 1 kWh = 3.6e6 J).
+
+References
+----------
+.. [1] ISO 50006:2014, Energy management systems — Measuring energy performance using energy
+   baselines and energy performance indicators (energy over a period, data coverage).
+.. [2] IEC 62053-21:2020, Electricity metering equipment — Static meters for AC active energy
+   (the cumulative import register and its resolution).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+J_PER_KWH = 3.6e6
+DEFAULT_MAX_GAP_S = 120.0
+"""Default longest stretch between two power samples that is still integrated [s].
+
+Meters are polled every 1-2 s (the site file's ``poll_interval_s``), so 120 s bridges a lost
+minute of polling (a gateway restart, a busy RS-485 line) while an outage longer than two
+minutes, in which a job can start or stop unseen, is reported as missing coverage instead of
+being guessed.
+"""
+
+WRAP_SHARE = 0.1
+"""A backwards counter step is a rollover only when the counter, wrapped round, moved forward by
+less than this share of its range (it was near the top); otherwise it is a reset."""
+
+
+class Cumulative(Protocol):
+    """A non-decreasing cumulative quantity of time (energy [kWh], CO2e [kg], cost)."""
+
+    def at(self, time_s: np.ndarray) -> np.ndarray:
+        """Cumulative value at each time (same shape as time_s)."""
+
+
+def _as_1d(name: str, values) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    return array
+
+
+def _check_intervals(starts_s: np.ndarray, ends_s: np.ndarray) -> None:
+    if starts_s.shape != ends_s.shape:
+        raise ValueError(f"starts_s and ends_s differ in length: {starts_s.shape} vs {ends_s.shape}")
+    if len(starts_s) and not np.all(ends_s >= starts_s):
+        bad = int(np.flatnonzero(~(ends_s >= starts_s))[0])
+        raise ValueError(f"interval {bad} ends before it starts (or holds NaN): "
+                         f"{starts_s[bad]} .. {ends_s[bad]}")
+
+
+class EnergyCurve:
+    """Cumulative energy of a power series (trapezoid rule, gaps not bridged).
+
+    Parameters
+    ----------
+    time_s : array [s]
+        Sample times, non-decreasing (Unix seconds).
+    power_w : array [W]
+        Power samples; NaN means no reading.
+    max_gap_s : float [s]
+        Two samples farther apart than this are not joined (None: join everything).
+
+    Building the curve reads the samples once, block by block so that the step, the trapezoid
+    and the running sum of a block stay in the processor's cache, and keeps 8 bytes per sample
+    (the cumulative energy) plus the list of gaps; the covered time at a sample is its time
+    since the first sample minus the gaps before it. Each look-up is a binary search.
+    """
+
+    BLOCK = 1 << 15  # samples per block (256 KiB per float64 array)
+
+    def __init__(self, time_s, power_w, max_gap_s: float | None = DEFAULT_MAX_GAP_S) -> None:
+        t = _as_1d("time_s", time_s)
+        p = _as_1d("power_w", power_w)
+        if t.shape != p.shape:
+            raise ValueError(f"time_s and power_w differ in length: {t.shape} vs {p.shape}")
+        self.max_gap_s = np.inf if max_gap_s is None else float(max_gap_s)
+        if not self._build(t, p):  # a NaN (or infinite) sample: drop those, then build again
+            finite = np.isfinite(p)
+            t, p = t[finite], p[finite]
+            del finite
+            self._build(t, p)
+        self.time_s = t
+        self.power_w = p
+
+    def _build(self, t: np.ndarray, p: np.ndarray) -> bool:
+        """Twice the energy [J] from the first sample to each sample (the 1/2 of the trapezoid
+        is applied once per look-up), and the gaps; False when a power sample is not finite."""
+        n = len(t)
+        twice = np.empty(n)
+        gap_index: list[np.ndarray] = []
+        gap_length: list[np.ndarray] = []
+        if n:
+            twice[0] = 0.0
+        carry = 0.0
+        check_gaps = np.isfinite(self.max_gap_s)
+        for lo in range(0, max(n - 1, 0), self.BLOCK):
+            hi = min(lo + self.BLOCK, n - 1)  # segments lo .. hi-1 (samples lo .. hi)
+            step = t[lo + 1: hi + 1] - t[lo: hi]
+            if not step.min() >= 0.0:
+                raise ValueError("time_s must be finite and non-decreasing")
+            segment = twice[lo + 1: hi + 1]
+            np.add(p[lo: hi], p[lo + 1: hi + 1], out=segment)
+            segment *= step
+            if check_gaps:
+                gaps = np.flatnonzero(step > self.max_gap_s)
+                if len(gaps):
+                    segment[gaps] = 0.0
+                    gap_index.append(gaps + lo)
+                    gap_length.append(step[gaps])
+            np.cumsum(segment, out=segment)
+            if carry:
+                segment += carry
+            carry = segment[-1]
+            if not np.isfinite(carry):
+                return False
+        self._twice_j = twice
+        self._gap_index = np.concatenate(gap_index) if gap_index else np.zeros(0, dtype=np.int64)
+        lengths = np.concatenate(gap_length) if gap_length else np.zeros(0)
+        self._gaps_before_s = np.concatenate([[0.0], np.cumsum(lengths)])
+        return True
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+    def _lookup(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(twice the energy [J], covered time [s]) from the first sample to each x."""
+        t, p = self.time_s, self.power_w
+        n = len(t)
+        if n < 2:
+            return np.zeros(x.shape), np.zeros(x.shape)
+        i = np.searchsorted(t, x, side="right") - 1
+        k = np.clip(i, 0, n - 2)
+        t0 = t[k]
+        h = t[k + 1] - t0
+        inside = (i >= 0) & (i <= n - 2) & (h <= self.max_gap_s)
+        u = np.where(inside, x - t0, 0.0)
+        h = np.where(inside, h, 1.0)
+        p0 = p[k]
+        partial = u * (2.0 * p0 + (p[k + 1] - p0) * u / h)
+        j = np.clip(i, 0, n - 1)
+        before = i < 0
+        twice = np.where(before, 0.0, self._twice_j[j] + partial)
+        gaps = self._gaps_before_s[np.searchsorted(self._gap_index, j, side="left")]
+        covered = np.where(before, 0.0, (t[j] - t[0]) - gaps + u)
+        return twice, covered
+
+    def at(self, time_s) -> np.ndarray:
+        """Energy from the first sample to each time [kWh] (0 before the data)."""
+        x = np.asarray(time_s, dtype=np.float64)
+        return self._lookup(x)[0] / (2.0 * J_PER_KWH)
+
+    def covered_at(self, time_s) -> np.ndarray:
+        """Time backed by data from the first sample to each time [s]."""
+        x = np.asarray(time_s, dtype=np.float64)
+        return self._lookup(x)[1]
+
+    def between(self, starts_s, ends_s) -> tuple[np.ndarray, np.ndarray]:
+        """(energy_kwh, coverage) of each interval [starts_s[j], ends_s[j]]; see energy_between."""
+        a = _as_1d("starts_s", starts_s)
+        b = _as_1d("ends_s", ends_s)
+        _check_intervals(a, b)
+        twice_a, cov_a = self._lookup(a)
+        twice_b, cov_b = self._lookup(b)
+        energy_kwh = (twice_b - twice_a) / (2.0 * J_PER_KWH)
+        duration_s = b - a
+        with np.errstate(invalid="ignore", divide="ignore"):
+            coverage = np.where(duration_s > 0, (cov_b - cov_a) / np.where(duration_s > 0, duration_s, 1.0), 0.0)
+        return energy_kwh, np.clip(coverage, 0.0, 1.0)
+
+    @property
+    def total_kwh(self) -> float:
+        """Energy over all the samples [kWh]."""
+        return float(self._twice_j[-1] / (2.0 * J_PER_KWH)) if len(self.time_s) else 0.0
+
+
+def energy_between(time_s, power_w, starts_s, ends_s,
+                   max_gap_s: float | None = DEFAULT_MAX_GAP_S) -> tuple[np.ndarray, np.ndarray]:
+    """Energy of a power series in each of many intervals, and the share backed by data.
+
+    The trapezoidal integral of the samples, cut exactly at each interval's ends (power
+    interpolated linearly at a cut); two samples farther apart than ``max_gap_s`` are not
+    joined; NaN samples are no data. Costs O(N + J log N): one cumulative integral, then two
+    binary searches per interval.
+
+    Parameters
+    ----------
+    time_s : array [s]
+        Sample times (Unix seconds), non-decreasing.
+    power_w : array [W]
+        Active power samples; NaN where there is no reading.
+    starts_s, ends_s : array [s]
+        Interval ends, ``ends_s >= starts_s``; intervals may overlap and lie outside the data.
+    max_gap_s : float [s], default 120
+        Longest step between two samples that is integrated (None: no limit).
+
+    Returns
+    -------
+    energy_kwh : array [kWh]
+        Energy in each interval.
+    coverage : array [1]
+        Share of each interval lying between two joined samples (0 for an empty interval).
+
+    References
+    ----------
+    .. [1] ISO 50006:2014, energy over a period and data coverage.
+    """
+    return EnergyCurve(time_s, power_w, max_gap_s).between(starts_s, ends_s)
+
+
+class WeightedCumulative:
+    """A cumulative quantity weighted by a rate that is constant on pieces of time.
+
+    ``W(x) = sum_k rate_k * (base(min(x, e_k+1)) - base(e_k))`` over the pieces [e_k, e_k+1)
+    before x; outside the pieces ``outside_rate`` applies. Used for per-day reconciliation
+    scales [1], hourly emission factors [kg/kWh] and time-of-use prices [currency/kWh].
+
+    Parameters
+    ----------
+    base : Cumulative
+        The quantity to weight (e.g. an EnergyCurve [kWh]).
+    edges_s : array [s]
+        K+1 increasing piece boundaries.
+    rates : array
+        K rates, one per piece.
+    outside_rate : float
+        Rate before the first and after the last boundary.
+    """
+
+    def __init__(self, base: Cumulative, edges_s, rates, outside_rate: float = 1.0) -> None:
+        self.base = base
+        self.edges_s = _as_1d("edges_s", edges_s)
+        self.rates = _as_1d("rates", rates)
+        if len(self.edges_s) and len(self.rates) != len(self.edges_s) - 1:
+            raise ValueError(f"{len(self.edges_s)} edges need {len(self.edges_s) - 1} rates, "
+                             f"got {len(self.rates)}")
+        if np.any(np.diff(self.edges_s) < 0):
+            raise ValueError("edges_s must be increasing")
+        self.outside_rate = float(outside_rate)
+        if len(self.edges_s) < 2:
+            self.edges_s = np.zeros(0)
+            self.rates = np.zeros(0)
+        if len(self.edges_s):
+            self._base_at_edges = base.at(self.edges_s)
+            self._weighted_at_edges = np.concatenate(
+                [[0.0], np.cumsum(self.rates * np.diff(self._base_at_edges))])
+
+    def at(self, time_s) -> np.ndarray:
+        x = np.asarray(time_s, dtype=np.float64)
+        base = self.base.at(x)
+        if not len(self.edges_s):
+            return self.outside_rate * base
+        k = len(self.rates)
+        m = np.searchsorted(self.edges_s, x, side="right") - 1
+        rate = np.where((m >= 0) & (m < k), self.rates[np.clip(m, 0, k - 1)], self.outside_rate)
+        anchor = np.clip(m, 0, k)
+        return self._weighted_at_edges[anchor] + rate * (base - self._base_at_edges[anchor])
+
+    def between(self, starts_s, ends_s) -> np.ndarray:
+        """Weighted quantity in each interval."""
+        a = _as_1d("starts_s", starts_s)
+        b = _as_1d("ends_s", ends_s)
+        _check_intervals(a, b)
+        return self.at(b) - self.at(a)
+
+
+class ScaledCumulative:
+    """A cumulative quantity times a constant (e.g. kWh x kg CO2e/kWh)."""
+
+    def __init__(self, base: Cumulative, factor: float) -> None:
+        self.base = base
+        self.factor = float(factor)
+
+    def at(self, time_s) -> np.ndarray:
+        return self.factor * self.base.at(time_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cumulative counters
+
+
+def counter_increments_kwh(energy_import_kwh, rollover_kwh: float | None = None) -> np.ndarray:
+    """Energy between consecutive readings of a cumulative counter, resets and rollovers undone.
+
+    A step backwards is a **rollover** when ``rollover_kwh`` (the register's range, e.g.
+    ``2**32 * 0.001`` for an unsigned 32-bit Wh register) is given and the counter, wrapped
+    round, moved forward by less than 10 % of that range (it was near the top); otherwise it is a
+    **reset** (meter replaced or cleared): the counter is taken to have started again from zero,
+    so the increment is the reading after the reset.
+
+    Parameters
+    ----------
+    energy_import_kwh : array [kWh]
+        Readings in time order, without NaN.
+    rollover_kwh : float [kWh], optional
+        Value at which the register wraps round to zero.
+
+    Returns
+    -------
+    array [kWh]
+        N-1 non-negative increments (empty for fewer than two readings).
+
+    References
+    ----------
+    .. [1] IEC 62053-21:2020 (cumulative energy registers).
+    """
+    c = _as_1d("energy_import_kwh", energy_import_kwh)
+    if len(c) < 2:
+        return np.zeros(0)
+    step = np.diff(c)
+    backwards = step < 0
+    if backwards.any():
+        after = c[1:][backwards]
+        replaced = after.copy()  # reset: counted from zero
+        if rollover_kwh:
+            wrapped = step[backwards] + float(rollover_kwh)
+            is_wrap = (wrapped >= 0) & (wrapped < WRAP_SHARE * float(rollover_kwh))
+            replaced = np.where(is_wrap, wrapped, replaced)
+        step[backwards] = np.maximum(replaced, 0.0)
+    return step
+
+
+def unwrap_counter_kwh(energy_import_kwh, rollover_kwh: float | None = None) -> np.ndarray:
+    """Energy since the first reading at each reading [kWh], resets and rollovers undone."""
+    increments = counter_increments_kwh(energy_import_kwh, rollover_kwh)
+    n = len(_as_1d("energy_import_kwh", energy_import_kwh))
+    if n == 0:
+        return np.zeros(0)
+    return np.concatenate([[0.0], np.cumsum(increments)])
+
+
+def counter_resolution_kwh(energy_import_kwh) -> float | None:
+    """Smallest forward step between readings [kWh] (the register's resolution as seen), or None.
+
+    With readings every few seconds the counter moves by one step at a time at low load, so the
+    smallest positive step estimates the resolution (0.1 kWh for a Carlo Gavazzi EM24, about
+    1 Wh for a float32 register near 10 000 kWh; REFERENCE.md, "Modbus meters").
+    """
+    c = _as_1d("energy_import_kwh", energy_import_kwh)
+    c = c[np.isfinite(c)]
+    step = np.diff(c)
+    step = step[step > 0]
+    return float(step.min()) if len(step) else None
+
+
+class CounterCurve:
+    """Cumulative energy from a counter, resets and rollovers undone, linear between readings.
+
+    Parameters
+    ----------
+    time_s : array [s]
+        Reading times, non-decreasing.
+    energy_import_kwh : array [kWh]
+        Counter readings; NaN means no reading.
+    rollover_kwh : float [kWh], optional
+        The register's range (see counter_increments_kwh).
+    """
+
+    def __init__(self, time_s, energy_import_kwh, rollover_kwh: float | None = None) -> None:
+        t = _as_1d("time_s", time_s)
+        c = _as_1d("energy_import_kwh", energy_import_kwh)
+        if t.shape != c.shape:
+            raise ValueError(f"time_s and energy_import_kwh differ in length: {t.shape} vs {c.shape}")
+        keep = np.isfinite(c) & np.isfinite(t)
+        t, c = t[keep], c[keep]
+        if len(t) >= 2 and np.any(np.diff(t) < 0):
+            raise ValueError("time_s must be non-decreasing")
+        self.time_s = t
+        self.cumulative_kwh = unwrap_counter_kwh(c, rollover_kwh)
+        self.resolution_kwh = counter_resolution_kwh(c)
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+    @property
+    def span_s(self) -> tuple[float, float] | None:
+        """(first, last) reading time, None without readings."""
+        return (float(self.time_s[0]), float(self.time_s[-1])) if len(self.time_s) else None
+
+    def at(self, time_s) -> np.ndarray:
+        """Energy since the first reading [kWh], constant outside the readings."""
+        x = np.asarray(time_s, dtype=np.float64)
+        if not len(self.time_s):
+            return np.zeros(x.shape)
+        return np.interp(x, self.time_s, self.cumulative_kwh)
+
+    def between(self, starts_s, ends_s) -> tuple[np.ndarray, np.ndarray]:
+        """(energy_kwh, coverage) of each interval; coverage is the share inside the readings."""
+        a = _as_1d("starts_s", starts_s)
+        b = _as_1d("ends_s", ends_s)
+        _check_intervals(a, b)
+        energy = self.at(b) - self.at(a)
+        if not len(self.time_s):
+            return energy, np.zeros(a.shape)
+        first, last = self.span_s
+        inside = np.clip(np.minimum(b, last) - np.maximum(a, first), 0.0, None)
+        duration = b - a
+        coverage = np.where(duration > 0, inside / np.where(duration > 0, duration, 1.0), 0.0)
+        return energy, np.clip(coverage, 0.0, 1.0)
+
+
+def counter_energy_between(time_s, energy_import_kwh, starts_s, ends_s,
+                           rollover_kwh: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Energy from a cumulative counter in each interval, resets and rollovers undone.
+
+    The counter is interpolated linearly between readings (a gap between readings loses no
+    energy: the counter kept counting); outside the readings nothing is counted.
+
+    Parameters
+    ----------
+    time_s : array [s]
+        Reading times (Unix seconds), non-decreasing.
+    energy_import_kwh : array [kWh]
+        Counter readings; NaN means no reading.
+    starts_s, ends_s : array [s]
+        Interval ends.
+    rollover_kwh : float [kWh], optional
+        The register's range, to undo rollovers (see counter_increments_kwh).
+
+    Returns
+    -------
+    energy_kwh : array [kWh]
+    coverage : array [1]
+        Share of each interval between the first and the last reading.
+    """
+    return CounterCurve(time_s, energy_import_kwh, rollover_kwh).between(starts_s, ends_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reconciliation
+
+
+def reconciliation_scales(power_kwh, counter_kwh, resolution_kwh: float = 0.0) -> np.ndarray:
+    """Scale per period that brings power-based energy within the counter's resolution.
+
+    The counter's delta is only known to within one step of its register, so the power-based
+    energy P of a period is moved to the nearest value of [C - r, C + r] (C the counter's
+    delta, r its resolution): scale = clip(P, C - r, C + r) / P. A period already inside keeps
+    scale 1; a period without power-based energy (P = 0) keeps scale 1, and its counter energy
+    stays unexplained (reported beside it).
+
+    Parameters
+    ----------
+    power_kwh : array [kWh]
+        Power-based energy per period.
+    counter_kwh : array [kWh]
+        Counter delta per period (same periods).
+    resolution_kwh : float [kWh]
+        The counter's smallest step.
+
+    Returns
+    -------
+    array [1]
+        Scale per period.
+    """
+    p = _as_1d("power_kwh", power_kwh)
+    c = _as_1d("counter_kwh", counter_kwh)
+    r = max(float(resolution_kwh or 0.0), 0.0)
+    target = np.clip(p, c - r, c + r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(p > 0, target / np.where(p > 0, p, 1.0), 1.0)
+    return np.where(np.isfinite(scale), scale, 1.0)
+
+
+def reconcile(curve: EnergyCurve, counter: CounterCurve, edges_s,
+              resolution_kwh: float | None = None) -> tuple[WeightedCumulative, dict[str, np.ndarray]]:
+    """Power-based energy scaled per period (e.g. per site-local day) to match the counter.
+
+    Each period [edges_s[k], edges_s[k+1]) is first cut to the span of the counter's readings;
+    there the power-based energy P_k and the counter delta C_k are compared, and the power curve
+    of the whole period is scaled by ``reconciliation_scales`` (within the counter's
+    resolution). Periods without readings, and time outside the edges, keep scale 1.
+
+    Parameters
+    ----------
+    curve : EnergyCurve
+        Power-based cumulative energy.
+    counter : CounterCurve
+        The meter's counter.
+    edges_s : array [s]
+        Period boundaries, increasing.
+    resolution_kwh : float [kWh], optional
+        Counter resolution; estimated from the readings' smallest step when None.
+
+    Returns
+    -------
+    reconciled : WeightedCumulative
+        Reconciled cumulative energy [kWh] (use ``.between`` or ``.at``).
+    table : dict of arrays
+        Per period: ``power_kwh``, ``counter_kwh``, ``scale`` (over the counter-covered part).
+    """
+    edges = _as_1d("edges_s", edges_s)
+    k = max(len(edges) - 1, 0)
+    power = np.zeros(k)
+    count = np.zeros(k)
+    scale = np.ones(k)
+    if k and counter.span_s is not None:
+        first, last = counter.span_s
+        a = np.clip(edges[:-1], first, last)
+        b = np.clip(edges[1:], first, last)
+        power = curve.between(a, b)[0]
+        count = counter.between(a, b)[0]
+        if resolution_kwh is None:
+            resolution_kwh = counter.resolution_kwh or 0.0
+        scale = reconciliation_scales(power, count, resolution_kwh)
+    return (WeightedCumulative(curve, edges, scale, outside_rate=1.0),
+            {"power_kwh": power, "counter_kwh": count, "scale": scale})

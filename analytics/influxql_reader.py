@@ -1,0 +1,155 @@
+"""Analysis inputs from InfluxDB with InfluxQL (DESIGN.md, decision 2: line protocol in, InfluxQL out).
+
+InfluxQL is answered by InfluxDB 1.x (`/query`), 2.x (its v1 compatibility API, with a DBRP
+mapping) and 3.x. Reads go one machine at a time and one day at a time (`chunk_s`), so the
+server's JSON answers stay small and the history is never read whole; only the analysed window
+of one machine's samples is held, as float arrays. Stdlib HTTP only (urllib).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+
+from analytics.bookings_reader import BookingVersion, current_sessions
+from analytics.inputs import EDGE_MARGIN_S, machine_data
+from analytics.records import ControllerData, MachineData, Session
+from devices import vocabulary
+from devices.site import Site
+
+
+class InfluxQLError(Exception):
+    """InfluxDB could not answer a query."""
+
+
+def quote_string(value: str) -> str:
+    """An InfluxQL string literal (single quotes; backslash and quote escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class InfluxQLInputs:
+    """Read analysis inputs from an InfluxDB database with InfluxQL.
+
+    url: server base URL; database: the database (v1) or the DBRP-mapped name (2.x);
+    username/password: v1 basic auth; token: InfluxDB 2.x/3.x token.
+    """
+
+    def __init__(self, url: str, database: str, username: str | None = None,
+                 password: str | None = None, token: str | None = None, chunk_s: float = 86400.0,
+                 timeout_s: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        self.headers = {"Accept": "application/json"}
+        if username and password is not None:
+            raw = f"{username}:{password}".encode()
+            self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        elif token:
+            self.headers["Authorization"] = f"Token {token}"
+        self.chunk_s = chunk_s
+        self.timeout_s = timeout_s
+        self.queries = 0
+
+    def query(self, q: str) -> list[dict]:
+        """Series of one InfluxQL statement (times in ns)."""
+        data = urllib.parse.urlencode({"q": q, "db": self.database, "epoch": "ns"}).encode()
+        request = urllib.request.Request(self.url + "/query", data=data, headers=self.headers)
+        self.queries += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise InfluxQLError(f"{self.url}: query refused: HTTP {exc.code} "
+                                f"{exc.read()[:300].decode(errors='replace')}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise InfluxQLError(f"{self.url}: unreachable: {exc}") from exc
+        result = body.get("results", [{}])[0]
+        if "error" in result:
+            raise InfluxQLError(f"{self.url}: {result['error']} (query: {q})")
+        return result.get("series", [])
+
+    def _chunks(self, start_s: float, end_s: float):
+        a = start_s
+        while a < end_s:
+            b = min(a + self.chunk_s, end_s)
+            yield int(a * 1e9), int(b * 1e9)
+            a = b
+
+    def _select(self, measurement: str, fields: list[str], machine: str, start_s: float,
+                end_s: float, group_by: str | None = None) -> list[dict]:
+        cols = ", ".join(quote_identifier(f) for f in fields)
+        out: list[dict] = []
+        for a_ns, b_ns in self._chunks(start_s, end_s):
+            q = (f"SELECT {cols} FROM {quote_identifier(measurement)} WHERE "
+                 f"{quote_identifier(vocabulary.TAG_MACHINE)} = {quote_string(machine)} "
+                 f"AND time >= {a_ns} AND time < {b_ns}")
+            if group_by:
+                q += f" GROUP BY {quote_identifier(group_by)}"
+            out.extend(self.query(q))
+        return out
+
+    def power_and_counter(self, machine: str, start_s: float, end_s: float):
+        series = self._select(vocabulary.METER, ["power_w", "energy_import_kwh"], machine,
+                              start_s - EDGE_MARGIN_S, end_s + EDGE_MARGIN_S,
+                              group_by=vocabulary.TAG_METER)
+        by_meter: dict[str, list] = {}
+        for s in series:
+            by_meter.setdefault(s.get("tags", {}).get(vocabulary.TAG_METER, ""), []).extend(s["values"])
+        empty = np.empty(0)
+        if not by_meter:
+            return empty, empty, empty, empty
+        arrays = []
+        for rows in by_meter.values():
+            data = np.array([(r[0], np.nan if r[1] is None else r[1], np.nan if r[2] is None else r[2])
+                             for r in rows], dtype=np.float64)
+            arrays.append(data[np.argsort(data[:, 0], kind="stable")])
+        first = arrays[0]
+        time_s = first[:, 0] / 1e9
+        if len(arrays) == 1:
+            has_counter = ~np.isnan(first[:, 2])
+            return time_s, first[:, 1], time_s[has_counter], first[has_counter, 2]
+        power = first[:, 1].copy()
+        for other in arrays[1:]:
+            ok = ~np.isnan(other[:, 1])
+            power += np.interp(first[:, 0], other[ok, 0], other[ok, 1], left=np.nan, right=np.nan)
+        return time_s, power, empty, empty
+
+    def controller(self, machine: str, start_s: float, end_s: float) -> ControllerData | None:
+        series = self._select(vocabulary.CNC, ["execution", "mode", "program"], machine,
+                              start_s - 86400.0, end_s + EDGE_MARGIN_S)
+        rows = sorted((r for s in series for r in s["values"]), key=lambda r: r[0])
+        if not rows:
+            return None
+        time_s = np.array([r[0] for r in rows], dtype=np.float64) / 1e9
+        column = lambda i: np.array([r[i] for r in rows], dtype=object)  # noqa: E731
+        return ControllerData(time_s, column(1), column(2), column(3))
+
+    def sessions(self, start_s: float, end_s: float, lookback_s: float = 86400.0) -> list[Session]:
+        """Booked sessions (the `booking` measurement) overlapping [start_s, end_s), cancelled
+        ones left out (analytics.bookings_reader rules); sessions starting up to lookback_s
+        before the window are included when they reach into it."""
+        versions: list[BookingVersion] = []
+        for a_ns, b_ns in self._chunks(start_s - lookback_s, end_s):
+            q = (f'SELECT "end_s", "booking_id", "stored_s", "canceled" FROM '
+                 f"{quote_identifier(vocabulary.BOOKING)} WHERE time >= {a_ns} AND time < {b_ns} GROUP BY "
+                 f'{quote_identifier(vocabulary.TAG_MACHINE)}, {quote_identifier(vocabulary.TAG_MEMBER)}, "source"')
+            for series in self.query(q):
+                tags = series.get("tags", {})
+                for t_ns, end, booking_id, stored_s, canceled in series["values"]:
+                    if end is None:
+                        continue
+                    session = Session(tags.get("machine", ""), tags.get("member", ""), t_ns / 1e9,
+                                      float(end), tags.get("source", ""), booking_id or "")
+                    versions.append(BookingVersion(session, float(stored_s or 0.0), bool(canceled)))
+        return current_sessions(versions, start_s, end_s)
+
+    def machine_data(self, site: Site, start_s: float, end_s: float) -> list[MachineData]:
+        return machine_data(self, site, start_s, end_s)

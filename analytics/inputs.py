@@ -1,0 +1,160 @@
+"""Analysis inputs from the journal: one MachineData per machine and shared service of a site.
+
+A machine's power and energy counter come from the meter that feeds it (the `meter`
+measurement, tag `machine`); when several meters feed one machine, their power is summed on
+the first meter's timestamps and their counters are left out (no single counter to reconcile
+with). Its controller signals come from the `cnc` measurement with the same `machine` tag.
+Arrays hold the window [start_s, end_s) plus one sample on each side when there is one, so
+energy can be cut exactly at the window's ends.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from analytics.records import ControllerData, MachineData
+from devices import vocabulary
+from devices.meter_models import load_model
+from devices.site import Site
+
+# Samples either side of the window, so interpolation at its ends has a neighbour.
+EDGE_MARGIN_S = 3600.0
+
+
+def counter_resolution_kwh(model_name: str, value_kwh: float) -> float | None:
+    """The meter model's energy counter step near value_kwh (from its register map)."""
+    try:
+        point = load_model(model_name).point(vocabulary.METER_QUANTITIES["energy_import_kwh"].name)
+    except (KeyError, ValueError, FileNotFoundError):
+        return None
+    return point.resolution(value_kwh)
+
+
+_INT_BITS = {"uint16": 16, "uint32": 32, "uint64": 64, "int16": 15, "int32": 31, "int64": 63}
+
+
+def counter_rollover_kwh(model_name: str) -> float | None:
+    """Where the meter model's energy counter register wraps round to zero [kWh] (an integer
+    register of n bits times its scale); None for float registers (no wrap) or when unknown."""
+    try:
+        point = load_model(model_name).point("energy_import_kwh")
+    except (KeyError, ValueError, FileNotFoundError):
+        return None
+    bits = _INT_BITS.get(point.type)
+    return None if bits is None else float(2**bits) * abs(point.scale)
+
+
+class JournalInputs:
+    """Read analysis inputs from a journal file (read-only)."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no journal here (run `wattelier collect` or `wattelier demo`)")
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self._series: list[tuple[int, str, dict]] = [
+            (sid, measurement, json.loads(tags))
+            for sid, measurement, tags in self._db.execute("SELECT id, measurement, tags FROM series")]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _series_ids(self, measurement: str, **tags: str) -> list[int]:
+        return [sid for sid, m, t in self._series
+                if m == measurement and all(t.get(k) == v for k, v in tags.items())]
+
+    def _rows(self, series_ids: list[int], fields: list[str], start_s: float, end_s: float,
+              margin_s: float = EDGE_MARGIN_S) -> list[tuple]:
+        if not series_ids:
+            return []
+        start_ns = int((start_s - margin_s) * 1e9)
+        end_ns = int((end_s + margin_s) * 1e9)
+        extracts = ", ".join("json_extract(fields, ?)" for _ in fields)
+        marks = ",".join("?" for _ in series_ids)
+        query = (f"SELECT time_ns, {extracts} FROM points WHERE series_id IN ({marks}) "
+                 "AND time_ns >= ? AND time_ns < ? ORDER BY time_ns, id")
+        args = [f"$.{f}" for f in fields] + series_ids + [start_ns, end_ns]
+        return self._db.execute(query, args).fetchall()
+
+    def power_and_counter(self, machine: str, start_s: float, end_s: float
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(power_time_s, power_w, counter_time_s, energy_import_kwh) of the meters feeding a
+        machine or service, the window plus the edge margin."""
+        sids = self._series_ids(vocabulary.METER, machine=machine)
+        if not sids:
+            empty = np.empty(0)
+            return empty, empty, empty, empty
+        if len(sids) > 1:
+            return self._summed_power(sids, start_s, end_s)
+        rows = self._rows(sids, ["power_w", "energy_import_kwh"], start_s, end_s)
+        if not rows:
+            empty = np.empty(0)
+            return empty, empty, empty, empty
+        data = np.array([(r[0], np.nan if r[1] is None else r[1], np.nan if r[2] is None else r[2])
+                         for r in rows], dtype=np.float64)
+        time_s = data[:, 0] / 1e9
+        has_counter = ~np.isnan(data[:, 2])
+        return time_s, data[:, 1], time_s[has_counter], data[has_counter, 2]
+
+    def _summed_power(self, sids: list[int], start_s: float, end_s: float):
+        base_time, base_power = None, None
+        for sid in sids:
+            rows = self._rows([sid], ["power_w"], start_s, end_s)
+            t = np.array([r[0] for r in rows], dtype=np.float64) / 1e9
+            p = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+            if base_time is None:
+                base_time, base_power = t, p
+            elif len(t):
+                ok = ~np.isnan(p)
+                base_power = base_power + np.interp(base_time, t[ok], p[ok], left=np.nan, right=np.nan)
+        empty = np.empty(0)
+        return base_time if base_time is not None else empty, \
+            base_power if base_power is not None else empty, empty, empty
+
+    def controller(self, machine: str, start_s: float, end_s: float) -> ControllerData | None:
+        """Controller changes of a machine (window plus margin), or None without a controller."""
+        sids = self._series_ids(vocabulary.CNC, machine=machine)
+        if not sids:
+            return None
+        # Before the window, the last known state matters however old: a day of margin.
+        rows = self._rows(sids, ["execution", "mode", "program"], start_s, end_s, margin_s=86400.0)
+        time_s = np.array([r[0] for r in rows], dtype=np.float64) / 1e9
+        column = lambda i: np.array([r[i] for r in rows], dtype=object)  # noqa: E731
+        return ControllerData(time_s, column(1), column(2), column(3))
+
+    def machine_data(self, site: Site, start_s: float, end_s: float) -> list[MachineData]:
+        return machine_data(self, site, start_s, end_s)
+
+
+def machine_data(source, site: Site, start_s: float, end_s: float) -> list[MachineData]:
+    """Inputs of every machine and shared service of the site over [start_s, end_s), from a
+    source with `power_and_counter(name, start_s, end_s)` and `controller(name, start_s, end_s)`
+    (the journal, or InfluxDB: analytics.influxql_reader)."""
+    out: list[MachineData] = []
+    names = [(n, False) for n in site.machines] + [(n, True) for n in site.services]
+    for name, is_service in names:
+        pt, pw, ct, ce = source.power_and_counter(name, start_s, end_s)
+        meters = site.meters_of(name)
+        resolution = rollover = None
+        if len(meters) == 1 and len(ce):
+            model = next(iter(meters.values())).model
+            resolution = counter_resolution_kwh(model, float(ce[-1]))
+            rollover = counter_rollover_kwh(model)
+        if is_service:
+            service = site.services[name]
+            rated, thresholds = service.rated_power_w, None
+        else:
+            machine = site.machines[name]
+            rated = machine.rated_power_w
+            th = machine.thresholds
+            thresholds = (th.standby_w, th.idle_w, th.processing_w) if th else None
+        out.append(MachineData(
+            name=name, power_time_s=pt, power_w=pw, counter_time_s=ct, energy_import_kwh=ce,
+            counter_resolution_kwh=resolution, rated_power_w=rated, thresholds_w=thresholds,
+            controller=None if is_service else source.controller(name, start_s, end_s),
+            is_service=is_service, counter_rollover_kwh=rollover))
+    return out

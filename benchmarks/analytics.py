@@ -1,0 +1,301 @@
+"""Benchmarks of the analytics, from one run; each figure is the median of five repetitions.
+
+Part ``kernel``: ``analytics.energy_between`` on 20 million power samples (1 Hz, a few gaps
+longer than max_gap_s) and 20 000 intervals, beside
+
+- an idiomatic pandas version of the same result: the samples in a Series with a
+  DatetimeIndex, sliced per interval (``index.slice_locs``), one neighbour kept on each side
+  so the trapezoid can be cut exactly at the interval's ends, gaps masked;
+- one ``numpy.sum`` over the same two arrays: reading the input once, the memory floor.
+
+It prints the times, the ratios (targets: at least 5x faster than pandas, at most 15x the
+floor), checks that pandas and the kernel agree, and measures the kernel's peak memory with
+tracemalloc (numpy reports its allocations to it) against the size of the input arrays
+(target: at most 3x).
+
+Run: python benchmarks/analytics.py --part kernel [--samples N] [--intervals J] [--repeat R]
+pandas is a benchmark-only dependency: pip install '.[bench]' (or pip install 'pandas>=2.2,<3').
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analytics import energy_between  # noqa: E402
+from analytics.energy import DEFAULT_MAX_GAP_S, J_PER_KWH  # noqa: E402
+
+T0_S = 1_790_000_000.0
+
+
+def median_time_s(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------
+# Part: kernel
+
+
+def kernel_data(samples: int, intervals: int, seed: int = 7):
+    """1 Hz samples with jitter and ten 10-minute gaps; intervals of random length inside."""
+    rng = np.random.default_rng(seed)
+    time_s = T0_S + np.arange(samples, dtype=np.float64)
+    time_s += rng.uniform(0.0, 0.2, samples)
+    for k in range(10):  # ten outages of 600 s (> max_gap_s): not bridged
+        time_s[(k + 1) * samples // 11:] += 600.0
+    power_w = 500.0 + 3000.0 * (np.sin(np.arange(samples) / 900.0) > 0) + rng.normal(0, 50, samples)
+    span = time_s[-1] - time_s[0]
+    starts = np.sort(rng.uniform(time_s[0] - 100, time_s[0] + span * 0.999, intervals))
+    ends = starts + rng.uniform(1.0, 2.0 * span / intervals, intervals)
+    return time_s, power_w, starts, ends
+
+
+def pandas_energy_between(series, starts_s, ends_s, max_gap_s: float):
+    """The same result with pandas: a DatetimeIndex sliced per interval, trapezoid rule."""
+    import pandas as pd
+
+    index = series.index
+    values = series.to_numpy()
+    energy = np.empty(len(starts_s))
+    coverage = np.empty(len(starts_s))
+    for k, (a_s, b_s) in enumerate(zip(starts_s, ends_s)):
+        a = pd.Timestamp(a_s, unit="s")
+        b = pd.Timestamp(b_s, unit="s")
+        first, last = index.slice_locs(a, b)  # positions of the samples in [a, b]
+        lo, hi = max(first - 1, 0), min(last + 1, len(index))  # one neighbour each side
+        part = series.iloc[lo:hi]
+        x = part.index.asi8 / 1e9
+        y = part.to_numpy()
+        if len(x) < 2:
+            energy[k] = coverage[k] = 0.0
+            continue
+        ok = np.diff(x) <= max_gap_s
+        ca, cb = np.clip(a_s, x[0], x[-1]), np.clip(b_s, x[0], x[-1])
+        xs = np.concatenate([[ca], x[(x > ca) & (x < cb)], [cb]])
+        ys = np.interp(xs, x, y)
+        seg = np.searchsorted(x, xs[:-1], side="right") - 1  # original segment of each piece
+        seg_ok = ok[np.clip(seg, 0, len(ok) - 1)]
+        dx = np.diff(xs)
+        energy[k] = np.sum(np.where(seg_ok, (ys[:-1] + ys[1:]) / 2 * dx, 0.0)) / J_PER_KWH
+        coverage[k] = np.sum(np.where(seg_ok, dx, 0.0)) / (b_s - a_s)
+    del values
+    return energy, coverage
+
+
+def part_kernel(args) -> None:
+    try:
+        import pandas as pd
+    except ImportError:
+        sys.exit("the kernel benchmark compares with pandas: pip install '.[bench]' "
+                 "(or pip install 'pandas>=2.2,<3')")
+    n, j, r = args.samples, args.intervals, args.repeat
+    print(f"kernel: energy_between on {n:,} samples and {j:,} intervals "
+          f"(max_gap_s = {DEFAULT_MAX_GAP_S:g}); medians of {r} repetitions")
+    time_s, power_w, starts, ends = kernel_data(n, j)
+    input_bytes = time_s.nbytes + power_w.nbytes
+    series = pd.Series(power_w, index=pd.DatetimeIndex(pd.to_datetime(time_s, unit="s")))
+
+    kernel_s = median_time_s(lambda: energy_between(time_s, power_w, starts, ends), r)
+    floor_s = median_time_s(lambda: (np.sum(time_s), np.sum(power_w)), r)
+    pandas_s = median_time_s(lambda: pandas_energy_between(series, starts, ends, DEFAULT_MAX_GAP_S), r)
+
+    # agreement (pandas' DatetimeIndex holds nanoseconds: times agree to about 1e-7 s)
+    e_np, c_np = energy_between(time_s, power_w, starts, ends)
+    e_pd, c_pd = pandas_energy_between(series, starts, ends, DEFAULT_MAX_GAP_S)
+    agree = np.allclose(e_np, e_pd, rtol=1e-6, atol=1e-9) and np.allclose(c_np, c_pd, atol=1e-6)
+
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    before, _ = tracemalloc.get_traced_memory()
+    energy_between(time_s, power_w, starts, ends)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    extra = peak - before
+
+    print(f"  energy_between     {kernel_s * 1e3:10.1f} ms")
+    print(f"  pandas (per slice) {pandas_s * 1e3:10.1f} ms   kernel is {pandas_s / kernel_s:6.1f}x faster "
+          f"(target >= 5x)  {'OK' if pandas_s / kernel_s >= 5 else 'MISSED'}")
+    print(f"  numpy.sum floor    {floor_s * 1e3:10.1f} ms   kernel is {kernel_s / floor_s:6.1f}x the floor "
+          f"(target <= 15x)  {'OK' if kernel_s / floor_s <= 15 else 'MISSED'}")
+    print(f"  peak memory during the call: {extra / 2**20:8.1f} MiB = {extra / input_bytes:4.2f}x the "
+          f"input arrays ({input_bytes / 2**20:.1f} MiB; inputs + peak = "
+          f"{(input_bytes + extra) / input_bytes:4.2f}x; target <= 3x)  "
+          f"{'OK' if extra <= 3 * input_bytes else 'MISSED'}")
+    print(f"  pandas and energy_between agree: {'yes' if agree else 'NO'} "
+          f"(max |diff| {np.max(np.abs(e_np - e_pd)):.3g} kWh)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Part: end_to_end — `wattelier analyze` on a week of stored data, from the journal and from
+# InfluxDB 1.6.7, beside InfluxDB computing the per-session energies itself (INTEGRAL()).
+
+E2E_KINDS = ("cnc_router", "laser_cutter", "printer_bench", "embroidery", "cnc_mill")
+
+
+def e2e_site_text(machines: int, journal: Path) -> str:
+    lines = ['[site]', 'name = "Benchmark workshop"', "", "[journal]", f'path = "{journal}"',
+             "max_points = 100000000", "", "[opening_hours]"]
+    for day in ("monday", "tuesday", "wednesday", "thursday", "friday"):
+        lines.append(f'{day} = ["08:30-12:30", "13:30-19:00"]')
+    lines.append('saturday = ["10:00-17:00"]')
+    lines.append("")
+    for i in range(10):
+        lines += [f"[members.member-{i}]", f'name = "Member {i}"', ""]
+    for i in range(machines):
+        name = f"machine-{i:02d}"
+        lines += [f"[machines.{name}]", f'kind = "{E2E_KINDS[i % len(E2E_KINDS)]}"', "rated_power_w = 4000.0", "",
+                  f"[meters.{name}]", 'model = "eastron-sdm630"', f'feeds = "{name}"', 'host = "127.0.0.1"',
+                  f"port = {20000 + i}", ""]
+    return "\n".join(lines)
+
+
+def _time_command(args: list[str]) -> tuple[float, dict]:
+    import json
+    import subprocess
+
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "wattelier.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return elapsed, json.loads(proc.stdout)
+
+
+def part_end_to_end(args: argparse.Namespace) -> None:
+    import asyncio
+    import json
+    import tempfile
+
+    from analytics.records import Session
+    from collector.forwarder import Forwarder
+    from collector.influx_adapter import InfluxSettings, InfluxTarget
+    from collector.journal import Journal
+    from collector.points import Point
+    from devices.site import parse_site
+    from devices.sim.physics import Workshop
+    from devices.sim.schedule import OpenWindows
+    from devices.calendar import opening_windows
+    from tests.servers import InfluxServer
+    from wattelier.sessions_store import store_sessions
+
+    days, machines = args.days, args.machines
+    with tempfile.TemporaryDirectory(prefix="wattelier-bench-") as tmp:
+        tmp = Path(tmp)
+        journal_path = tmp / "journal.sqlite"
+        site_file = tmp / "site.toml"
+        site_file.write_text(e2e_site_text(machines, journal_path), encoding="utf-8")
+        site = parse_site(site_file.read_text(), str(site_file))
+        end_s = float(int(time.time()) // 86400 * 86400 - 86400)
+        start_s = end_s - days * 86400
+        model = Workshop(site, seed=3, t0_s=start_s, pace=1.0, dt_s=1.0,
+                         windows=OpenWindows(opening_windows(site, start_s, end_s)))
+        built = time.perf_counter()
+        journal = Journal(journal_path, max_points=10**9)
+        grid = np.arange(start_s, end_s, 1.0)
+        for name in site.machines:
+            for a in range(0, len(grid), 86400):
+                t = grid[a:a + 86400]
+                power = model.power_series(name, t)
+                energy = model.energy_series(name, t) + 1000.0
+                journal.put([Point("meter", {"site": site.site.name, "meter": name, "machine": name},
+                                   {"power_w": float(p), "energy_import_kwh": float(e)}, int(ts * 1e9))
+                             for ts, p, e in zip(t.tolist(), power.tolist(), energy.tolist())])
+                journal.commit()
+        sessions = [Session(s.machine, s.member, s.start_s, s.end_s, "simulator") for s in model.sessions(end_s)]
+        store_sessions(journal, site.site.name, sessions)
+        n_points = journal.count()
+        journal.close()
+        print(f"end_to_end: {days} days of 1 Hz power for {machines} machines = {n_points:,} points and "
+              f"{len(sessions)} sessions, built in {time.perf_counter() - built:.0f} s", flush=True)
+        with InfluxServer(tmp / "influx") as server:
+            settings = InfluxSettings(server.url, api="v1", database="bench")
+            forwarder = Forwarder(journal_path, InfluxTarget(settings))
+            stop = asyncio.Event()
+            stop.set()
+            loaded = time.perf_counter()
+            asyncio.run(forwarder.run(stop, drain_timeout_s=7200))
+            print(f"  forwarded to InfluxDB 1.6.7 in {time.perf_counter() - loaded:.0f} s", flush=True)
+            window = ["--from", str(start_s), "--to", str(end_s), "--json"]
+            t_journal, doc_journal = [], None
+            t_influx, doc_influx = [], None
+            t_integral, integral_kwh = [], None
+            for _ in range(args.e2e_repeat):
+                elapsed, doc_journal = _time_command(["analyze", "--config", str(site_file), "--journal",
+                                                      str(journal_path), *window])
+                t_journal.append(elapsed)
+                elapsed, doc_influx = _time_command(["analyze", "--config", str(site_file), "--influx-url",
+                                                     server.url, "--influx-api", "v1", "--influx-db", "bench",
+                                                     *window])
+                t_influx.append(elapsed)
+                start = time.perf_counter()
+                integral_kwh = []
+                for s in sessions:
+                    q = (f"SELECT INTEGRAL(\"power_w\", 1h) FROM \"meter\" WHERE \"machine\" = '{s.machine}' "
+                         f"AND time >= {int(s.start_s * 1e9)} AND time < {int(s.end_s * 1e9)}")
+                    series = server.query(q, "bench")
+                    integral_kwh.append(series[0]["values"][0][1] / 1000.0 if series else 0.0)
+                t_integral.append(time.perf_counter() - start)
+        ours = {(s["machine"], s["member"], s["start"]): s["energy_kwh"] for s in doc_journal["sessions"]}
+        from analytics.pipeline import iso_utc
+
+        worst = 0.0
+        compared = 0
+        for s, kwh in zip(sessions, integral_kwh):
+            mine = ours.get((s.machine, s.member, iso_utc(s.start_s)))
+            if mine is None or kwh <= 0.001:
+                continue
+            compared += 1
+            worst = max(worst, abs(mine - kwh) / kwh)
+        same = all(abs(a["energy_kwh"] - b["energy_kwh"]) <= 1e-9 * max(1.0, abs(a["energy_kwh"]))
+                   for a, b in zip(doc_journal["sessions"], doc_influx["sessions"]))
+        tj, ti, tq = (statistics.median(t) for t in (t_journal, t_influx, t_integral))
+        print(f"  wattelier analyze from the journal:   {tj:7.1f} s  ({tq / tj:.1f}x faster than InfluxQL INTEGRAL)")
+        print(f"  wattelier analyze from InfluxDB:      {ti:7.1f} s  ({tq / ti:.1f}x faster than InfluxQL INTEGRAL)")
+        print(f"  InfluxQL INTEGRAL() per session:      {tq:7.1f} s  ({len(sessions)} queries)")
+        print(f"  session energies vs INTEGRAL(): worst relative difference {100 * worst:.4f} % over "
+              f"{compared} sessions (target <= 0.1 %); journal and InfluxDB results identical: {same}")
+        print(json.dumps({"days": days, "machines": machines, "points": n_points, "sessions": len(sessions),
+                          "analyze_journal_s": round(tj, 2), "analyze_influx_s": round(ti, 2),
+                          "influxql_integral_s": round(tq, 2), "worst_session_difference_pct": 100 * worst}))
+
+
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "kernel": part_kernel,
+    "end_to_end": part_end_to_end,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=sorted(PARTS) + ["all"], default="all",
+                        help="which benchmark to run (default: all)")
+    parser.add_argument("--samples", type=int, default=20_000_000, help="kernel: power samples")
+    parser.add_argument("--intervals", type=int, default=20_000, help="kernel: intervals")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions (the median is shown)")
+    parser.add_argument("--days", type=float, default=7.0, help="end_to_end: days of 1 Hz data")
+    parser.add_argument("--machines", type=int, default=20, help="end_to_end: machines")
+    parser.add_argument("--e2e-repeat", type=int, default=5, help="end_to_end: repetitions")
+    args = parser.parse_args(argv)
+    for name, part in PARTS.items():
+        if args.part in (name, "all"):
+            part(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,671 @@
+"""Sessions: CSV, iCalendar and Fab-manager imports with clear errors; storage in the journal
+without duplicates; the `wattelier sessions` commands (issue 4, acceptance 5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+import urllib.parse
+import zoneinfo
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analytics.bookings_reader import current_sessions, read_booking_versions
+from analytics.records import Session
+from analytics.sessions import (FabmanagerReport, ImportReport, SessionsError,
+                                fetch_fabmanager_reservations, machine_finder, member_finder,
+                                parse_time_s, read_sessions_csv, read_sessions_ical)
+from collector.journal import Journal
+from devices.site import SiteError, example_site_path, load_site, parse_site
+from tests.conftest import free_port
+from wattelier.commands.sessions import app as sessions_app
+from wattelier.sessions_store import cancel_sessions, load_sessions, store_sessions
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+DATA = Path(__file__).parent / "data" / "fabmanager"
+TOKEN = "fm-open-api-token-0123456789"
+
+
+def utc(*args: int) -> float:
+    return dt.datetime(*args, tzinfo=dt.timezone.utc).timestamp()
+
+
+# ---------------------------------------------------------------------------------------------
+# A site with Fab-manager ids and e-mails
+
+
+def site_text(fabmanager_url: str | None = None) -> str:
+    text = example_site_path().read_text(encoding="utf-8")
+    for old, new in (
+        ("rated_power_w = 9000.0", "rated_power_w = 9000.0\nfabmanager_id = 3"),
+        ("rated_power_w = 3500.0", "rated_power_w = 3500.0\nfabmanager_id = 4"),
+        ("rated_power_w = 15000.0", "rated_power_w = 15000.0\nfabmanager_id = 5"),
+        ('name = "Amélie Durand (ébéniste)"',
+         'name = "Amélie Durand (ébéniste)"\nemail = "amelie@example.org"\nfabmanager_user_id = 101'),
+        ('name = "Bastien Leroy (menuisier)"', 'name = "Bastien Leroy (menuisier)"\nfabmanager_user_id = 102'),
+        ('name = "Chloé Martin (céramiste)"', 'name = "Chloé Martin (céramiste)"\nfabmanager_user_id = 103'),
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    if fabmanager_url:
+        text += f'\n[fabmanager]\nurl = "{fabmanager_url}"\n'
+    return text
+
+
+@pytest.fixture
+def site_file(tmp_path) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(site_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def site(site_file):
+    return load_site(site_file)
+
+
+def test_fabmanager_section_in_site_file():
+    site = parse_site(site_text("https://fablab.example.org/"))
+    assert site.fabmanager.url == "https://fablab.example.org"
+    assert site.fabmanager.token_env == "WATTELIER_FABMANAGER_TOKEN"
+    assert site.machines["router-1"].fabmanager_id == 3
+    with pytest.raises(SiteError) as err:
+        parse_site(site_text("fablab.example.org"))
+    assert any("fabmanager.url: must look like https://fablab.example.org" in p for p in err.value.problems)
+    with pytest.raises(SiteError) as err:
+        parse_site(site_text("https://fablab.example.org") + 'token = "abc"\n')
+    assert any("fabmanager.token: secrets never live in the site file" in p for p in err.value.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Times
+
+
+def test_times_iso_offset_z_and_unix_seconds():
+    assert parse_time_s("2024-10-27T08:00:00.000Z") == utc(2024, 10, 27, 8)
+    assert parse_time_s("2024-10-27T09:00:00+01:00") == utc(2024, 10, 27, 8)
+    assert parse_time_s("1730016000") == utc(2024, 10, 27, 8)
+    assert parse_time_s("2024-10-27 09:00", PARIS) == utc(2024, 10, 27, 8)  # CET after the change
+    assert parse_time_s("2024-10-26 09:00", PARIS) == utc(2024, 10, 26, 7)  # CEST before
+    with pytest.raises(ValueError, match="has no UTC offset"):
+        parse_time_s("2024-10-27 09:00")
+    with pytest.raises(ValueError, match=r"occurs twice in Europe/Paris.*\+02:00 for the first, \+01:00"):
+        parse_time_s("2024-10-27T02:30", PARIS)
+    with pytest.raises(ValueError, match="does not exist in Europe/Paris"):
+        parse_time_s("2024-03-31T02:30", PARIS)
+    with pytest.raises(ValueError, match="looks like milliseconds"):
+        parse_time_s("1730016000000")
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+def test_csv_good(tmp_path, site):
+    path = tmp_path / "bookings.csv"
+    path.write_text(
+        "\ufeffMachine,member,start,end,note,booking_id\n"
+        "router-1,amelie,2024-10-26T09:00:00+02:00,2024-10-26T11:00:00+02:00,\"vacuum table, 2 sheets\",b-1\n"
+        "\n"
+        "laser-1,bastien,2024-10-28T14:00:00.000Z,2024-10-28T15:30:00.000Z,,\n"
+        "kiln-1,chloe,1730016000,1730044800.5,,\n",
+        encoding="utf-8")
+    sessions = read_sessions_csv(path, machines=site.machines, members=site.members)
+    assert sessions == [
+        Session("router-1", "amelie", utc(2024, 10, 26, 7), utc(2024, 10, 26, 9), "csv", "b-1"),
+        Session("laser-1", "bastien", utc(2024, 10, 28, 14), utc(2024, 10, 28, 15, 30), "csv", ""),
+        Session("kiln-1", "chloe", 1730016000.0, 1730044800.5, "csv", ""),
+    ]
+
+
+def test_csv_semicolons_and_local_times_with_tz(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("machine;member;start;end\nlaser-1;elise;2024-10-27 09:00;2024-10-27 12:00\n")
+    [s] = read_sessions_csv(path, tz=PARIS)
+    assert (s.start_s, s.end_s) == (utc(2024, 10, 27, 8), utc(2024, 10, 27, 11))
+
+
+def test_csv_the_simulator_writes_reads_back(tmp_path, example_site):
+    from devices.sim.physics import Workshop
+    from devices.sim.workshop import SimulatedWorkshop
+
+    t0 = utc(2024, 10, 25, 6)
+    sim = SimulatedWorkshop(example_site)
+    sim.model = Workshop(example_site, seed=3, t0_s=t0)
+    path = tmp_path / "sessions.csv"
+    sim.write_sessions_csv(path, t0 + 2 * 86400)
+    expected = sim.model.sessions(t0 + 2 * 86400)
+    sessions = read_sessions_csv(path, machines=example_site.machines, members=example_site.members)
+    assert len(sessions) == len(expected) > 0
+    for got, want in zip(sessions, expected):
+        assert (got.machine, got.member) == (want.machine, want.member)
+        assert abs(got.start_s - want.start_s) <= 0.001 and abs(got.end_s - want.end_s) <= 0.001
+
+
+def test_csv_bad_rows_name_file_line_column_and_what_to_do(tmp_path, site):
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "machine,member,start,end\n"                                          # 1
+        "router-1,amelie,2024-10-26T09:00:00+02:00,2024-10-26T11:00:00+02:00\n"  # 2 good
+        "router-1,amelie,2024-10-26 09:00,2024-10-26T11:00:00+02:00\n"        # 3 naive
+        "laser-1,bastien,2024-10-28T15:00:00Z,2024-10-28T14:00:00Z\n"         # 4 end before start
+        "lazer-1,bastien,2024-10-28T14:00:00Z,2024-10-28T15:00:00Z\n"         # 5 unknown machine
+        "laser-1,,2024-10-28T14:00:00Z,2024-10-28T15:00:00Z\n"                # 6 no member
+        "laser-1,bastien,2024-10-28T14:00:00Z\n"                              # 7 missing value
+        "laser-1,bastien,tomorrow,1730044800000\n",                           # 8 two bad times
+        encoding="utf-8")
+    with pytest.raises(SessionsError) as err:
+        read_sessions_csv(path, machines=site.machines, members=site.members)
+    problems = err.value.problems
+    assert problems == [
+        f"{path}:3: column 'start': '2024-10-26 09:00' has no UTC offset: add one (e.g. +01:00, or Z "
+        "for UTC) or give the time zone the file is written in (--tz ZONE)",
+        f"{path}:4: column 'end': '2024-10-28T14:00:00Z' is not after start '2024-10-28T15:00:00Z'; "
+        "a session ends after it starts",
+        f"{path}:5: column 'machine': 'lazer-1' is not a machine of the site (known: embroidery-1, "
+        "kiln-1, laser-1, mill-1, printers-1, router-1)",
+        f"{path}:6: column 'member': empty; every session needs its member",
+        f"{path}:7: 3 values but the header (line 1) has 4 columns; quote values that contain ','",
+        f"{path}:8: column 'start': 'tomorrow' is neither an ISO 8601 time (e.g. 2024-10-27T09:00:00+01:00 "
+        "or 2024-10-27T08:00:00Z) nor Unix seconds",
+        f"{path}:8: column 'end': '1730044800000' read as Unix seconds is not between 2000 and 2100 (it "
+        "looks like milliseconds: divide by 1000)",
+    ]
+
+
+def test_csv_bad_header_and_files(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("machine,who,start,end\nrouter-1,amelie,1730016000,1730019600\n")
+    with pytest.raises(SessionsError, match=rf"{path}:1: header: missing column\(s\) member"):
+        read_sessions_csv(path)
+    path.write_bytes(b"machine,member,start,end\nrouter-1,am\xe9lie,1730016000,1730019600\n")
+    with pytest.raises(SessionsError, match="not UTF-8 text .* save the file as UTF-8"):
+        read_sessions_csv(path)
+    with pytest.raises(SessionsError, match="cannot read: No such file"):
+        read_sessions_csv(tmp_path / "missing.csv")
+    path.write_text("machine,member,start,end\n"
+                    "router-1,amelie,2024-10-27T02:30,2024-10-27T04:00\n")
+    with pytest.raises(SessionsError, match=r"h.csv:2: column 'start': 2024-10-27 02:30:00 occurs twice"):
+        read_sessions_csv(path, tz=PARIS)
+
+
+# ---------------------------------------------------------------------------------------------
+# iCalendar
+
+
+def ics(*events: str, method: str = "") -> bytes:
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Manufacture du Canal//Reservations//FR"]
+    if method:
+        head.append(f"METHOD:{method}")
+    head += ["BEGIN:VTIMEZONE", "TZID:Europe/Paris", "BEGIN:STANDARD", "DTSTART:19701025T030000",
+             "TZOFFSETFROM:+0200", "TZOFFSETTO:+0100", "END:STANDARD", "END:VTIMEZONE"]
+    text = "\r\n".join(head) + "\r\n" + "".join(events) + "END:VCALENDAR\r\n"
+    return text.encode("utf-8")
+
+
+def event(*lines: str) -> str:
+    return "\r\n".join(["BEGIN:VEVENT", "DTSTAMP:20241020T120000Z", *lines, "END:VEVENT"]) + "\r\n"
+
+
+def fold(line: str, width: int = 20) -> str:
+    """Fold a content line every `width` octets (RFC 5545 3.1), even inside a character."""
+    data = line.encode("utf-8")
+    parts = [data[i:i + width] for i in range(0, len(data), width)]
+    return b"\r\n ".join(parts).decode("utf-8", "surrogateescape")
+
+
+def write_ics(path: Path, data: bytes | str) -> Path:
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape"))
+    return path
+
+
+GOOD_EVENTS = [
+    # across the October change: 01:30 CEST .. 03:30 CET is three hours
+    event("UID:resa-1@canal", "DTSTART;TZID=Europe/Paris:20241027T013000",
+          "DTEND;TZID=Europe/Paris:20241027T033000", "SUMMARY:Amélie @ router-1", "LOCATION:router-1",
+          'ATTENDEE;CN="Durand, Amélie";ROLE=REQ-PARTICIPANT:mailto:amelie@example.org'),
+    # 02:15 occurs twice that night: the first one (CEST), RFC 5545 3.3.5; DURATION is exact
+    event("UID:resa-2@canal", "DTSTART;TZID=Europe/Paris:20241027T021500", "DURATION:PT1H",
+          "LOCATION:kiln-1", "ATTENDEE;CN=Chloé Martin:mailto:chloe@example.org"),
+    # folded lines (inside the é of the summary too), escaped commas in a machine label
+    event("UID:resa-3@canal", "DTSTART;TZID=Europe/Paris:20241028T090000",
+          "DTEND;TZID=Europe/Paris:20241028T120000",
+          fold("SUMMARY:Découpe de panneaux de contreplaqué pour l'étagère"),
+          fold("LOCATION:CO2 laser cutter 130 W tube\\, 1300 x 900 mm\\, with chiller"),
+          "ORGANIZER;CN=Bastien Leroy:mailto:bastien@example.org",
+          "BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:rappel", "TRIGGER:-PT15M", "END:VALARM"),
+    # UTC; machine from CATEGORIES, member from SUMMARY "member @ machine"
+    event("UID:resa-4@canal", "DTSTART:20241029T080000Z", "DTEND:20241029T093000Z",
+          "SUMMARY:Chloé Martin @ four", "CATEGORIES:Atelier,mill-1"),
+    # floating time: the site's zone
+    event("UID:resa-5@canal", "DTSTART:20241030T090000", "DTEND:20241030T100000",
+          "SUMMARY:jules @ printers-1"),
+    # a cancellation
+    event("UID:resa-6@canal", "STATUS:CANCELLED", "DTSTART:20241031T080000Z", "DTEND:20241031T090000Z",
+          "SUMMARY:hugo @ laser-1"),
+]
+
+
+def test_ical_good(tmp_path, site):
+    path = write_ics(tmp_path / "bookings.ics", ics(*GOOD_EVENTS))
+    report = ImportReport()
+    sessions = read_sessions_ical(path, machine_finder(site), site.tz, member_for=member_finder(site),
+                                  report=report)
+    assert sessions == [
+        Session("router-1", "amelie", utc(2024, 10, 26, 23, 30), utc(2024, 10, 27, 2, 30), "ical", "resa-1@canal"),
+        Session("kiln-1", "chloe", utc(2024, 10, 27, 0, 15), utc(2024, 10, 27, 1, 15), "ical", "resa-2@canal"),
+        Session("laser-1", "bastien", utc(2024, 10, 28, 8), utc(2024, 10, 28, 11), "ical", "resa-3@canal"),
+        Session("mill-1", "chloe", utc(2024, 10, 29, 8), utc(2024, 10, 29, 9, 30), "ical", "resa-4@canal"),
+        Session("printers-1", "jules", utc(2024, 10, 30, 8), utc(2024, 10, 30, 9), "ical", "resa-5@canal"),
+    ]
+    assert sessions[0].end_s - sessions[0].start_s == 3 * 3600
+    assert report.canceled == [Session("laser-1", "hugo", utc(2024, 10, 31, 8), utc(2024, 10, 31, 9),
+                                       "ical", "resa-6@canal")]
+
+
+def test_ical_mapping_and_lf_only_lines(tmp_path):
+    text = ics(event("UID:x", "DTSTART;VALUE=DATE:20241027", "LOCATION:Four", "SUMMARY:Chloé @ Four"))
+    path = write_ics(tmp_path / "lf.ics", text.replace(b"\r\n", b"\n"))
+    [s] = read_sessions_ical(path, {"four": "kiln-1"}, PARIS)
+    # a whole day in Paris on the day clocks go back lasts 25 hours
+    assert (s.machine, s.member) == ("kiln-1", "Chloé")
+    assert (s.start_s, s.end_s - s.start_s) == (utc(2024, 10, 26, 22), 25 * 3600)
+
+
+def test_ical_bad_events_name_line_and_what_to_do(tmp_path, site):
+    text = ics(
+        event("UID:no-start", "DTEND:20241029T093000Z", "LOCATION:router-1", "SUMMARY:amelie @ router-1"),
+        event("UID:win-zone", "DTSTART;TZID=Romance Standard Time:20241029T090000",
+              "DTEND;TZID=Romance Standard Time:20241029T100000", "SUMMARY:amelie @ router-1"),
+        event("UID:nowhere", "DTSTART:20241029T080000Z", "DTEND:20241029T090000Z", "LOCATION:Salle 2",
+              "SUMMARY:amelie @ salle 2"),
+        event("UID:weekly", "DTSTART:20241029T080000Z", "DTEND:20241029T090000Z",
+              "RRULE:FREQ=WEEKLY;COUNT=4", "SUMMARY:amelie @ router-1"),
+        event("UID:backwards", "DTSTART:20241029T100000Z", "DTEND:20241029T090000Z",
+              "SUMMARY:amelie @ router-1"),
+    )
+    path = write_ics(tmp_path / "bad.ics", text)
+    with pytest.raises(SessionsError) as err:
+        read_sessions_ical(path, machine_finder(site), site.tz, member_for=member_finder(site))
+    lines = text.decode().split("\r\n")
+    begins = [i + 1 for i, line in enumerate(lines) if line == "BEGIN:VEVENT"]
+    problems = err.value.problems
+    assert problems[0] == f"{path}:{begins[0]}: event 'no-start' ('amelie @ router-1'): no DTSTART; every booking needs its start"
+    assert problems[1].startswith(f"{path}:{begins[1]}: event 'win-zone'")
+    assert "TZID 'Romance Standard Time' is not an IANA time zone name" in problems[1]
+    assert problems[2] == (f"{path}:{begins[2]}: event 'nowhere' ('amelie @ salle 2'): no machine of the site "
+                           "found (tried LOCATION 'Salle 2', SUMMARY 'salle 2'); put the machine's name in "
+                           "LOCATION or end SUMMARY with ' @ machine'")
+    assert problems[3] == (f"{path}:{begins[3]}: event 'weekly' ('amelie @ router-1'): recurring event (RRULE at "
+                           f"line {begins[3] + 5}) is not supported; export the calendar with each occurrence "
+                           "as its own event")
+    assert problems[4].startswith(f"{path}:{begins[4]}: event 'backwards' ('amelie @ router-1'): ends")
+    assert len(problems) == 5
+
+
+def test_ical_broken_files(tmp_path, site):
+    finder = machine_finder(site)
+    path = write_ics(tmp_path / "cut.ics", ics(event("UID:a", "DTSTART:20241029T080000Z")).replace(
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n", b""))
+    with pytest.raises(SessionsError, match=r"cut.ics:\d+: BEGIN:VEVENT is never closed"):
+        read_sessions_ical(path, finder, PARIS)
+    path = write_ics(tmp_path / "not.ics", "machine,member,start,end\n")
+    with pytest.raises(SessionsError, match=r"not.ics:1: not an iCalendar file"):
+        read_sessions_ical(path, finder, PARIS)
+    path = write_ics(tmp_path / "float.ics", ics(event("UID:f", "DTSTART:20241029T080000",
+                                                       "DTEND:20241029T090000", "SUMMARY:a @ router-1")))
+    with pytest.raises(SessionsError, match="floating local time and no time zone was given"):
+        read_sessions_ical(path, finder, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fab-manager, served by a fake at the seam that cannot run here
+
+
+class FakeFabmanager:
+    """A FAKE Fab-manager Open API standing in for the real one, which cannot run here (Rails,
+    PostgreSQL, Redis, Elasticsearch). It serves the answers in tests/data/fabmanager (written
+    in the documented format, see its README) on a free loopback port:
+    `GET /open_api/v1/reservations?page=N&per_page=M` (the recorded pages in order, cut in
+    pages of M as the server does: M = 3 gives the recorded pages), the `Authorization: Token token=...`
+    header checked (401 `{"errors": ["Bad credentials"]}` otherwise), pagination headers as
+    api-pagination writes them (`Link`, `Total`, `Per-Page`), an empty list after the last page.
+
+    link: send the Link header (False: the client must stop on a short or empty page).
+    fail_page: answer that page with HTTP 500.
+    """
+
+    def __init__(self, token: str = TOKEN, link: bool = True, fail_page: int | None = None) -> None:
+        self.token = token
+        self.link = link
+        self.fail_page = fail_page
+        self.pages = {n: json.loads((DATA / f"reservations_page{n}.json").read_text(encoding="utf-8"))
+                      for n in (1, 2, 3)}
+        self.requests: list[tuple[str, dict[str, list[str]], str | None]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                fake._answer(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: object,
+              headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode("utf-8")
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json; charset=utf-8")
+        handler.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urllib.parse.urlsplit(handler.path)
+        query = urllib.parse.parse_qs(parts.query)
+        self.requests.append((parts.path, query, handler.headers.get("Authorization")))
+        if parts.path != "/open_api/v1/reservations":
+            return self._send(handler, 404, {"errors": ["Not found"]})
+        if handler.headers.get("Authorization") != f"Token token={self.token}":
+            return self._send(handler, 401, {"errors": ["Bad credentials"]})
+        page = int(query.get("page", ["1"])[0])
+        per_page = int(query.get("per_page", ["20"])[0])
+        if page == self.fail_page:
+            return self._send(handler, 500, {"error": ["Server error", "undefined method"]})
+        # the recorded pages, in order, are the list; any per_page cuts it as the server would
+        everything = [r for n in sorted(self.pages) for r in self.pages[n]["reservations"]]
+        total = len(everything)
+        last = max(1, -(-total // per_page))
+        body = {"reservations": everything[(page - 1) * per_page: page * per_page]}
+        headers = {"Total": str(total), "Per-Page": str(per_page)}
+        if self.link:
+            def href(n: int) -> str:
+                q = dict(query, page=[str(n)])
+                return f"<{self.url}{parts.path}?{urllib.parse.urlencode(q, doseq=True)}>"
+            links = []
+            if page > 1:
+                links += [f'{href(1)}; rel="first"', f'{href(page - 1)}; rel="prev"']
+            if page < last:
+                links += [f'{href(page + 1)}; rel="next"', f'{href(last)}; rel="last"']
+            if links:
+                headers["Link"] = ", ".join(links)
+        return self._send(handler, 200, body, headers)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def fake_fabmanager():
+    servers: list[FakeFabmanager] = []
+
+    def make(**kwargs) -> FakeFabmanager:
+        servers.append(FakeFabmanager(**kwargs))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+MACHINES = {3: "router-1", 4: "laser-1", 5: "mill-1"}
+MEMBERS = {101: "amelie", 102: "bastien", 103: "chloe"}
+EXPECTED_FABMANAGER = [
+    Session("router-1", "amelie", utc(2024, 10, 26, 7), utc(2024, 10, 26, 9), "fabmanager", "5012"),
+    Session("laser-1", "bastien", utc(2024, 10, 28, 14), utc(2024, 10, 28, 15), "fabmanager", "5010"),
+    Session("router-1", "fabmanager-user-999", utc(2024, 10, 25, 14), utc(2024, 10, 25, 16), "fabmanager", "5008"),
+    Session("laser-1", "chloe", utc(2024, 10, 27, 9), utc(2024, 10, 27, 10), "fabmanager", "5006"),
+    Session("laser-1", "chloe", utc(2024, 10, 27, 13), utc(2024, 10, 27, 14), "fabmanager", "5006"),
+]
+
+
+@pytest.mark.parametrize("link", [True, False])
+def test_fabmanager_all_pages(fake_fabmanager, link):
+    server = fake_fabmanager(link=link)
+    report = FabmanagerReport()
+    sessions = fetch_fabmanager_reservations(server.url, TOKEN, MACHINES, MEMBERS, per_page=3, report=report)
+    assert sessions == EXPECTED_FABMANAGER
+    assert [int(q["page"][0]) for _, q, _ in server.requests] == [1, 2, 3]
+    assert all(auth == f"Token token={TOKEN}" and q["reservable_type"] == ["Machine"]
+               for _, q, auth in server.requests)
+    assert (report.pages, report.reservations, report.other_types) == (3, 7, 1)
+    assert report.unknown_machines == {99: ("Découpe vinyle", 1)}
+    assert report.unknown_users == {999: ("Zoé Lambert", 1)}
+    assert report.canceled == [Session("mill-1", "chloe", utc(2024, 10, 29, 8), utc(2024, 10, 29, 10),
+                                       "fabmanager", "5007")]
+    assert any("99 ('Découpe vinyle', 1 reservation(s))" in w and "fabmanager_id" in w for w in report.warnings)
+    assert any("999 ('Zoé Lambert', 1 session(s))" in w for w in report.warnings)
+
+
+def test_fabmanager_empty_page_ends_without_link(fake_fabmanager, caplog):
+    server = fake_fabmanager(link=False)
+    del server.pages[3]  # two full pages: only the empty third one says the list is over
+    sessions = fetch_fabmanager_reservations(server.url, TOKEN, MACHINES, MEMBERS, per_page=3)
+    assert [int(q["page"][0]) for _, q, _ in server.requests] == [1, 2, 3]
+    assert [s.booking_id for s in sessions] == ["5012", "5010", "5008"]
+    # without a report, what was left out is logged, not dropped silently
+    assert any("99 ('Découpe vinyle', 1 reservation(s))" in r.getMessage() for r in caplog.records)
+
+
+def test_fabmanager_window(fake_fabmanager):
+    server = fake_fabmanager()
+    report = FabmanagerReport()
+    sessions = fetch_fabmanager_reservations(server.url, TOKEN, MACHINES, MEMBERS, since=utc(2024, 10, 27, 9, 30),
+                                             until=utc(2024, 10, 28, 14, 30), per_page=3, report=report)
+    # reservation 5006 overlaps with its first window only: it is kept whole
+    assert [(s.booking_id, s.start_s) for s in sessions] == [
+        ("5010", utc(2024, 10, 28, 14)), ("5006", utc(2024, 10, 27, 9)), ("5006", utc(2024, 10, 27, 13))]
+    assert report.outside_window == 3 and report.canceled == []
+
+
+def test_fabmanager_errors(fake_fabmanager):
+    server = fake_fabmanager()
+    with pytest.raises(SessionsError) as err:
+        fetch_fabmanager_reservations(server.url, "wrong-token", MACHINES, MEMBERS, per_page=3)
+    [problem] = err.value.problems
+    assert problem.startswith(f"Fab-manager refused the token (HTTP 401 Bad credentials) at {server.url}/open_api/v1/reservations")
+    assert "WATTELIER_FABMANAGER_TOKEN" in problem and "wrong-token" not in problem
+    failing = fake_fabmanager(fail_page=2)
+    with pytest.raises(SessionsError, match=r"HTTP 500 Internal Server Error for page 2 of .*: Server error; undefined method"):
+        fetch_fabmanager_reservations(failing.url, TOKEN, MACHINES, MEMBERS, per_page=3)
+    with pytest.raises(SessionsError, match=r"no Fab-manager Open API at .*/typo/open_api/v1/reservations \(HTTP 404\)"):
+        fetch_fabmanager_reservations(server.url + "/typo", TOKEN, MACHINES, MEMBERS, per_page=3)
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(SessionsError, match=rf"cannot reach Fab-manager at {closed}/open_api/v1/reservations: .*refused"):
+        fetch_fabmanager_reservations(closed, TOKEN, MACHINES, MEMBERS, timeout_s=5)
+    server.pages[2]["reservations"][1]["reserved_slots"][0]["start_at"] = "2024-10-25 16:00"
+    with pytest.raises(SessionsError, match=r"Fab-manager page 2, reservation 5008: reserved_slots\[0\]: .*no UTC offset"):
+        fetch_fabmanager_reservations(server.url, TOKEN, MACHINES, MEMBERS, per_page=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage
+
+
+def booking_rows(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM points p JOIN series s ON s.id = p.series_id "
+                          "WHERE s.measurement = 'booking'").fetchone()[0]
+
+
+def test_store_twice_does_not_duplicate(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    try:
+        assert store_sessions(journal, "canal", EXPECTED_FABMANAGER) == (5, 0)
+        assert store_sessions(journal, "canal", EXPECTED_FABMANAGER) == (0, 5)
+        assert store_sessions(journal, "canal", list(reversed(EXPECTED_FABMANAGER))) == (0, 5)
+    finally:
+        journal.close()
+    assert booking_rows(tmp_path / "j.sqlite") == 5
+    assert load_sessions(tmp_path / "j.sqlite") == sorted(EXPECTED_FABMANAGER, key=lambda s: s.start_s)
+    assert load_sessions(tmp_path / "j.sqlite", utc(2024, 10, 27), utc(2024, 10, 28)) == EXPECTED_FABMANAGER[3:]
+
+
+def test_changed_and_cancelled_bookings_replace_the_stored_ones(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    try:
+        store_sessions(journal, "canal", EXPECTED_FABMANAGER)
+        moved = Session("laser-1", "chloe", utc(2024, 10, 27, 9), utc(2024, 10, 27, 11), "fabmanager", "5006")
+        assert store_sessions(journal, "canal", [moved]) == (1, 0)  # two windows became one
+        assert cancel_sessions(journal, "canal", [Session("", "", 0, 0, "fabmanager", "5012")]) == 1
+        assert cancel_sessions(journal, "canal", [Session("", "", 0, 0, "fabmanager", "5012")]) == 0
+        manual = Session("kiln-1", "chloe", utc(2024, 10, 30, 8), utc(2024, 10, 30, 12), "manual")
+        store_sessions(journal, "canal", [manual])
+        longer = Session("kiln-1", "chloe", utc(2024, 10, 30, 8), utc(2024, 10, 30, 16), "manual")
+        assert store_sessions(journal, "canal", [longer]) == (1, 0)
+    finally:
+        journal.close()
+    got = load_sessions(path)
+    assert {s.booking_id for s in got} == {"5010", "5008", "5006", ""}
+    assert [s for s in got if s.booking_id == "5006"] == [moved]
+    assert [s for s in got if s.source == "manual"] == [longer]
+    # the window 5006 no longer has is empty, also when read over that window only
+    assert load_sessions(path, utc(2024, 10, 27, 12), utc(2024, 10, 27, 15)) == []
+    # the latest version wins whatever the order rows come in (as from InfluxDB)
+    assert current_sessions(reversed(read_booking_versions(path))) == got
+    # rows are only ever added: 5, the moved window and a cancelled version of the window it
+    # no longer has, the cancelled 5012, the manual session and its longer version
+    assert booking_rows(path) == 10
+    with sqlite3.connect(path) as db:
+        tags = {json.loads(t)["site"] for (t,) in db.execute("SELECT tags FROM series WHERE measurement = 'booking'")}
+    assert tags == {"canal"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(sessions_app, list(args), env=env)
+
+
+def test_cli_add_list(tmp_path, site_file):
+    journal = str(tmp_path / "j.sqlite")
+    common = ["--config", str(site_file), "--journal", journal]
+    result = invoke("add", "--machine", "router-1", "--member", "amelie", "--start", "2024-10-26T09:00",
+                    "--end", "2024-10-26 11:30", *common)
+    assert result.exit_code == 0, result.output
+    assert "1 added, 0 already stored" in result.output
+    result = invoke("add", "--machine", "router-1", "--member", "amelie", "--start", "2024-10-26T07:00:00Z",
+                    "--end", "1729935000", *common)
+    assert result.exit_code == 0 and "0 added, 1 already stored" in result.output
+    result = invoke("add", "--machine", "router-2", "--member", "amelie", "--start", "2024-10-27T02:30",
+                    "--end", "2024-10-27T01:00", *common)
+    assert result.exit_code == 2
+    assert "--machine: 'router-2' is not a machine of site 'Manufacture du Canal'; machines: embroidery-1" in result.output
+    assert "--start: 2024-10-27 02:30:00 occurs twice in Europe/Paris" in result.output
+    result = invoke("add", "--machine", "router-1", "--member", "amelie", "--start", "2024-10-26T11:00",
+                    "--end", "2024-10-26T10:00", *common)
+    assert result.exit_code == 2 and "--end: '2024-10-26T10:00' is not after --start" in result.output
+    result = invoke("list", "--json", *common)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{
+        "machine": "router-1", "member": "amelie", "start": "2024-10-26T07:00:00.000Z",
+        "end": "2024-10-26T09:30:00.000Z", "start_s": utc(2024, 10, 26, 7), "end_s": utc(2024, 10, 26, 9, 30),
+        "duration_s": 9000.0, "source": "manual", "booking_id": ""}]
+    result = invoke("list", *common)
+    assert result.exit_code == 0 and "router-1" in result.output and "2024-10-26 09:00" in result.output
+    result = invoke("list", "--from", "2024-10-27", *common)
+    assert result.exit_code == 0 and "no session" in result.output
+    result = invoke("list", "--config", str(site_file), "--journal", str(tmp_path / "none.sqlite"))
+    assert result.exit_code == 2 and "no journal here" in result.output
+
+
+def test_cli_import_csv_and_ics(tmp_path, site_file):
+    journal = str(tmp_path / "j.sqlite")
+    common = ["--config", str(site_file), "--journal", journal]
+    csv_path = tmp_path / "bookings.csv"
+    csv_path.write_text("machine,member,start,end\nrouter-1,amelie,2024-10-26 09:00,2024-10-26 11:00\n")
+    result = invoke("import", str(csv_path), *common)
+    assert result.exit_code == 2
+    assert f"{csv_path}:2: column 'start': '2024-10-26 09:00' has no UTC offset" in result.output
+    assert "nothing imported" in result.output
+    assert not Path(journal).exists()
+    result = invoke("import", str(csv_path), "--tz", "Europe/Paris", *common)
+    assert result.exit_code == 0, result.output
+    assert "1 session(s): 1 added, 0 already stored" in result.output
+    ics_path = write_ics(tmp_path / "bookings.ics", ics(*GOOD_EVENTS))
+    for expected in ("5 session(s): 5 added, 0 already stored", "5 session(s): 0 added, 5 already stored"):
+        result = invoke("import", str(ics_path), *common)
+        assert result.exit_code == 0, result.output
+        assert expected in result.output
+        assert "1 cancelled booking(s), 0 withdrawn" in result.output
+    assert booking_rows(Path(journal)) == 6
+    # the booking is cancelled later: the stored session is withdrawn
+    cancelled = [e.replace("UID:resa-5@canal", "UID:resa-5@canal\r\nSTATUS:CANCELLED") for e in GOOD_EVENTS]
+    result = invoke("import", str(write_ics(tmp_path / "later.ics", ics(*cancelled))), *common)
+    assert result.exit_code == 0 and "2 cancelled booking(s), 1 withdrawn" in result.output
+    result = invoke("list", "--json", *common)
+    listed = json.loads(result.output)
+    assert len(listed) == 5 and "printers-1" not in {s["machine"] for s in listed}
+    result = invoke("import", str(tmp_path / "bookings.xlsx"), *common)
+    assert result.exit_code == 2 and "name it .csv" in result.output
+    result = invoke("import", str(csv_path), "--tz", "Paris", *common)
+    assert result.exit_code == 2 and "--tz: unknown time zone 'Paris'" in result.output
+
+
+def test_cli_fabmanager(tmp_path, fake_fabmanager, monkeypatch):
+    server = fake_fabmanager()
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(site_text(server.url), encoding="utf-8")
+    journal = str(tmp_path / "j.sqlite")
+    common = ["--config", str(site_file), "--journal", journal]
+    monkeypatch.delenv("WATTELIER_FABMANAGER_TOKEN", raising=False)
+    result = invoke("fabmanager", *common)
+    assert result.exit_code == 2
+    assert "no Fab-manager token: set the environment variable WATTELIER_FABMANAGER_TOKEN" in result.output
+    secrets = tmp_path / "secrets.toml"  # the example site's secrets_file, beside the site file
+    secrets.write_text(f'fabmanager_token = "{TOKEN}"\n')
+    os.chmod(secrets, 0o600)
+    result = invoke("fabmanager", *common)
+    assert result.exit_code == 0, result.output
+    assert "1 page(s), 7 reservation(s) read (1 not of machines" in result.output
+    assert "5 session(s): 5 added, 0 already stored; 1 cancelled booking(s), 0 withdrawn" in result.output
+    assert "99 ('Découpe vinyle', 1 reservation(s))" in result.output
+    # again, with the token from the environment: nothing new; then 5012 is cancelled
+    env = {"WATTELIER_FABMANAGER_TOKEN": TOKEN}
+    result = invoke("fabmanager", *common, env=env)
+    assert result.exit_code == 0 and "0 added, 5 already stored" in result.output
+    for slot in server.pages[1]["reservations"][0]["reserved_slots"]:
+        slot["canceled_at"] = "2024-10-25T12:00:00.000+02:00"
+    result = invoke("fabmanager", "--since", "2024-10-26", "--until", "2024-10-27", *common, env=env)
+    assert result.exit_code == 0, result.output
+    assert "0 session(s): 0 added, 0 already stored; 1 cancelled booking(s), 1 withdrawn" in result.output
+    listed = json.loads(invoke("list", "--json", *common).output)
+    assert sorted({s["booking_id"] for s in listed}) == ["5006", "5008", "5010"]
+    result = invoke("fabmanager", *common, env={"WATTELIER_FABMANAGER_TOKEN": "nope"})
+    assert result.exit_code == 1 and "Fab-manager refused the token (HTTP 401" in result.output
+    site_file.write_text(site_text(), encoding="utf-8")
+    result = invoke("fabmanager", *common, env=env)
+    assert result.exit_code == 2 and "the site file has no [fabmanager] section" in result.output
+
+
+def test_ical_attendees(tmp_path, site):
+    base = ["DTSTART:20241029T080000Z", "DTEND:20241029T090000Z", "LOCATION:router-1"]
+    path = write_ics(tmp_path / "one.ics", ics(
+        event("UID:one", *base, 'ATTENDEE;CN="Durand, Amélie":mailto:amelie@example.org')))
+    [s] = read_sessions_ical(path, machine_finder(site), PARIS, member_for=member_finder(site))
+    assert s.member == "amelie"  # the quoted CN is no member's name; the address is
+    [s] = read_sessions_ical(path, machine_finder(site), PARIS)
+    assert s.member == "Durand, Amélie"  # without a member finder: the CN as it is
+    path = write_ics(tmp_path / "two.ics", ics(
+        event("UID:two", *base, "ATTENDEE;CN=Amélie Durand:mailto:a@x.org",
+              "ATTENDEE;CN=Bastien Leroy:mailto:b@x.org")))
+    with pytest.raises(SessionsError, match=r"event 'two'.*several members \(amelie, bastien\)"):
+        read_sessions_ical(path, machine_finder(site), PARIS, member_for=member_finder(site))

@@ -1,0 +1,187 @@
+"""`wattelier analyze`: energy, time, CO2e and cost per machine, job, session and member.
+
+Offline: ``--power FILE.csv`` (``time,machine,power_w[,energy_import_kwh]``) with optional
+``--sessions FILE.csv`` and ``--config SITE.toml``. Stored: ``--config SITE.toml`` without
+``--power`` reads the journal or InfluxDB named by the site file. The command only parses and
+calls library functions (analytics.csv_input, analytics.pipeline).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from wattelier.commands.common import site_or_exit
+
+POWER_HELP = "Power readings, CSV: time,machine,power_w[,energy_import_kwh] (offline mode)."
+SESSIONS_HELP = "Sessions, CSV: machine,member,start,end (as `wattelier simulate --out` writes)."
+CONFIG_HELP = ("Site file (TOML): time zone, opening hours, thresholds, tariffs, emission "
+               "factors. Without --power: analyse the data stored for this site.")
+
+
+def _time_or_exit(text: str | None, option: str) -> float | None:
+    from analytics.csv_input import parse_time_s
+
+    if text is None:
+        return None
+    try:
+        return parse_time_s(text)
+    except ValueError as exc:
+        typer.echo(f"{option}: {exc}", err=True)
+        raise typer.Exit(2)
+
+
+def _fail(problems: list[str], what: str) -> None:
+    for problem in problems:
+        typer.echo(problem, err=True)
+    typer.echo(f"refusing to analyse: fix the {what} (no data is skipped)", err=True)
+    raise typer.Exit(2)
+
+
+def _read_sessions(path: Path):
+    """Sessions through the shared importer (analytics.sessions) when present, else the
+    minimal CSV reader of analytics.csv_input."""
+    from analytics.csv_input import CsvError
+
+    try:
+        from analytics.sessions import SessionsError, read_sessions_csv
+    except ImportError:
+        from analytics.csv_input import read_sessions_csv
+
+        SessionsError = CsvError  # noqa: N806
+    try:
+        return read_sessions_csv(path)
+    except (CsvError, SessionsError) as exc:
+        _fail(list(exc.problems), "sessions file")
+
+
+def _summary(doc: dict) -> None:
+    typer.echo(f"{doc['start']} .. {doc['end']} ({doc['timezone']})")
+    for m in doc["machines"]:
+        typer.echo(f"  {m['machine']:<16} {m['energy_kwh']:10.3f} kWh  coverage {m['coverage']:6.1%}  "
+                   f"processing {m['processing_s'] / 3600:7.2f} h  jobs {m['jobs']:4d}  "
+                   f"unattributed {m['unattributed_energy_kwh']:8.3f} kWh")
+    for m in doc["members"]:
+        co2 = "" if m["co2e_kg"] is None else f"  {m['co2e_kg']:8.3f} kg CO2e"
+        typer.echo(f"  {m['member']:<16} {m['energy_kwh']:10.3f} kWh  processing "
+                   f"{m['processing_s'] / 3600:7.2f} h{co2}")
+    factor = doc["emission_factor"]
+    typer.echo(f"emission factor {factor['kg_co2e_per_kwh']} kg CO2e/kWh ({factor['basis']}): "
+               f"{factor['source']} {factor['vintage']}".rstrip())
+    for warning in doc["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def analyze(
+    power: Path | None = typer.Option(None, "--power", help=POWER_HELP),
+    sessions: Path | None = typer.Option(None, "--sessions", help=SESSIONS_HELP),
+    config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
+    emission_factor: float | None = typer.Option(
+        None, "--emission-factor", min=0.0,
+        help="Emission factor [kg CO2e/kWh], overrides the site's (location-based by default)."),
+    emission_basis: str = typer.Option(
+        "location", "--emission-basis", help="Scope 2 method of the site's factor: location or market."),
+    hourly_factors: Path | None = typer.Option(
+        None, "--hourly-factors", help="Hourly emission factors, CSV: time,kg_co2e_per_kwh."),
+    start: str | None = typer.Option(None, "--from", help="Window start: ISO 8601 or Unix seconds "
+                                     "(default: first reading; stored mode: 24 h before --to)."),
+    end: str | None = typer.Option(None, "--to", help="Window end: ISO 8601 or Unix seconds "
+                                   "(default: last reading; stored mode: now)."),
+    merge_gap: float = typer.Option(60.0, "--merge-gap", min=0.0,
+                                    help="Pauses shorter than this join processing into one job [s]."),
+    allocate_services: bool = typer.Option(
+        False, "--allocate-services", help="Split shared services' energy over machines by processing time."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document to stdout."),
+    journal: Path | None = typer.Option(None, "--journal", help="Stored mode: the journal to read and "
+                                        "write (default: the site file's journal.path)."),
+    influx_url: str | None = typer.Option(None, "--influx-url", help="Stored mode: read and write "
+                                          "InfluxDB (InfluxQL) instead of the journal."),
+    influx_api: str | None = typer.Option(None, "--influx-api", help="v1, v2 or auto."),
+    influx_db: str | None = typer.Option(None, "--influx-db", help="v1 database."),
+    every: float | None = typer.Option(None, "--every", min=10.0, help="Stored mode: analyse again "
+                                       "every this many seconds, from where the last run stopped."),
+) -> None:
+    """Energy, time, CO2e and cost per machine, job, session and member.
+
+    Offline (--power FILE.csv): one JSON document or a summary, nothing stored. Stored
+    (--config SITE.toml without --power): reads the journal, or InfluxDB when the site file or
+    --influx-url names one, and writes the machine_state, job, session and usage measurements
+    back (re-running a window replaces its results)."""
+    start_s = _time_or_exit(start, "--from")
+    end_s = _time_or_exit(end, "--to")
+    if power is None:
+        if config is None:
+            typer.echo("give --power FILE.csv (offline) or --config SITE.toml (data stored for "
+                       "the site)", err=True)
+            raise typer.Exit(2)
+        site = site_or_exit(config)
+        if start_s is not None and end_s is not None and not end_s > start_s:
+            typer.echo("--to must be after --from", err=True)
+            raise typer.Exit(2)
+        from analytics.pipeline import AnalysisOptions
+        from wattelier.commands.common import influx_or_exit
+        from wattelier.stored_analysis import run_stored_analysis
+
+        influx = influx_or_exit(site, influx_url, influx_api, influx_db, None, None)
+        options = AnalysisOptions(merge_gap_s=merge_gap, allocate_shared_services=allocate_services,
+                                  emission_factor_kg_per_kwh=emission_factor, emission_basis=emission_basis)
+        try:
+            run_stored_analysis(site, start_s, end_s, json_out, journal_path=journal, influx=influx,
+                                options=options, every_s=every, echo=typer.echo)
+        except FileNotFoundError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2)
+        return
+
+    from analytics.csv_input import CsvError, read_hourly_factors_csv, read_power_csv
+    from analytics.pipeline import AnalysisOptions
+    from analytics.pipeline import analyze as run_analysis
+    from analytics.records import MachineData
+
+    site = site_or_exit(config) if config is not None else None
+    try:
+        series = read_power_csv(power)
+    except CsvError as exc:
+        _fail(exc.problems, "power file")
+    session_list = _read_sessions(sessions) if sessions is not None else []
+    hourly = None
+    if hourly_factors is not None:
+        try:
+            hourly = read_hourly_factors_csv(hourly_factors)
+        except CsvError as exc:
+            _fail(exc.problems, "hourly factors file")
+    times = [a for s in series.values() for a in (s.power_time_s, s.counter_time_s) if len(a)]
+    if not times:
+        typer.echo(f"{power}: no readings (no power_w nor energy_import_kwh value)", err=True)
+        raise typer.Exit(2)
+    first = min(float(a[0]) for a in times)
+    last = max(float(a[-1]) for a in times)
+    start_s = first if start_s is None else start_s
+    end_s = last if end_s is None else end_s
+    if not end_s > start_s:
+        typer.echo(f"the window is empty: {start_s} .. {end_s} (give --from and --to)", err=True)
+        raise typer.Exit(2)
+    machines = []
+    for name, s in series.items():
+        spec = site.machines.get(name) if site is not None else None
+        service = site.services.get(name) if site is not None else None
+        rated = spec.rated_power_w if spec is not None else (service.rated_power_w if service else None)
+        machines.append(MachineData(
+            name, s.power_time_s, s.power_w, counter_time_s=s.counter_time_s,
+            energy_import_kwh=s.energy_import_kwh, rated_power_w=rated,
+            is_service=service is not None))
+    options = AnalysisOptions(merge_gap_s=merge_gap, allocate_shared_services=allocate_services,
+                              emission_factor_kg_per_kwh=emission_factor,
+                              emission_basis=emission_basis, hourly_emission_factors=hourly)
+    try:
+        result = run_analysis(machines, session_list, site, start_s, end_s, options)
+    except ValueError as exc:
+        typer.echo(f"cannot analyse: {exc}", err=True)
+        raise typer.Exit(2)
+    doc = result.to_json()
+    if json_out:
+        typer.echo(json.dumps(doc, indent=2, allow_nan=False))
+    else:
+        _summary(doc)

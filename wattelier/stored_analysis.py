@@ -1,0 +1,198 @@
+"""`wattelier analyze --config site.toml`: analyse stored data and store the results.
+
+Reads the analysis inputs from the journal, or from InfluxDB with InfluxQL when the site file
+(or the command line) names one; runs analytics.pipeline.analyze over [start, end); writes the
+results back as the `machine_state`, `job`, `session` and `usage` measurements. The window's
+earlier results are replaced in the same step (journal: one transaction; InfluxDB: delete then
+write), so re-running over the same window leaves the same points, never duplicates.
+
+The periodic mode (`--every`) analyses from where the previous run stopped (kept in a small
+state file) up to `settle_s` before now, so late points are in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from analytics.inputs import JournalInputs
+from analytics.pipeline import AnalysisOptions, AnalysisResult, analyze
+from collector.influx_adapter import InfluxSettings, InfluxTarget
+from collector.journal import Journal
+from collector.points import Point
+from devices import vocabulary
+from devices.site import Site
+
+log = logging.getLogger("wattelier.analyze")
+
+RESULT_MEASUREMENTS = [vocabulary.MACHINE_STATE, vocabulary.JOB, vocabulary.SESSION, vocabulary.USAGE]
+
+
+def _ns(t_s: float) -> int:
+    return int(round(t_s * 1e9))
+
+
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields as stored: no None, no NaN (line protocol has neither); floats stay floats."""
+    out = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        out[key] = value
+    return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
+    """The analysis results as points of the storage schema (DESIGN.md, "Storage schema").
+
+    machine_state: one point per state interval at its start (tags site, machine, state).
+    job: one point per job at its start (tags site, machine, member when attributed).
+    session: one point per session at its start (tags site, machine, member).
+    usage: one point per machine and site-local day at the day's start (tags site, machine,
+    period=day).
+    """
+    points: list[Point] = []
+    for s in result.state_intervals:
+        points.append(Point(vocabulary.MACHINE_STATE, {"site": site_name, "machine": s.machine, "state": s.state},
+                            _clean({"end_s": float(s.end_s), "duration_s": float(s.end_s - s.start_s),
+                                    "energy_kwh": _float(s.energy_kwh)}), _ns(s.start_s)))
+    for j in result.jobs:
+        tags = {"site": site_name, "machine": j.machine}
+        if j.member:
+            tags["member"] = j.member
+        points.append(Point(vocabulary.JOB, tags, _clean({
+            "end_s": float(j.end_s), "duration_s": float(j.end_s - j.start_s),
+            "energy_kwh": _float(j.energy_kwh), "energy_power_kwh": _float(j.energy_power_kwh),
+            "energy_reconciled_kwh": _float(j.energy_reconciled_kwh), "coverage": _float(j.coverage),
+            "program": j.program or None, "co2e_kg": _float(getattr(j, "co2e_kg", None)),
+            "cost": _float(getattr(j, "cost", None)), "attributed": j.member is not None,
+        }), _ns(j.start_s)))
+    for s in result.sessions:
+        points.append(Point(vocabulary.SESSION, {"site": site_name, "machine": s.machine, "member": s.member},
+                            _clean({"end_s": float(s.end_s), "duration_s": float(s.end_s - s.start_s),
+                                    "energy_kwh": _float(s.energy_kwh), "coverage": _float(s.coverage),
+                                    "processing_s": _float(s.processing_s), "co2e_kg": _float(s.co2e_kg),
+                                    "cost": _float(s.cost)}), _ns(s.start_s)))
+    for u in result.usage:
+        fields = {k: _float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+                  for k, v in dataclasses.asdict(u).items()
+                  if k not in ("machine", "day_start_s", "period", "day")}
+        points.append(Point(vocabulary.USAGE, {"site": site_name, "machine": u.machine, "period": "day"},
+                            _clean(fields), _ns(u.day_start_s)))
+    return points
+
+
+@dataclasses.dataclass
+class StoredRun:
+    result: AnalysisResult
+    points_written: int
+    points_replaced: int
+    source: str
+
+
+def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
+             influx: InfluxSettings | None = None, options: AnalysisOptions | None = None) -> StoredRun:
+    """Analyse [start_s, end_s) from the journal (or InfluxDB) and store the results there."""
+    if influx is not None:
+        from analytics.influxql_reader import InfluxQLInputs
+
+        database = influx.database if influx.api != "v2" else influx.bucket
+        inputs = InfluxQLInputs(influx.url, database, username=influx.username,
+                                password=influx.token if influx.username else None,
+                                token=None if influx.username else influx.token)
+        machines = inputs.machine_data(site, start_s, end_s)
+        sessions = inputs.sessions(start_s, end_s)
+        source = f"InfluxDB {influx.url} ({database})"
+    else:
+        from analytics.sessions import read_booked_sessions
+
+        reader = JournalInputs(journal_path)
+        try:
+            machines = reader.machine_data(site, start_s, end_s)
+        finally:
+            reader.close()
+        sessions = read_booked_sessions(journal_path, start_s, end_s)
+        source = f"journal {journal_path}"
+    result = analyze(machines, sessions, site, start_s, end_s, options)
+    points = result_points(site.site.name, result)
+    if influx is not None:
+        from collector.points import to_line
+
+        target = InfluxTarget(influx)
+        try:
+            target.delete_window(RESULT_MEASUREMENTS, site.site.name, _ns(start_s), _ns(end_s))
+            lines = [to_line(p) for p in points]
+            for i in range(0, len(lines), 5000):
+                target.write_lines(lines[i:i + 5000])
+        finally:
+            target.close()
+        return StoredRun(result, len(points), 0, source)
+    journal = Journal(journal_path, max_points=site.journal.max_points, overflow=site.journal.overflow)
+    try:
+        replaced, written = journal.replace_window(RESULT_MEASUREMENTS, site.site.name, _ns(start_s),
+                                                   _ns(end_s), points)
+    finally:
+        journal.close()
+    return StoredRun(result, written, replaced, source)
+
+
+def _state_path(journal_path: Path) -> Path:
+    return journal_path.with_name(journal_path.name + ".analysis.json")
+
+
+def _iso(t_s: float) -> str:
+    return dt.datetime.fromtimestamp(t_s, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, json_out: bool, *,
+                        journal_path: Path | None = None, influx: InfluxSettings | None = None,
+                        options: AnalysisOptions | None = None, every_s: float | None = None,
+                        settle_s: float = 120.0, echo=print) -> AnalysisResult | None:
+    """The stored mode of `wattelier analyze`: once over [start, end) (default: the last 24 h),
+    or periodically (every_s) from where the last run stopped."""
+    journal_path = Path(journal_path or site.journal.path)
+    if every_s is None:
+        end = end_s if end_s is not None else time.time()
+        start = start_s if start_s is not None else end - 86400.0
+        run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options)
+        if json_out:
+            echo(json.dumps(run.result.to_json(), indent=2))
+        else:
+            _report(run, start, end, echo)
+        return run.result
+    state_path = _state_path(journal_path)
+    while True:
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}
+        start = state.get("until_s") or start_s or (time.time() - every_s - settle_s)
+        end = time.time() - settle_s
+        if end > start:
+            run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options)
+            _report(run, start, end, echo)
+            state_path.write_text(json.dumps({"until_s": end, "until": _iso(end)}), encoding="utf-8")
+        time.sleep(every_s)
+
+
+def _report(run: StoredRun, start_s: float, end_s: float, echo) -> None:
+    doc = run.result.to_json()
+    echo(f"analysed {_iso(start_s)} to {_iso(end_s)} from the {run.source}: "
+         f"{len(doc.get('jobs', []))} jobs, {len(doc.get('sessions', []))} sessions, "
+         f"{len(doc.get('members', []))} members; {run.points_written} result points written"
+         + (f" ({run.points_replaced} earlier ones replaced)" if run.points_replaced else ""))
+    for m in doc.get("machines", []):
+        echo(f"  {m['machine']:<14} {m['energy_kwh']:10.3f} kWh  coverage {m['coverage']:.2f}  "
+             f"jobs {m['jobs']}  unattributed {m['unattributed_energy_kwh']:.3f} kWh")
