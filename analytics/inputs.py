@@ -6,6 +6,10 @@ the first meter's timestamps and their counters are left out (no single counter 
 with). Its controller signals come from the `cnc` measurement with the same `machine` tag.
 Arrays hold the window [start_s, end_s) plus one sample on each side when there is one, so
 energy can be cut exactly at the window's ends.
+
+Meter power and counters are read from the journal's column blocks where they exist (one
+binary array per series and hour, devices/journal_schema.py) and from the point rows for the
+hours that have none (the current hour, or hours not packed yet): the same numbers either way.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import numpy as np
 
 from analytics.records import ControllerData, MachineData
 from devices import vocabulary
+from devices.journal_schema import (BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
+                                    block_start_ns)
 from devices.meter_models import load_model
 from devices.site import Site
 
@@ -59,6 +65,8 @@ class JournalInputs:
         self._series: list[tuple[int, str, dict]] = [
             (sid, measurement, json.loads(tags))
             for sid, measurement, tags in self._db.execute("SELECT id, measurement, tags FROM series")]
+        self._has_blocks = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blocks'").fetchone() is not None
 
     def close(self) -> None:
         self._db.close()
@@ -80,6 +88,50 @@ class JournalInputs:
         args = [f"$.{f}" for f in fields] + series_ids + [start_ns, end_ns]
         return self._db.execute(query, args).fetchall()
 
+    def _numeric_rows(self, series_id: int, fields: tuple[str, ...], start_ns: int, end_ns: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """(time_ns, values[len(fields), n]) of the point rows of one series in [start_ns,
+        end_ns), NaN where a point has no number for a field."""
+        columns = ", ".join(f"iif(json_type(fields, '$.{f}') IN ('real', 'integer'), "
+                            f"json_extract(fields, '$.{f}'), NULL)" for f in fields)
+        rows = self._db.execute(f"SELECT time_ns, {columns} FROM points WHERE series_id = ? AND time_ns >= ? "
+                                "AND time_ns < ? ORDER BY time_ns, id", (series_id, start_ns, end_ns)).fetchall()
+        if not rows:
+            return np.empty(0, dtype=np.int64), np.empty((len(fields), 0))
+        unzipped = list(zip(*rows))
+        return np.array(unzipped[0], dtype=np.int64), np.array(unzipped[1:], dtype=np.float64)
+
+    def numeric_series(self, series_id: int, fields: tuple[str, ...], start_ns: int, end_ns: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(time_ns, values[len(fields), n]) of one series in [start_ns, end_ns), in time order:
+        from column blocks where the journal has them, else from point rows."""
+        pieces: list[tuple[np.ndarray, np.ndarray]] = []
+        cursor = start_ns
+        block_rows = []
+        if self._has_blocks:
+            block_rows = self._db.execute(
+                "SELECT start_ns, count, fields, time_ns, columns FROM blocks WHERE series_id = ? "
+                "AND start_ns >= ? AND start_ns < ? ORDER BY start_ns",
+                (series_id, block_start_ns(start_ns), end_ns)).fetchall()
+        for block_start, count, names, time_blob, column_blob in block_rows:
+            names = tuple(names.split(","))
+            if not set(fields) <= set(names):
+                continue  # packed with other fields: the rows answer
+            if block_start > cursor:
+                pieces.append(self._numeric_rows(series_id, fields, cursor, block_start))
+            t = np.frombuffer(time_blob, dtype=BLOCK_TIME_DTYPE)
+            columns = np.frombuffer(column_blob, dtype=BLOCK_VALUE_DTYPE).reshape(len(names), count)
+            keep = slice(np.searchsorted(t, max(start_ns, block_start)), np.searchsorted(t, end_ns))
+            rows = slice(None) if names == fields else [names.index(f) for f in fields]
+            pieces.append((t[keep], columns[rows, keep]))
+            cursor = block_start + BLOCK_NS
+        if cursor < end_ns:
+            pieces.append(self._numeric_rows(series_id, fields, cursor, end_ns))
+        if len(pieces) == 1:
+            return pieces[0]
+        return (np.concatenate([p[0] for p in pieces]),
+                np.concatenate([p[1] for p in pieces], axis=1))
+
     def power_and_counter(self, machine: str, start_s: float, end_s: float
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(power_time_s, power_w, counter_time_s, energy_import_kwh) of the meters feeding a
@@ -90,15 +142,12 @@ class JournalInputs:
             return empty, empty, empty, empty
         if len(sids) > 1:
             return self._summed_power(sids, start_s, end_s)
-        rows = self._rows(sids, ["power_w", "energy_import_kwh"], start_s, end_s)
-        if not rows:
-            empty = np.empty(0)
-            return empty, empty, empty, empty
-        data = np.array([(r[0], np.nan if r[1] is None else r[1], np.nan if r[2] is None else r[2])
-                         for r in rows], dtype=np.float64)
-        time_s = data[:, 0] / 1e9
-        has_counter = ~np.isnan(data[:, 2])
-        return time_s, data[:, 1], time_s[has_counter], data[has_counter, 2]
+        time_ns, values = self.numeric_series(
+            sids[0], ("power_w", "energy_import_kwh"), int((start_s - EDGE_MARGIN_S) * 1e9),
+            int((end_s + EDGE_MARGIN_S) * 1e9))
+        time_s = time_ns / 1e9
+        has_counter = ~np.isnan(values[1])
+        return time_s, values[0], time_s[has_counter], values[1][has_counter]
 
     def _summed_power(self, sids: list[int], start_s: float, end_s: float):
         base_time, base_power = None, None

@@ -253,7 +253,8 @@ def _clean(value):
 
 def _record_json(record, times=("start_s", "end_s", "day_start_s")) -> dict:
     out = {}
-    for key, value in asdict(record).items():
+    for key in record.__dataclass_fields__:  # shallow: _clean copies lists and dicts
+        value = getattr(record, key)
         if key in times:
             out[key.removesuffix("_s")] = iso_utc(value)
             out[key] = _clean(value)

@@ -11,6 +11,10 @@ the overflow policy decides:
 
 Every point refused or deleted is counted by reason in the `counters` table and never lost
 silently.
+
+Column blocks (devices/journal_schema.py): `compact()` packs complete hours of the fields
+analytics reads into binary blocks; `run()` does it every `compact_every_s`. Every insert or
+delete of points deletes the blocks of the hours it touches in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sqlite3
 import threading
+import time
 
 from collections.abc import Sequence
 from pathlib import Path
 
 from collector.errors import ConfigError
 from collector.points import Point
-from devices.journal_schema import DROP_PREFIX, SCHEMA_SQL, SCHEMA_VERSION
+from collector import journal_blocks
+from devices.journal_schema import (BLOCK_FIELDS, DROP_PREFIX, SCHEMA_SQL, SCHEMA_VERSION,
+                                    block_start_ns)
 
 log = logging.getLogger("wattelier.collector.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
@@ -36,7 +44,8 @@ class Journal:
     """Store and count points on local disk. Implements the collector Sink protocol."""
 
     def __init__(self, path: str | Path, max_points: int = 50_000_000,
-                 overflow: str = "drop_oldest", commit_interval_s: float = 0.5) -> None:
+                 overflow: str = "drop_oldest", commit_interval_s: float = 0.5,
+                 compact_every_s: float = 600.0) -> None:
         if overflow not in OVERFLOW_POLICIES:
             raise ConfigError(f"journal overflow policy must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
         if not 0 < commit_interval_s <= 1.0:
@@ -45,6 +54,7 @@ class Journal:
         self.max_points = max_points
         self.overflow = overflow
         self.commit_interval_s = commit_interval_s
+        self.compact_every_s = compact_every_s
         self._buffer: list[Point] = []
         self._pending_drops: dict[str, int] = {}
         self._lock = threading.Lock()  # one writer at a time on the connection
@@ -57,7 +67,7 @@ class Journal:
         self._db.executescript(SCHEMA_SQL)
         self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
-        self._count = self._db.execute("SELECT count(*) FROM points").fetchone()[0]
+        self._count = self._stored_count()
         for sid, key in self._db.execute("SELECT id, key FROM series"):
             self._series_ids[key] = sid
         self.points_written = 0
@@ -116,13 +126,20 @@ class Journal:
                     "AND time_ns >= ? AND time_ns < ?", (*chunk, start_ns, end_ns)).rowcount
             # Results dated outside the window (a session begun before it, a day's usage at
             # local midnight) replace the point of the same series and time, as in InfluxDB.
+            journal_blocks.invalidate_window(db, sids, start_ns, end_ns)
             for p in points:
                 if start_ns <= p.time_ns < end_ns:
                     continue
                 sid = self._series_ids.get(p.series_key())
+                if sid is None:  # perhaps made by another writer since this journal was opened
+                    found = db.execute("SELECT id FROM series WHERE key = ?", (p.series_key(),)).fetchone()
+                    sid = found[0] if found else None
                 if sid is not None:
-                    deleted += db.execute("DELETE FROM points WHERE series_id = ? AND time_ns = ?",
-                                          (sid, p.time_ns)).rowcount
+                    gone = db.execute("DELETE FROM points WHERE series_id = ? AND time_ns = ?",
+                                      (sid, p.time_ns)).rowcount
+                    if gone:
+                        journal_blocks.invalidate_hours(db, [(sid, block_start_ns(p.time_ns))])
+                    deleted += gone
             return deleted
 
         with self._lock:
@@ -132,8 +149,10 @@ class Journal:
 
     def _commit_locked(self, points: list[Point], drops: dict[str, int], before=None) -> int:
         db = self._db
+        drops = dict(drops)  # the caller puts back its own counts if this transaction fails
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._count = self._stored_count()  # other processes (analysis results) write too
             removed = before(db) if before is not None else 0
             room = self.max_points - self._count
             if len(points) > room:
@@ -143,6 +162,10 @@ class Journal:
                     drops["journal_full_rejected"] = drops.get("journal_full_rejected", 0) + refused
                 else:
                     excess = len(points) - room
+                    last_id = db.execute("SELECT max(id) FROM (SELECT id FROM points ORDER BY id LIMIT ?)",
+                                         (excess,)).fetchone()[0]
+                    if last_id is not None:
+                        journal_blocks.invalidate_up_to_id(db, last_id)
                     deleted = db.execute(
                         "DELETE FROM points WHERE id IN (SELECT id FROM points ORDER BY id LIMIT ?)",
                         (excess,)).rowcount
@@ -153,15 +176,30 @@ class Journal:
                         points = points[cut:]
                         drops["journal_full_oldest_deleted"] += cut
             rows = []
+            blocked: list[tuple[int, int]] = []
             for p in points:
                 key = p.series_key()
                 sid = self._series_ids.get(key)
                 if sid is None:
-                    sid = db.execute(
+                    # Another writer of this journal may have made the series since we opened it.
+                    found = db.execute("SELECT id FROM series WHERE key = ?", (key,)).fetchone()
+                    sid = found[0] if found else db.execute(
                         "INSERT INTO series(key, measurement, tags) VALUES (?, ?, ?)",
                         (key, p.measurement, json.dumps(p.tags, sort_keys=True))).lastrowid
                     self._series_ids[key] = sid
-                rows.append((sid, p.time_ns, json.dumps(p.fields, separators=(",", ":"))))
+                try:
+                    encoded = json.dumps(p.fields, separators=(",", ":"), allow_nan=False)
+                except ValueError:
+                    # NaN and infinities are not numbers JSON (nor line protocol) can carry: the
+                    # value is left out and counted; the point keeps its other fields.
+                    finite = {k: v for k, v in p.fields.items()
+                              if not (isinstance(v, float) and not math.isfinite(v))}
+                    drops["non_finite_value"] = drops.get("non_finite_value", 0) + len(p.fields) - len(finite)
+                    encoded = json.dumps(finite, separators=(",", ":"))
+                rows.append((sid, p.time_ns, encoded))
+                if p.measurement in BLOCK_FIELDS:
+                    blocked.append((sid, p.time_ns))
+            journal_blocks.invalidate_for_inserts(db, blocked)
             db.executemany("INSERT INTO points(series_id, time_ns, fields) VALUES (?, ?, ?)", rows)
             counters = {"points_written": len(rows)}
             counters.update({DROP_PREFIX + r: n for r, n in drops.items()})
@@ -169,18 +207,59 @@ class Journal:
                 "INSERT INTO counters(name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 [(k, v) for k, v in counters.items() if v])
+            new_count = self._count + len(rows) - removed
+            db.execute("UPDATE meta SET value = ? WHERE key = 'points_stored'", (str(new_count),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             self._series_ids = {k: v for k, v in self._db.execute("SELECT key, id FROM series")}
             raise
-        self._count += len(rows) - removed
+        self._count = new_count
         self._deleted += removed
         self.points_written += len(rows)
         return len(rows)
 
+    def _stored_count(self) -> int:
+        """Points stored, kept in `meta` by every write (counting millions of rows at each
+        start would take seconds); counted once for a journal that has no such entry yet."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'points_stored'").fetchone()
+        if row is not None:
+            return int(row[0])
+        count = self._db.execute("SELECT count(*) FROM points").fetchone()[0]
+        self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('points_stored', ?)", (str(count),))
+        return count
+
+    def compact(self, horizon_ns: int | None = None, hours_per_transaction: int = 24,
+                progress=None) -> int:
+        """Pack every complete hour before horizon_ns (default: now less 2 min for late
+        points) that has no column block yet; return the points packed. Short transactions,
+        so commits of new points go on meanwhile. progress(series_done, series_total)."""
+        if horizon_ns is None:
+            horizon_ns = time.time_ns() - 120 * 10**9
+        with self._lock:
+            series = journal_blocks.blocked_series(self._db)
+        packed = 0
+        for done, (sid, fields) in enumerate(sorted(series.items())):
+            finished = False
+            while not finished:
+                with self._lock:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        n, finished = journal_blocks.compact_series(self._db, sid, fields, horizon_ns,
+                                                                    hours_per_transaction)
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        self._db.execute("ROLLBACK")
+                        raise
+                packed += n
+            if progress is not None:
+                progress(done + 1, len(series))
+        return packed
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Commit every commit_interval_s until stop is set, then commit what is left."""
+        """Commit every commit_interval_s until stop is set, then commit what is left; pack
+        column blocks every compact_every_s."""
+        next_compact = time.monotonic() + self.compact_every_s
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.commit_interval_s)
@@ -190,6 +269,12 @@ class Journal:
                 await asyncio.to_thread(self.commit)
             except sqlite3.Error as exc:
                 log.error("journal commit failed, will retry: %s", exc)
+            if time.monotonic() >= next_compact:
+                next_compact = time.monotonic() + self.compact_every_s
+                try:
+                    await asyncio.to_thread(self.compact)
+                except sqlite3.Error as exc:
+                    log.error("journal compaction failed, will retry: %s", exc)
         await asyncio.to_thread(self.commit)
 
     # -- inspection ------------------------------------------------------------------------

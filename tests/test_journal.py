@@ -132,3 +132,23 @@ def test_replace_window_leaves_one_copy_of_recomputed_results(tmp_path):
     [job] = reader.series("job", site="s")
     assert reader.points(job.series_id) == [(2_000, {"energy_kwh": 7.0}), (5_000, {"energy_kwh": 5.0})]
     reader.close()
+
+
+def test_two_writers_keep_the_stored_count_exact_and_the_bound(tmp_path):
+    """The count of stored points lives in the journal, so a second writer (the analysis storing
+    results beside the collector) is seen, and reopening needs no count of every row."""
+    path = tmp_path / "j.sqlite"
+    collector_side = Journal(path, max_points=250)
+    analysis_side = Journal(path, max_points=250)
+    collector_side.put(_points(100))
+    collector_side.commit()
+    analysis_side.put(_points(100, start=100))
+    analysis_side.commit()
+    collector_side.put(_points(100, start=200))  # 50 over the bound: the 50 oldest go
+    collector_side.commit()
+    rows = collector_side._db.execute("SELECT count(*) FROM points").fetchone()[0]
+    assert rows == collector_side.count() == 250
+    assert collector_side.drops() == {"journal_full_oldest_deleted": 50}
+    collector_side.close()
+    analysis_side.close()
+    assert Journal(path).count() == 250

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from collector.errors import ConfigError
-from collector.runtime import Collector, journal_for
 from devices.secrets import SecretsError
 from wattelier.commands.common import (CONFIG_HELP, INFLUX_API_HELP, INFLUX_BUCKET_HELP,
                                        INFLUX_DB_HELP, INFLUX_ORG_HELP, INFLUX_URL_HELP,
                                        influx_or_exit, site_or_exit)
 
+if TYPE_CHECKING:
+    from collector.runtime import Collector
 
-async def _run(collector: Collector) -> None:
+
+async def _run(collector: "Collector") -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -38,6 +41,8 @@ def collect(
     site = site_or_exit(config)
     influx = influx_or_exit(site, influx_url, influx_api, influx_db, influx_bucket, influx_org)
     try:
+        from collector.runtime import Collector, journal_for  # asyncua and pymodbus: load on use
+
         collector = Collector(site, journal_for(site, str(journal) if journal else None), influx=influx)
     except (ConfigError, SecretsError) as exc:
         typer.echo(f"refusing to start: {exc}", err=True)

@@ -10,7 +10,6 @@ import typer
 from wattelier.commands.common import (CONFIG_HELP, INFLUX_API_HELP, INFLUX_BUCKET_HELP,
                                        INFLUX_DB_HELP, INFLUX_ORG_HELP, INFLUX_URL_HELP,
                                        influx_or_exit, site_or_exit)
-from wattelier.demo import run_demo
 
 
 def demo(
@@ -28,6 +27,8 @@ def demo(
     """Run a simulated workshop and the collector, then compare collected energy with the truth."""
     site = site_or_exit(config)
     influx = influx_or_exit(site, influx_url, influx_api, influx_db, influx_bucket, influx_org)
+    from wattelier.demo import run_demo  # simulators and collector: load on use
+
     result = asyncio.run(run_demo(site, seconds, out, seed=seed, pace=pace, influx=influx))
     if not result.ok:
         raise typer.Exit(1)

@@ -6,14 +6,17 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from devices.sim.workshop import SimulatedWorkshop
 from wattelier.commands.common import CONFIG_HELP, site_or_exit
 
+if TYPE_CHECKING:
+    from devices.sim.workshop import SimulatedWorkshop
 
-async def _serve(workshop: SimulatedWorkshop, seconds: float | None, out: Path | None) -> None:
+
+async def _serve(workshop: "SimulatedWorkshop", seconds: float | None, out: Path | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,4 +83,6 @@ def simulate(
     if backfill:
         _backfill(site, backfill, journal, seed)
         return
+    from devices.sim.workshop import SimulatedWorkshop  # asyncua and pymodbus: load on use
+
     asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=pki), seconds, out))

@@ -1,0 +1,129 @@
+"""Column blocks of the journal: build them (compaction) and keep them exact (invalidation).
+
+The layout is in devices/journal_schema.py. Every function here runs inside a write
+transaction that the caller (collector.journal.Journal) holds, so a block and the points it is
+made of never disagree, whichever process writes the journal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+import numpy as np
+
+from devices.journal_schema import (BLOCK_FIELDS, BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
+                                    block_start_ns)
+
+
+def blocked_series(db: sqlite3.Connection) -> dict[int, tuple[str, ...]]:
+    """Series whose measurement has column blocks: {series_id: fields}."""
+    marks = ",".join("?" for _ in BLOCK_FIELDS)
+    return {sid: BLOCK_FIELDS[measurement] for sid, measurement in db.execute(
+        f"SELECT id, measurement FROM series WHERE measurement IN ({marks})", tuple(BLOCK_FIELDS))}
+
+
+def _lower_cursor(db: sqlite3.Connection, series_id: int, until_ns: int) -> None:
+    db.execute("UPDATE block_cursor SET until_ns = min(until_ns, ?) WHERE series_id = ?",
+               (until_ns, series_id))
+
+
+def invalidate_hours(db: sqlite3.Connection, hours: Iterable[tuple[int, int]]) -> int:
+    """Delete the blocks of (series_id, block start ns) whose points change; return how many."""
+    deleted = 0
+    for series_id, start_ns in hours:
+        deleted += db.execute("DELETE FROM blocks WHERE series_id = ? AND start_ns = ?",
+                              (series_id, start_ns)).rowcount
+        _lower_cursor(db, series_id, start_ns)
+    return deleted
+
+
+def invalidate_for_inserts(db: sqlite3.Connection, points: Iterable[tuple[int, int]]) -> int:
+    """Before inserting points (series_id, time_ns) of blocked measurements: delete the blocks
+    of their hours, and move a series' cursor back to an hour it had passed with no points."""
+    hours = {(series_id, block_start_ns(time_ns)) for series_id, time_ns in points}
+    if not hours:
+        return 0
+    cursors = dict(db.execute("SELECT series_id, until_ns FROM block_cursor"))
+    for series_id, start_ns in hours:
+        until = cursors.get(series_id)
+        if until is not None and start_ns < until:
+            _lower_cursor(db, series_id, start_ns)
+    pairs = sorted(hours)
+    found: list[tuple[int, int]] = []
+    for i in range(0, len(pairs), 400):
+        chunk = pairs[i:i + 400]
+        values = ",".join("(?, ?)" for _ in chunk)
+        found += db.execute(f"SELECT series_id, start_ns FROM blocks WHERE (series_id, start_ns) IN "
+                            f"(VALUES {values})", [x for pair in chunk for x in pair]).fetchall()
+    return invalidate_hours(db, found)
+
+
+def invalidate_up_to_id(db: sqlite3.Connection, max_id: int) -> int:
+    """Before deleting every point with id <= max_id: delete the blocks holding any of them."""
+    stale = db.execute("SELECT series_id, start_ns FROM blocks WHERE min_id <= ?", (max_id,)).fetchall()
+    return invalidate_hours(db, stale)
+
+
+def invalidate_window(db: sqlite3.Connection, series_ids: Iterable[int], start_ns: int, end_ns: int) -> int:
+    """Before deleting the points of series_ids in [start_ns, end_ns): delete their blocks."""
+    stale = []
+    for series_id in series_ids:
+        stale += db.execute("SELECT series_id, start_ns FROM blocks WHERE series_id = ? AND start_ns < ? "
+                            "AND start_ns + ? > ?", (series_id, end_ns, BLOCK_NS, start_ns)).fetchall()
+    return invalidate_hours(db, stale)
+
+
+def _numeric(field: str) -> str:
+    value = f"json_extract(fields, '$.{field}')"
+    return f"iif(json_type(fields, '$.{field}') IN ('real', 'integer'), {value}, NULL)"
+
+
+def build_block(db: sqlite3.Connection, series_id: int, fields: tuple[str, ...], start_ns: int) -> int:
+    """Make the block of one series and hour from its points (replacing any); return its size."""
+    columns = ", ".join(_numeric(f) for f in fields)
+    rows = db.execute(f"SELECT id, time_ns, {columns} FROM points WHERE series_id = ? AND time_ns >= ? "
+                      "AND time_ns < ? ORDER BY time_ns, id", (series_id, start_ns, start_ns + BLOCK_NS)).fetchall()
+    db.execute("DELETE FROM blocks WHERE series_id = ? AND start_ns = ?", (series_id, start_ns))
+    if not rows:
+        return 0
+    unzipped = list(zip(*rows))
+    ids = unzipped[0]
+    time_ns = np.array(unzipped[1], dtype=BLOCK_TIME_DTYPE)
+    values = np.array(unzipped[2:], dtype=BLOCK_VALUE_DTYPE)  # None (no number) -> NaN
+    db.execute("INSERT INTO blocks(series_id, start_ns, count, min_id, max_id, fields, time_ns, columns) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               (series_id, start_ns, len(rows), min(ids), max(ids), ",".join(fields), time_ns.tobytes(),
+                values.tobytes()))
+    return len(rows)
+
+
+def compact_series(db: sqlite3.Connection, series_id: int, fields: tuple[str, ...], horizon_ns: int,
+                   max_hours: int) -> tuple[int, bool]:
+    """Build up to max_hours missing blocks of a series, oldest first, for hours that end at or
+    before horizon_ns; advance its cursor. Returns (points put in blocks, done)."""
+    horizon_ns = block_start_ns(horizon_ns)
+    row = db.execute("SELECT until_ns FROM block_cursor WHERE series_id = ?", (series_id,)).fetchone()
+    if row is None:
+        first = db.execute("SELECT min(time_ns) FROM points WHERE series_id = ?", (series_id,)).fetchone()[0]
+        if first is None:
+            return 0, True
+        cursor = block_start_ns(first)
+        db.execute("INSERT INTO block_cursor(series_id, until_ns) VALUES (?, ?)", (series_id, cursor))
+    else:
+        cursor = row[0]
+    built_hours = packed = 0
+    while cursor < horizon_ns and built_hours < max_hours:
+        # The next hour at or after the cursor that has points.
+        nxt = db.execute("SELECT min(time_ns) FROM points WHERE series_id = ? AND time_ns >= ? AND time_ns < ?",
+                         (series_id, cursor, horizon_ns)).fetchone()[0]
+        if nxt is None:
+            cursor = horizon_ns
+            break
+        hour = block_start_ns(nxt)
+        if db.execute("SELECT 1 FROM blocks WHERE series_id = ? AND start_ns = ?", (series_id, hour)).fetchone() is None:
+            packed += build_block(db, series_id, fields, hour)
+            built_hours += 1
+        cursor = hour + BLOCK_NS
+    db.execute("UPDATE block_cursor SET until_ns = ? WHERE series_id = ?", (cursor, series_id))
+    return packed, cursor >= horizon_ns
