@@ -15,6 +15,16 @@ tracemalloc (numpy reports its allocations to it) against the size of the input 
 
 Run: python benchmarks/analytics.py --part kernel [--samples N] [--intervals J] [--repeat R]
 pandas is a benchmark-only dependency: pip install '.[bench]' (or pip install 'pandas>=2.2,<3').
+
+Part ``end_to_end``: a week of 1 Hz power for 20 machines and a few hundred sessions written to
+the journal (then packed into column blocks, as the collector does every 10 minutes) and
+forwarded to a real InfluxDB 1.6.7; the time of ``wattelier analyze --json`` over the week from
+each store (a new process each time, start-up included), beside InfluxDB computing each
+session's energy itself with one InfluxQL ``INTEGRAL()`` query per session, and the largest
+difference between the two sets of session energies (target: 0.1 %).
+
+Run: python benchmarks/analytics.py --part end_to_end [--days D] [--machines M]
+[--e2e-repeat R] [--workdir DIR]  (DIR keeps the built journal and InfluxDB data for the next run)
 """
 
 from __future__ import annotations
@@ -244,8 +254,11 @@ def part_end_to_end(args: argparse.Namespace) -> None:
         packing = time.perf_counter()
         packed = journal.compact(horizon_ns=int(end_s * 1e9) + 7200 * 10**9)
         journal.close()
-        print(f"  packed {packed:,} points into column blocks in {time.perf_counter() - packing:.1f} s "
-              f"(spread over the week when the collector does it)", flush=True)
+        if packed:
+            print(f"  packed {packed:,} points into column blocks in {time.perf_counter() - packing:.1f} s "
+                  f"(spread over the week when the collector does it)", flush=True)
+        else:
+            print(f"  journal and blocks reused from {tmp}", flush=True)
         with InfluxServer(tmp / "influx") as server:
             settings = InfluxSettings(server.url, api="v1", database="bench")
             forwarder = Forwarder(journal_path, InfluxTarget(settings))
