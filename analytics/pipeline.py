@@ -230,6 +230,16 @@ class MemberRecord:
     shared_services_kwh: float = 0.0
 
 
+def _add_shares(records, kwh, co2e_kg, cost) -> None:
+    """Add a shared service's allocated energy [kWh], CO2e [kg] and cost (or None) to each
+    record (sessions or jobs), in order."""
+    for k, rec in enumerate(records):
+        rec.shared_services_kwh += float(kwh[k])
+        rec.co2e_kg = (rec.co2e_kg or 0.0) + float(co2e_kg[k])
+        if cost is not None:
+            rec.cost = (rec.cost or 0.0) + float(cost[k])
+
+
 def iso_utc(time_s: float) -> str:
     """ISO 8601 UTC with a Z (milliseconds only when the time has a fraction of a second)."""
     moment = dt.datetime.fromtimestamp(round(float(time_s), 3), dt.timezone.utc)
@@ -567,26 +577,14 @@ class _Analysis:
                 if sessions:
                     a = np.array([max(x.start_s, self.start_s) for x in sessions])
                     b = np.array([min(x.end_s, self.end_s) for x in sessions])
-                    kwh = session_totals(a, b, share)
-                    co2 = session_totals(a, b, share_co2e)
-                    money = session_totals(a, b, share_cost) if share_cost is not None else None
-                    for k, rec in enumerate(sessions):
-                        rec.shared_services_kwh += float(kwh[k])
-                        rec.co2e_kg = (rec.co2e_kg or 0.0) + float(co2[k])
-                        if money is not None:
-                            rec.cost = (rec.cost or 0.0) + float(money[k])
+                    _add_shares(sessions, session_totals(a, b, share), session_totals(a, b, share_co2e),
+                                session_totals(a, b, share_cost) if share_cost is not None else None)
                 jobs = [self.jobs[i] for i in w.job_index]
                 if jobs:
                     a = np.array([j.start_s for j in jobs])
                     b = np.array([j.end_s for j in jobs])
-                    kwh = _between(share, a, b)
-                    co2 = _between(share_co2e, a, b)
-                    money = _between(share_cost, a, b) if share_cost is not None else None
-                    for k, rec in enumerate(jobs):
-                        rec.shared_services_kwh += float(kwh[k])
-                        rec.co2e_kg = (rec.co2e_kg or 0.0) + float(co2[k])
-                        if money is not None:
-                            rec.cost = (rec.cost or 0.0) + float(money[k])
+                    _add_shares(jobs, _between(share, a, b), _between(share_co2e, a, b),
+                                _between(share_cost, a, b) if share_cost is not None else None)
                 machine_share = float(_between(share, [self.start_s], [self.end_s])[0])
                 w.machine_record.shared_services_kwh += machine_share
                 allocated_total += machine_share
