@@ -10,6 +10,7 @@ Both can be stopped and started again on the same port and data folder (outage t
 
 from __future__ import annotations
 
+import abc
 import json
 import shutil
 import socket
@@ -41,7 +42,7 @@ def _binary(name: str) -> str:
     return path
 
 
-class _Server:
+class _Server(abc.ABC):
     name = "server"
 
     def __init__(self, workdir: Path | None = None) -> None:
@@ -56,11 +57,13 @@ class _Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @abc.abstractmethod
     def _command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's command line (its config written into self.workdir)."""
 
+    @abc.abstractmethod
     def _ready(self) -> bool:
-        raise NotImplementedError
+        """Whether the server answers yet."""
 
     def start(self, timeout_s: float = 30.0) -> "_Server":
         with open(self.log_path, "ab") as log:
