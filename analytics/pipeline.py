@@ -3,11 +3,11 @@ job, session, member and day out.
 
 ``analyze(machines, sessions, site, start_s, end_s, options)`` runs, for each machine:
 
-1. energy: the power curve (analytics.energy, trapezoid, gaps not bridged); where the meter's
-   counter is also there, the power curve is reconciled per site-local day with the counter
-   (both figures kept);
-2. states: from power with the site's thresholds or calibrated ones, the controller on top
+1. states: from power with the site's thresholds or calibrated ones, the controller on top
    when connected (analytics.states);
+2. energy: the power curve (analytics.energy, trapezoid, gaps not bridged, a step in power at
+   each state change); where the meter's counter is also there, the power curve is reconciled
+   per site-local day with the counter (both figures kept);
 3. jobs: controller program runs, else processing merged across short pauses (analytics.jobs);
 4. attribution: jobs to sessions, session totals, unattributed energy, standby outside opening
    hours, shared services by processing time (analytics.attribution);
@@ -40,7 +40,7 @@ from analytics.attribution import allocate_service, assign_jobs, session_totals
 from analytics.carbon import (FactorInfo, choose_emission_factor, choose_tariff, co2e_curve,
                               cost_curve)
 from analytics.energy import (DEFAULT_MAX_GAP_S, CounterCurve, Cumulative, EnergyCurve,
-                              reconcile)
+                              reconcile, step_at_changes)
 from analytics.intervals import CoveredTime, complement, intersect
 from analytics.jobs import DEFAULT_MERGE_GAP_S, JobIntervals, jobs_from_controller, jobs_from_states
 from analytics.periods import clipped_periods
@@ -395,7 +395,21 @@ class _Analysis:
         name = md.name
         start, end = self.start_s, self.end_s
         is_service = self._is_service(md)
-        curve = EnergyCurve(md.power_time_s, md.power_w, o.max_gap_s)
+
+        # states (power first, the controller on top); power steps at each change (energy.py)
+        thresholds, th_source = (None, "no power data")
+        states = StateIntervals.empty()
+        if len(md.power_w) and np.isfinite(md.power_w).any():
+            thresholds, th_source = self._thresholds(md)
+            states = states_from_power(md.power_time_s, md.power_w, thresholds, o.hysteresis,
+                                       o.min_dwell_s, o.max_gap_s)
+        ctl = md.controller
+        has_controller = ctl is not None and len(ctl.time_s) > 0
+        if has_controller:
+            states = overlay_controller(states, ctl.time_s, ctl.execution, ctl.mode, start, end)
+        contiguous = states.start_s[1:] == states.end_s[:-1]
+        curve = EnergyCurve(*step_at_changes(md.power_time_s, md.power_w, states.start_s[1:][contiguous],
+                                             o.max_gap_s), o.max_gap_s)
         has_power = len(curve) > 0
         counter = CounterCurve(md.counter_time_s, md.energy_import_kwh, md.counter_rollover_kwh)
         has_counter = len(counter) > 0
@@ -417,17 +431,6 @@ class _Analysis:
         co2e = co2e_curve(energy, self.factor, *(o.hourly_emission_factors or (None, None)))
         cost = cost_curve(energy, self.tariff, self.tz, start, end) if self.tariff else None
 
-        # states
-        thresholds, th_source = (None, "no power data")
-        states = StateIntervals.empty()
-        if has_power:
-            thresholds, th_source = self._thresholds(md)
-            states = states_from_power(md.power_time_s, md.power_w, thresholds, o.hysteresis,
-                                       o.min_dwell_s, o.max_gap_s)
-        ctl = md.controller
-        has_controller = ctl is not None and len(ctl.time_s) > 0
-        if has_controller:
-            states = overlay_controller(states, ctl.time_s, ctl.execution, ctl.mode, start, end)
         states = states.clip(start, end)
         energies = _between(energy, states.start_s, states.end_s)
         for a, b, c, e in zip(states.start_s, states.end_s, states.code, energies):

@@ -103,10 +103,11 @@ def test_offline_json_numbers(files):
     assert session["co2e_kg"] == pytest.approx(0.1 * 391000 / 3.6e6)
     assert session["cost"] == pytest.approx(0.25 * 391000 / 3.6e6)
     (job,) = doc["jobs"]
-    # job [115, 305]: 7625 J + 360 000 J + 7625 J
+    # job [115, 305]: power steps at the state changes, 2000 W x 190 s (a linear ramp across
+    # the 10 s sample steps would give it 7625 J + 360 000 J + 7625 J)
     assert job["machine"] == "laser-1" and job["member"] == "amelie"
     assert job["start"] == "2026-03-10T09:01:55Z" and job["end"] == "2026-03-10T09:05:05Z"
-    assert job["energy_kwh"] == pytest.approx(375250 / 3.6e6)
+    assert job["energy_kwh"] == pytest.approx(380000 / 3.6e6)
     (member,) = doc["members"]
     assert member["member"] == "amelie"
     assert member["energy_kwh"] == pytest.approx(391000 / 3.6e6)

@@ -102,7 +102,8 @@ def test_pipeline_unattributed_and_standby_outside_opening():
     session = Session("laser-1", "amelie", T0 + 5400.0, T0 + 7200.0)
     result = analyze([laser], [session], site, T0, T0 + 7200.0)
     machine = result.machines[0]
-    # trapezoid: 36 W x 3595 s + the 10 s ramp (36 -> 3600 W) + 3600 W x 3595 s
+    # 36 W x 3590 s + the 10 s sample step (36 W, then 3600 W from the state change halfway,
+    # the same energy as the trapezoid's ramp) + 3600 W x 3595 s
     total_j = 36.0 * 3590 + (36.0 + 3600.0) / 2 * 10 + 3600.0 * 3600
     assert machine.energy_kwh == pytest.approx(total_j / 3.6e6)
     # the session holds 1800 s at 3600 W = 1.8 kWh; the rest is unattributed
@@ -111,8 +112,9 @@ def test_pipeline_unattributed_and_standby_outside_opening():
     assert machine.unattributed_s == pytest.approx(5400.0)
     # standby before opening (08:00-09:00 local), boundaries at sample midpoints: 3595 s at 36 W
     assert machine.standby_outside_opening_s == pytest.approx(3595.0)
-    # 36 W x 3590 s, then 5 s ramping from 36 W to 1818 W (halfway to 3600 W)
-    assert machine.standby_outside_opening_kwh == pytest.approx((36.0 * 3590 + (36.0 + 1818.0) / 2 * 5) / 3.6e6)
+    # power steps at the state change (3595 s): 36 W x 3595 s (with a linear ramp across the
+    # 10 s sample step it would be 36 W x 3590 s + 5 s from 36 W to 1818 W)
+    assert machine.standby_outside_opening_kwh == pytest.approx(36.0 * 3595 / 3.6e6)
     # the job (09:00-10:00 local) overlaps the session most: it is amelie's
     assert len(result.jobs) == 1 and result.jobs[0].member == "amelie"
     assert result.members[0].member == "amelie"
