@@ -393,7 +393,11 @@ def counter_increments_kwh(energy_import_kwh, rollover_kwh: float | None = None)
     c = _as_1d("energy_import_kwh", energy_import_kwh)
     if len(c) < 2:
         return np.zeros(0)
-    step = np.diff(c)
+    return _undo_backward_steps(c, np.diff(c), rollover_kwh)
+
+
+def _undo_backward_steps(c: np.ndarray, step: np.ndarray, rollover_kwh: float | None) -> np.ndarray:
+    """Counter steps (np.diff of the readings c) with resets and rollovers undone, in place."""
     backwards = step < 0
     if backwards.any():
         after = c[1:][backwards]
@@ -423,10 +427,11 @@ def counter_resolution_kwh(energy_import_kwh) -> float | None:
     1 Wh for a float32 register near 10 000 kWh; REFERENCE.md, "Modbus meters").
     """
     c = _as_1d("energy_import_kwh", energy_import_kwh)
-    c = c[np.isfinite(c)]
+    if not np.isfinite(c).all():
+        c = c[np.isfinite(c)]
     step = np.diff(c)
-    step = step[step > 0]
-    return float(step.min()) if len(step) else None
+    smallest = float(np.min(step, where=step > 0, initial=np.inf)) if len(step) else np.inf
+    return smallest if np.isfinite(smallest) else None
 
 
 class CounterCurve:
@@ -447,13 +452,19 @@ class CounterCurve:
         c = _as_1d("energy_import_kwh", energy_import_kwh)
         if t.shape != c.shape:
             raise ValueError(f"time_s and energy_import_kwh differ in length: {t.shape} vs {c.shape}")
-        keep = np.isfinite(c) & np.isfinite(t)
-        t, c = t[keep], c[keep]
-        if len(t) >= 2 and np.any(np.diff(t) < 0):
+        if not (np.isfinite(c).all() and np.isfinite(t).all()):
+            keep = np.isfinite(c) & np.isfinite(t)
+            t, c = t[keep], c[keep]
+        if len(t) >= 2 and np.diff(t).min() < 0:
             raise ValueError("time_s must be non-decreasing")
         self.time_s = t
-        self.cumulative_kwh = unwrap_counter_kwh(c, rollover_kwh)
-        self.resolution_kwh = counter_resolution_kwh(c)
+        self.cumulative_kwh = np.zeros(len(c))
+        self.resolution_kwh = None
+        if len(c) >= 2:
+            step = np.diff(c)
+            smallest = float(np.min(step, where=step > 0, initial=np.inf))  # counter_resolution_kwh
+            self.resolution_kwh = smallest if np.isfinite(smallest) else None
+            np.cumsum(_undo_backward_steps(c, step, rollover_kwh), out=self.cumulative_kwh[1:])
 
     def __len__(self) -> int:
         return len(self.time_s)

@@ -13,11 +13,12 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 
 import numpy as np
 
 from analytics.bookings_reader import BookingVersion, current_sessions
-from analytics.inputs import EDGE_MARGIN_S, machine_data
+from analytics.inputs import EDGE_MARGIN_S, iter_machine_data, machine_data
 from analytics.records import ControllerData, MachineData, Session
 from devices import vocabulary
 from devices.site import Site
@@ -153,3 +154,6 @@ class InfluxQLInputs:
 
     def machine_data(self, site: Site, start_s: float, end_s: float) -> list[MachineData]:
         return machine_data(self, site, start_s, end_s)
+
+    def iter_machine_data(self, site: Site, start_s: float, end_s: float) -> Iterator[MachineData]:
+        return iter_machine_data(self, site, start_s, end_s)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +147,11 @@ class JournalInputs:
             sids[0], ("power_w", "energy_import_kwh"), int((start_s - EDGE_MARGIN_S) * 1e9),
             int((end_s + EDGE_MARGIN_S) * 1e9))
         time_s = time_ns / 1e9
-        has_counter = ~np.isnan(values[1])
-        return time_s, values[0], time_s[has_counter], values[1][has_counter]
+        counter = values[1]
+        if np.isnan(counter).any():
+            has_counter = ~np.isnan(counter)
+            return time_s, values[0], time_s[has_counter], counter[has_counter]
+        return time_s, values[0], time_s, counter
 
     def _summed_power(self, sids: list[int], start_s: float, end_s: float):
         base_time, base_power = None, None
@@ -178,12 +182,20 @@ class JournalInputs:
     def machine_data(self, site: Site, start_s: float, end_s: float) -> list[MachineData]:
         return machine_data(self, site, start_s, end_s)
 
+    def iter_machine_data(self, site: Site, start_s: float, end_s: float) -> Iterator[MachineData]:
+        return iter_machine_data(self, site, start_s, end_s)
+
 
 def machine_data(source, site: Site, start_s: float, end_s: float) -> list[MachineData]:
     """Inputs of every machine and shared service of the site over [start_s, end_s), from a
     source with `power_and_counter(name, start_s, end_s)` and `controller(name, start_s, end_s)`
     (the journal, or InfluxDB: analytics.influxql_reader)."""
-    out: list[MachineData] = []
+    return list(iter_machine_data(source, site, start_s, end_s))
+
+
+def iter_machine_data(source, site: Site, start_s: float, end_s: float) -> Iterator[MachineData]:
+    """As machine_data, one machine at a time (read when the analysis asks for it, so only one
+    machine's samples are in memory at once)."""
     names = [(n, False) for n in site.machines] + [(n, True) for n in site.services]
     for name, is_service in names:
         pt, pw, ct, ce = source.power_and_counter(name, start_s, end_s)
@@ -201,9 +213,8 @@ def machine_data(source, site: Site, start_s: float, end_s: float) -> list[Machi
             rated = machine.rated_power_w
             th = machine.thresholds
             thresholds = (th.standby_w, th.idle_w, th.processing_w) if th else None
-        out.append(MachineData(
+        yield MachineData(
             name=name, power_time_s=pt, power_w=pw, counter_time_s=ct, energy_import_kwh=ce,
             counter_resolution_kwh=resolution, rated_power_w=rated, thresholds_w=thresholds,
             controller=None if is_service else source.controller(name, start_s, end_s),
-            is_service=is_service, counter_rollover_kwh=rollover))
-    return out
+            is_service=is_service, counter_rollover_kwh=rollover)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -330,12 +331,10 @@ def _between(cumulative: Cumulative, a, b) -> np.ndarray:
 
 @dataclass
 class _Work:
-    """What one machine's analysis keeps for the later steps (members, services)."""
+    """What one machine's analysis keeps for the later steps (members, services); the energy
+    curve only for a shared service (the machines' curves are let go once they are analysed)."""
 
-    data: MachineData
-    energy: Cumulative
-    co2e: Cumulative | None
-    cost: Cumulative | None
+    energy: Cumulative | None
     processing: tuple[np.ndarray, np.ndarray]
     session_index: np.ndarray  # indexes into the result's session list
     job_index: np.ndarray
@@ -343,7 +342,7 @@ class _Work:
 
 
 class _Analysis:
-    def __init__(self, machines: list[MachineData], sessions: list[Session], site: Site | None,
+    def __init__(self, machines: Iterable[MachineData], sessions: list[Session], site: Site | None,
                  start_s: float, end_s: float, options: AnalysisOptions) -> None:
         if not end_s > start_s:
             raise ValueError(f"the window must end after it starts: {start_s} .. {end_s}")
@@ -550,7 +549,7 @@ class _Analysis:
                     _finite(alloc[k]), float(d_energy[k] - d_sessions[k]), float(d_co2e[k]),
                     None if d_cost is None else float(d_cost[k]), int(d_jobs[k])))
 
-        self.work[name] = _Work(md, energy, co2e, cost, states.of(PROCESSING),
+        self.work[name] = _Work(energy if is_service else None, states.of(PROCESSING),
                                 np.arange(first_session, len(self.sessions)),
                                 np.arange(first_job, len(self.jobs)), record)
 
@@ -644,15 +643,15 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def analyze(machines: list[MachineData], sessions: list[Session], site: Site | None,
+def analyze(machines: Iterable[MachineData], sessions: list[Session], site: Site | None,
             start_s: float, end_s: float, options: AnalysisOptions | None = None) -> AnalysisResult:
     """Analyse a window: states, jobs, sessions, members, days, CO2e and cost.
 
     Parameters
     ----------
-    machines : list of MachineData
+    machines : iterable of MachineData
         One entry per machine or shared service (power samples, counter readings, controller
-        signals).
+        signals); read once, one machine at a time (a generator keeps one machine in memory).
     sessions : list of Session
         Members holding machines (bookings, logins); sessions of machines without data are
         reported with zero energy and a warning.

@@ -145,6 +145,14 @@ def _three_class_otsu(counts: np.ndarray, centres: np.ndarray) -> tuple[int, int
     return int(ii + 1), int(jj + 2)
 
 
+def _histogram_median(counts: np.ndarray, centres: np.ndarray) -> float:
+    """Median [W] of log-power samples binned as counts over bin centres [log10 W]."""
+    total = np.cumsum(counts)
+    if not len(total) or total[-1] <= 0:
+        return float("nan")
+    return float(10 ** centres[np.searchsorted(total, total[-1] / 2.0)])
+
+
 def _valley(smooth: np.ndarray, lo_mode: int, hi_mode: int) -> tuple[int, int]:
     """(first, last) bin of the lowest stretch of a smoothed histogram between two modes."""
     segment = smooth[lo_mode: hi_mode + 1]
@@ -173,7 +181,7 @@ def calibrate_thresholds(power_w, rated_power_w: float | None = None) -> Calibra
        the lower of the two neighbouring peaks), and the threshold is put in the middle of the
        valley's lowest stretch (geometric middle between the clusters);
     5. with one valid split the low class is taken as standby when the high class's median is
-       more than 20 times the low class's, else as idle; with none (one cluster, or too few
+       more than 20 times the low class's (medians read from the histogram), else as idle; with none (one cluster, or too few
        samples) the thresholds are 0.1 %, 3 % and 25 % of the rated power.
 
     Parameters
@@ -247,8 +255,10 @@ def calibrate_thresholds(power_w, rated_power_w: float | None = None) -> Calibra
         cut = two
     if cut is None:
         return fallback("no valley in the power distribution")
-    low_median = float(np.median(on[on < cut]))
-    high_median = float(np.median(on[on >= cut]))
+    # medians of the two classes, read from the histogram (to a bin, 0.02 decade)
+    split = np.searchsorted(centres, np.log10(cut))
+    low_median = _histogram_median(counts[:split], centres[:split])
+    high_median = _histogram_median(counts[split:], centres[split:])
     if high_median > 20.0 * low_median:
         return Calibration(off_w, cut, cut, "two power levels: standby and processing")
     return Calibration(off_w, off_w, cut, "two power levels: idle and processing")
@@ -266,25 +276,43 @@ def power_levels(power_w, thresholds_w: tuple[float, float, float],
     power >= T until the first sample with power < T x (1 - hysteresis). The level is the
     number of thresholds the sample is above. NaN samples must have been removed.
 
+    A sample outside every band [T x (1 - hysteresis), T) is decided by its own power; only
+    the few samples inside a band look back, to the last sample outside that band (a run of
+    in-band samples keeps the side it entered from; the first sample counts as below).
+
     Parameters
     ----------
     power_w : array [W]
     thresholds_w : (standby_w, idle_w, processing_w) [W]
     hysteresis : float [1]
         Width of each band as a share of its threshold (0: none).
+
+    Returns
+    -------
+    array of int8
     """
     p = np.asarray(power_w, dtype=np.float64)
-    level = np.zeros(len(p), dtype=np.int64)
     if not len(p):
-        return level
-    index = np.arange(len(p))
+        return np.zeros(0, dtype=np.int8)
+    level = np.zeros(len(p), dtype=np.int8)
+    entered = np.zeros(len(p), dtype=np.int8)
     for threshold in thresholds_w:
-        above = p >= threshold
-        below = p < threshold * (1.0 - hysteresis)
-        decided = above | below
-        decided[0] = True  # the first sample decides by the threshold itself
-        last = np.maximum.accumulate(np.where(decided, index, 0))
-        level += above[last]
+        level += p >= threshold
+        entered += p >= threshold * (1.0 - hysteresis)
+    undecided = np.flatnonzero(level != entered)  # inside at least one band
+    if not len(undecided):
+        return level
+    pu = p[undecided]
+    for threshold in thresholds_w:
+        low = threshold * (1.0 - hysteresis)
+        in_band = undecided[(pu >= low) & (pu < threshold)]
+        if not len(in_band):
+            continue
+        # runs of consecutive in-band samples take the side of the sample before the run
+        run_start = np.concatenate([[True], in_band[1:] != in_band[:-1] + 1])
+        before = in_band[run_start] - 1
+        side = np.where(before >= 0, p[np.maximum(before, 0)] >= threshold, False)
+        level[in_band] += side[np.cumsum(run_start) - 1]
     return level
 
 
@@ -368,29 +396,31 @@ def states_from_power(time_s, power_w, thresholds_w: tuple[float, float, float],
     """
     t = np.asarray(time_s, dtype=np.float64)
     p = np.asarray(power_w, dtype=np.float64)
-    keep = np.isfinite(p) & np.isfinite(t)
-    t, p = t[keep], p[keep]
+    if not (np.isfinite(p).all() and np.isfinite(t).all()):
+        keep = np.isfinite(p) & np.isfinite(t)
+        t, p = t[keep], p[keep]
     n = len(t)
     if n == 0:
         return StateIntervals.empty()
-    if n >= 2 and np.any(np.diff(t) < 0):
-        raise ValueError("time_s must be non-decreasing")
-    level = power_levels(p, thresholds_w, hysteresis)
     gap_limit = np.inf if max_gap_s is None else float(max_gap_s)
     step = np.diff(t)
-    joined = step <= gap_limit
-    mid = (t[:-1] + t[1:]) / 2
-    # cell of sample i: [left_i, right_i]
-    left = np.empty(n)
-    right = np.empty(n)
-    left[0] = t[0]
-    left[1:] = np.where(joined, mid, t[1:])
-    right[-1] = t[-1]
-    right[:-1] = np.where(joined, mid, t[:-1])
-    breaks = np.zeros(n, dtype=bool)
-    breaks[1:] = ~joined
-    first, last = _runs(level, breaks)
-    runs = StateIntervals(left[first], right[last], level[first])
+    if n >= 2 and step.min() < 0:
+        raise ValueError("time_s must be non-decreasing")
+    level = power_levels(p, thresholds_w, hysteresis)
+    # a run starts at the first sample, after a level change, and after a gap
+    gap_after = np.flatnonzero(step > gap_limit)  # no join between sample i and i + 1
+    del step
+    first = np.union1d(np.flatnonzero(level[1:] != level[:-1]) + 1, gap_after + 1)
+    first = np.concatenate([[0], first])
+    last = np.concatenate([first[1:] - 1, [n - 1]])
+    # each sample stands for the time up to halfway to its joined neighbours
+    joined_before = ~np.isin(first - 1, gap_after) & (first > 0)
+    prev = np.maximum(first - 1, 0)
+    start_s = np.where(joined_before, (t[prev] + t[first]) / 2, t[first])
+    joined_after = ~np.isin(last, gap_after) & (last < n - 1)
+    nxt = np.minimum(last + 1, n - 1)
+    end_s = np.where(joined_after, (t[last] + t[nxt]) / 2, t[last])
+    runs = StateIntervals(start_s, end_s, level[first].astype(np.int64))
     keep_runs = runs.end_s > runs.start_s
     runs = StateIntervals(runs.start_s[keep_runs], runs.end_s[keep_runs], runs.code[keep_runs])
     return apply_min_dwell(runs, min_dwell_s)

@@ -22,60 +22,19 @@ import json
 import logging
 import time
 import urllib.parse
-from dataclasses import dataclass
 
 import urllib3
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from collector.errors import (ConfigError, InfluxAuthError, InfluxError, InfluxNotFound,
-                              InfluxRejected, InfluxTooLarge, InfluxUnavailable)
+from collector.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
+                              InfluxTooLarge, InfluxUnavailable)
+from collector.influx_config import InfluxSettings  # noqa: F401 (re-exported: the adapter's settings)
 
 log = logging.getLogger("wattelier.collector.influx")
 
-APIS = ("v1", "v2", "auto")
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-@dataclass(frozen=True)
-class InfluxSettings:
-    """Where and how to write.
-
-    url: base URL (http or https).
-    api: "v1", "v2" or "auto".
-    database: v1 database (created when missing); retention_policy optional.
-    bucket, org: v2 target.
-    token: v2 token, or v1 password (with username); from the environment, never the site file.
-    verify_tls: check the server's certificate (on by default).
-    timeout_s: per request.
-    """
-
-    url: str
-    api: str = "auto"
-    database: str = "wattelier"
-    retention_policy: str | None = None
-    bucket: str = "wattelier"
-    org: str = "wattelier"
-    username: str | None = None
-    token: str | None = None
-    verify_tls: bool = True
-    timeout_s: float = 30.0
-    gzip_level: int = 1
-
-    def __post_init__(self) -> None:
-        if self.api not in APIS:
-            raise ConfigError(f"influxdb api must be one of {APIS}, got {self.api!r}")
-        parsed = urllib.parse.urlsplit(self.url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"influxdb url must look like http://host:8086, got {self.url!r}")
-
-    def target_key(self, api: str) -> str:
-        """Identity of the destination: the journal keeps one forwarding cursor per target."""
-        base = self.url.rstrip("/")
-        if api == "v1":
-            return f"{base} v1 db={self.database}" + (f" rp={self.retention_policy}" if self.retention_policy else "")
-        return f"{base} v2 org={self.org} bucket={self.bucket}"
 
 
 def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:

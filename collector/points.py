@@ -16,6 +16,7 @@ separator). Empty tag values are left out (InfluxDB refuses them).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -60,12 +61,14 @@ def _escape(text: str, specials: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
 def escape_measurement(name: str) -> str:
     return _escape(name, ", ")
 
 
+@functools.lru_cache(maxsize=4096)
 def escape_key(name: str) -> str:
-    """Escape a tag key, tag value or field key."""
+    """Escape a tag key, tag value or field key (cached: the same few names recur)."""
     return _escape(name, ",= ")
 
 

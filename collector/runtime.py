@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from collector.cnc_source import CncSource
 from collector.forwarder import Forwarder
 from collector.influx_adapter import InfluxSettings, InfluxTarget
+from collector.influx_config import influx_settings_for
 from collector.journal import Journal
 from collector.meter_source import MeterSource
 from collector.modbus_adapter import ModbusLink
@@ -27,7 +28,7 @@ from collector.self_metrics import SelfMetrics
 from devices.journal_schema import DROP_PREFIX, FORWARDED_PREFIX, QUARANTINED_PREFIX
 from devices.meter_models import load_model
 from devices.node_maps import load_node_map
-from devices.secrets import read_secret, secrets_path
+from devices.secrets import secrets_path
 from devices.site import Site
 
 log = logging.getLogger("wattelier.collector")
@@ -39,31 +40,6 @@ def journal_for(site: Site, path: str | None = None) -> Journal:
     settings = site.journal
     return Journal(path or settings.path, max_points=settings.max_points,
                    overflow=settings.overflow, commit_interval_s=settings.commit_interval_s)
-
-
-def influx_settings_for(site: Site, url: str | None = None, api: str | None = None,
-                        database: str | None = None, bucket: str | None = None,
-                        org: str | None = None) -> InfluxSettings | None:
-    """The InfluxDB target: the site file's [influxdb] section, overridden by command-line
-    values; None when neither names a URL. The token comes from the environment
-    (WATTELIER_INFLUX_TOKEN or the section's token_env) or the secrets file (`influx_token`)."""
-    section = site.influxdb
-    if url is None and section is None:
-        return None
-    token_env = section.token_env if section else "WATTELIER_INFLUX_TOKEN"
-    base = section.model_dump() if section else {}
-    return InfluxSettings(
-        url=url or base["url"],
-        api=api or base.get("api", "auto"),
-        database=database or base.get("database", "wattelier"),
-        retention_policy=base.get("retention_policy"),
-        bucket=bucket or base.get("bucket", "wattelier"),
-        org=org or base.get("org", "wattelier"),
-        username=base.get("username"),
-        token=read_secret(site, token_env, "influx_token"),
-        verify_tls=base.get("verify_tls", True),
-        timeout_s=base.get("timeout_s", 30.0),
-    )
 
 
 class ObservingSink:

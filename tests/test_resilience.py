@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from collector.forward_store import journal_status
-from collector.runtime import Collector, influx_settings_for, journal_for
+from collector.influx_config import influx_settings_for
+from collector.runtime import Collector, journal_for
 from devices.sim.workshop import SimulatedWorkshop, relocate
 from devices.site import InfluxDB
 from tests.servers import InfluxServer

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from analytics.states import (FAULT, IDLE, OFF, PROCESSING, SETUP, STANDBY, StateIntervals,
@@ -134,3 +136,50 @@ def test_overlay_controller_power_off_and_gaps():
     # no controller changes: the power states, clipped to the window
     out = overlay_controller(power, np.zeros(0), np.zeros(0, dtype=object), np.zeros(0, dtype=object), 10.0, 30.0)
     assert out.names == ["off"] and out.start_s[0] == 10.0 and out.end_s[0] == 30.0
+
+
+def _reference_levels(p, thresholds, hysteresis):
+    """One Schmitt trigger per threshold, sample by sample (the definition, unvectorised)."""
+    above = [False] * len(thresholds)
+    out = []
+    for i, x in enumerate(p):
+        for k, th in enumerate(thresholds):
+            if x >= th:
+                above[k] = True
+            elif x < th * (1 - hysteresis) or i == 0:
+                above[k] = False
+        out.append(sum(above))
+    return out
+
+
+def _reference_states(t, p, thresholds, hysteresis, max_gap_s):
+    """Runs of equal level, each sample standing for the time halfway to its joined neighbours."""
+    level = _reference_levels(p, thresholds, hysteresis)
+    runs = []
+    for i in range(len(t)):
+        joined_before = i > 0 and t[i] - t[i - 1] <= max_gap_s
+        joined_after = i < len(t) - 1 and t[i + 1] - t[i] <= max_gap_s
+        a = (t[i - 1] + t[i]) / 2 if joined_before else t[i]
+        b = (t[i] + t[i + 1]) / 2 if joined_after else t[i]
+        if runs and joined_before and runs[-1][2] == level[i]:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b, level[i]])
+    return [r for r in runs if r[1] > r[0]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.1, 200.0), st.sampled_from([0.0, 3.0, 9.5, 10.0, 95.0, 99.0, 100.0,
+                                                                  900.0, 950.0, 1000.0, 2000.0])),
+                min_size=1, max_size=60),
+       st.sampled_from([0.0, 0.1, 0.3]))
+def test_power_levels_and_runs_match_the_sample_by_sample_definition(samples, hysteresis):
+    t = np.cumsum([s[0] for s in samples])
+    p = np.array([s[1] for s in samples])
+    thresholds = (10.0, 100.0, 1000.0)
+    assert power_levels(p, thresholds, hysteresis).tolist() == _reference_levels(p, thresholds, hysteresis)
+    got = states_from_power(t, p, thresholds, hysteresis, min_dwell_s=0.0, max_gap_s=120.0)
+    expected = _reference_states(t, p, thresholds, hysteresis, 120.0)
+    assert_allclose(got.start_s, [r[0] for r in expected])
+    assert_allclose(got.end_s, [r[1] for r in expected])
+    assert got.code.tolist() == [r[2] for r in expected]

@@ -23,11 +23,12 @@ from typing import Any
 
 from analytics.inputs import JournalInputs
 from analytics.pipeline import AnalysisOptions, AnalysisResult, analyze
-from collector.influx_adapter import InfluxSettings, InfluxTarget
+from collector.influx_config import InfluxSettings
 from collector.journal import Journal
 from collector.points import Point
 from devices import vocabulary
 from devices.site import Site
+from wattelier.json_output import json_document
 
 log = logging.getLogger("wattelier.analyze")
 
@@ -127,23 +128,25 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
         inputs = InfluxQLInputs(influx.url, database, username=influx.username,
                                 password=influx.token if influx.username else None,
                                 token=None if influx.username else influx.token)
-        machines = inputs.machine_data(site, start_s, end_s)
         sessions = inputs.sessions(start_s, end_s)
         source = f"InfluxDB {influx.url} ({database})"
+        # one machine read at a time, as the analysis asks for it
+        result = analyze(inputs.iter_machine_data(site, start_s, end_s), sessions, site, start_s, end_s, options)
     else:
         from analytics.sessions import read_booked_sessions
 
         _pack_blocks(site, journal_path)
-        reader = JournalInputs(journal_path)
-        try:
-            machines = reader.machine_data(site, start_s, end_s)
-        finally:
-            reader.close()
         sessions = read_booked_sessions(journal_path, start_s, end_s)
         source = f"journal {journal_path}"
-    result = analyze(machines, sessions, site, start_s, end_s, options)
+        reader = JournalInputs(journal_path)
+        try:
+            result = analyze(reader.iter_machine_data(site, start_s, end_s), sessions, site, start_s, end_s,
+                             options)
+        finally:
+            reader.close()
     points = result_points(site.site.name, result)
     if influx is not None:
+        from collector.influx_adapter import InfluxTarget
         from collector.points import to_line
 
         target = InfluxTarget(influx)
@@ -184,7 +187,7 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
         start = start_s if start_s is not None else end - 86400.0
         run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options)
         if json_out:
-            echo(json.dumps(run.result.to_json(), indent=2))
+            echo(json_document(run.result.to_json()))
         else:
             _report(run, start, end, echo)
         return run.result

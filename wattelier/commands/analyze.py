@@ -8,12 +8,12 @@ calls library functions (analytics.csv_input, analytics.pipeline).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from wattelier.commands.common import site_or_exit
+from wattelier.json_output import json_document
 
 POWER_HELP = "Power readings, CSV: time,machine,power_w[,energy_import_kwh] (offline mode)."
 SESSIONS_HELP = "Sessions, CSV: machine,member,start,end (as `wattelier simulate --out` writes)."
@@ -182,6 +182,6 @@ def analyze(
         raise typer.Exit(2)
     doc = result.to_json()
     if json_out:
-        typer.echo(json.dumps(doc, indent=2, allow_nan=False))
+        typer.echo(json_document(doc))
     else:
         _summary(doc)

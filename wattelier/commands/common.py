@@ -34,7 +34,7 @@ def influx_or_exit(site: Site, url: str | None, api: str | None, database: str |
     """The InfluxDB target from the site file and command-line overrides (None: journal only);
     exit 2 with a clear message when it cannot be used."""
     from collector.errors import ConfigError
-    from collector.runtime import influx_settings_for
+    from collector.influx_config import influx_settings_for
     from devices.secrets import SecretsError
 
     try:

@@ -1,0 +1,82 @@
+"""The InfluxDB target of a site: its [influxdb] section, command-line overrides and the token.
+
+Plain settings, kept apart from the adapter (collector.influx_adapter) and from
+collector.runtime, so that a command that may not write to InfluxDB at all (analyze from the
+journal, sessions) does not import influxdb-client nor the protocol libraries of the sources.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+
+from collector.errors import ConfigError
+from devices.secrets import read_secret
+from devices.site import Site
+
+APIS = ("v1", "v2", "auto")
+
+
+@dataclass(frozen=True)
+class InfluxSettings:
+    """Where and how to write.
+
+    url: base URL (http or https).
+    api: "v1", "v2" or "auto".
+    database: v1 database (created when missing); retention_policy optional.
+    bucket, org: v2 target.
+    token: v2 token, or v1 password (with username); from the environment, never the site file.
+    verify_tls: check the server's certificate (on by default).
+    timeout_s: per request.
+    """
+
+    url: str
+    api: str = "auto"
+    database: str = "wattelier"
+    retention_policy: str | None = None
+    bucket: str = "wattelier"
+    org: str = "wattelier"
+    username: str | None = None
+    token: str | None = None
+    verify_tls: bool = True
+    timeout_s: float = 30.0
+    gzip_level: int = 1
+
+    def __post_init__(self) -> None:
+        if self.api not in APIS:
+            raise ConfigError(f"influxdb api must be one of {APIS}, got {self.api!r}")
+        parsed = urllib.parse.urlsplit(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"influxdb url must look like http://host:8086, got {self.url!r}")
+
+    def target_key(self, api: str) -> str:
+        """Identity of the destination: the journal keeps one forwarding cursor per target."""
+        base = self.url.rstrip("/")
+        if api == "v1":
+            return f"{base} v1 db={self.database}" + (f" rp={self.retention_policy}" if self.retention_policy else "")
+        return f"{base} v2 org={self.org} bucket={self.bucket}"
+
+
+def influx_settings_for(site: Site, url: str | None = None, api: str | None = None,
+                        database: str | None = None, bucket: str | None = None,
+                        org: str | None = None) -> InfluxSettings | None:
+    """The InfluxDB target: the site file's [influxdb] section, overridden by command-line
+    values; None when neither names a URL. The token comes from the environment
+    (WATTELIER_INFLUX_TOKEN or the section's token_env) or the secrets file (`influx_token`)."""
+    section = site.influxdb
+    if url is None and section is None:
+        return None
+    token_env = section.token_env if section else "WATTELIER_INFLUX_TOKEN"
+    base = section.model_dump() if section else {}
+    return InfluxSettings(
+        url=url or base["url"],
+        api=api or base.get("api", "auto"),
+        database=database or base.get("database", "wattelier"),
+        retention_policy=base.get("retention_policy"),
+        bucket=bucket or base.get("bucket", "wattelier"),
+        org=org or base.get("org", "wattelier"),
+        username=base.get("username"),
+        token=read_secret(site, token_env, "influx_token"),
+        verify_tls=base.get("verify_tls", True),
+        timeout_s=base.get("timeout_s", 30.0),
+    )
