@@ -155,5 +155,9 @@ class InfluxQLInputs:
     def machine_data(self, site: Site, start_s: float, end_s: float) -> list[MachineData]:
         return machine_data(self, site, start_s, end_s)
 
-    def iter_machine_data(self, site: Site, start_s: float, end_s: float) -> Iterator[MachineData]:
-        return iter_machine_data(self, site, start_s, end_s)
+    def iter_machine_data(self, site: Site, start_s: float, end_s: float,
+                          names: list[str] | None = None) -> Iterator[MachineData]:
+        return iter_machine_data(self, site, start_s, end_s, names)
+
+    def close(self) -> None:
+        """Nothing held between queries (one HTTP request each)."""

@@ -182,8 +182,9 @@ class JournalInputs:
     def machine_data(self, site: Site, start_s: float, end_s: float) -> list[MachineData]:
         return machine_data(self, site, start_s, end_s)
 
-    def iter_machine_data(self, site: Site, start_s: float, end_s: float) -> Iterator[MachineData]:
-        return iter_machine_data(self, site, start_s, end_s)
+    def iter_machine_data(self, site: Site, start_s: float, end_s: float,
+                          names: list[str] | None = None) -> Iterator[MachineData]:
+        return iter_machine_data(self, site, start_s, end_s, names)
 
 
 def machine_data(source, site: Site, start_s: float, end_s: float) -> list[MachineData]:
@@ -193,11 +194,18 @@ def machine_data(source, site: Site, start_s: float, end_s: float) -> list[Machi
     return list(iter_machine_data(source, site, start_s, end_s))
 
 
-def iter_machine_data(source, site: Site, start_s: float, end_s: float) -> Iterator[MachineData]:
+def site_machine_names(site: Site) -> list[str]:
+    """Machines then shared services of a site, in the order the analysis reports them."""
+    return list(site.machines) + list(site.services)
+
+
+def iter_machine_data(source, site: Site, start_s: float, end_s: float,
+                      names: list[str] | None = None) -> Iterator[MachineData]:
     """As machine_data, one machine at a time (read when the analysis asks for it, so only one
-    machine's samples are in memory at once)."""
-    names = [(n, False) for n in site.machines] + [(n, True) for n in site.services]
-    for name, is_service in names:
+    machine's samples are in memory at once); `names`: only these machines and services."""
+    wanted = site_machine_names(site) if names is None else names
+    for name in wanted:
+        is_service = name in site.services
         pt, pw, ct, ce = source.power_and_counter(name, start_s, end_s)
         meters = site.meters_of(name)
         resolution = rollover = None

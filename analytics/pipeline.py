@@ -341,7 +341,23 @@ class _Work:
     machine_record: MachineRecord | None = None
 
 
-class _Analysis:
+@dataclass
+class MachineParts:
+    """What the analysis of one machine adds to the result (indexes local to these lists)."""
+
+    states: list[StateRecord] = field(default_factory=list)
+    jobs: list[JobRecord] = field(default_factory=list)
+    sessions: list[SessionRecord] = field(default_factory=list)
+    usage: list[UsageRecord] = field(default_factory=list)
+    records: list[MachineRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    work: dict[str, _Work] = field(default_factory=dict)
+
+
+class Analysis:
+    """One analysis of a window: machine() per machine (anywhere), absorb() each machine's
+    parts in the site's order, then finish(). analyze() does all three in one process."""
+
     def __init__(self, machines: Iterable[MachineData], sessions: list[Session], site: Site | None,
                  start_s: float, end_s: float, options: AnalysisOptions) -> None:
         if not end_s > start_s:
@@ -389,7 +405,9 @@ class _Analysis:
         return md.is_service or (self.site is not None and md.name in self.site.services)
 
     # -- one machine ---------------------------------------------------------------------------
-    def machine(self, md: MachineData) -> None:
+    def machine(self, md: MachineData) -> MachineParts:
+        """Analyse one machine on its own (it may run in another process: see absorb)."""
+        out = MachineParts()
         o = self.options
         name = md.name
         start, end = self.start_s, self.end_s
@@ -421,7 +439,7 @@ class _Analysis:
             energy = counter
         else:
             energy = _Zero()
-            self.warnings.append(f"{name}: no power samples and no counter readings")
+            out.warnings.append(f"{name}: no power samples and no counter readings")
         measured = curve if has_power else counter  # what coverage is the share of
 
         def coverage_of(a, b) -> np.ndarray:
@@ -433,7 +451,7 @@ class _Analysis:
         states = states.clip(start, end)
         energies = _between(energy, states.start_s, states.end_s)
         for a, b, c, e in zip(states.start_s, states.end_s, states.code, energies):
-            self.states.append(StateRecord(name, MACHINE_STATES[int(c)], float(a), float(b), float(e)))
+            out.states.append(StateRecord(name, MACHINE_STATES[int(c)], float(a), float(b), float(e)))
         time_in = {code: CoveredTime(*states.of(code)) for code in range(len(MACHINE_STATES))}
 
         # jobs
@@ -464,16 +482,16 @@ class _Analysis:
         s_cov = coverage_of(s_a, s_b)
         owner = assign_jobs(job_a, job_b, np.array([s.start_s for s in mine]),
                             np.array([s.end_s for s in mine]))
-        first_session = len(self.sessions)
+        first_session = len(out.sessions)
         for i, s in enumerate(mine):
-            self.sessions.append(SessionRecord(
+            out.sessions.append(SessionRecord(
                 name, s.member, float(s.start_s), float(s.end_s), float(s_energy[i]),
                 float(s_cov[i]), float(s_processing[i]), float(s_idle[i]), float(s_co2e[i]),
                 None if s_cost is None else float(s_cost[i]), int(np.sum(owner == i)),
                 float(s_power[i]), 0.0, s.source, s.booking_id))
 
         # job energies
-        first_job = len(self.jobs)
+        first_job = len(out.jobs)
         if len(job_a):
             if has_power:
                 j_power, j_cov = curve.between(job_a, job_b)
@@ -485,7 +503,7 @@ class _Analysis:
             for i in range(len(job_a)):
                 member = mine[owner[i]].member if owner[i] >= 0 else None
                 rec = None if j_rec is None else float(j_rec[i])
-                self.jobs.append(JobRecord(
+                out.jobs.append(JobRecord(
                     name, member, float(job_a[i]), float(job_b[i]),
                     rec if rec is not None else float(j_power[i]), float(j_power[i]), rec,
                     programs[i], float(j_cov[i]), jobs.source, outcomes[i], float(j_co2e[i]),
@@ -513,7 +531,7 @@ class _Analysis:
             standby_out_kwh, standby_out_s, thresholds, th_source,
             float(_between(co2e, [start], [end])[0]),
             None if cost is None else float(_between(cost, [start], [end])[0]))
-        self.records.append(record)
+        out.records.append(record)
 
         # days
         a, b = self.day_a, self.day_b
@@ -537,7 +555,7 @@ class _Analysis:
             alloc = kpi.allocation_efficiency(d_aubt, d_pbt)
             for k in range(len(a)):
                 scale = float(day_table["scale"][k]) if day_table is not None else None
-                self.usage.append(UsageRecord(
+                out.usage.append(UsageRecord(
                     name, float(self.day_start[k]),
                     dt.datetime.fromtimestamp(self.day_start[k], self.tz).date().isoformat(),
                     float(a[k]), float(b[k]), float(d_energy[k]),
@@ -549,9 +567,23 @@ class _Analysis:
                     _finite(alloc[k]), float(d_energy[k] - d_sessions[k]), float(d_co2e[k]),
                     None if d_cost is None else float(d_cost[k]), int(d_jobs[k])))
 
-        self.work[name] = _Work(energy if is_service else None, states.of(PROCESSING),
-                                np.arange(first_session, len(self.sessions)),
-                                np.arange(first_job, len(self.jobs)), record)
+        out.work[name] = _Work(energy if is_service else None, states.of(PROCESSING),
+                               np.arange(first_session, len(out.sessions)),
+                               np.arange(first_job, len(out.jobs)), record)
+        return out
+
+    def absorb(self, parts: MachineParts) -> None:
+        """Add one machine's results (machine() here or in a worker process) to the analysis."""
+        for name, work in parts.work.items():
+            work.session_index = work.session_index + len(self.sessions)
+            work.job_index = work.job_index + len(self.jobs)
+            self.work[name] = work
+        self.states += parts.states
+        self.jobs += parts.jobs
+        self.sessions += parts.sessions
+        self.usage += parts.usage
+        self.records += parts.records
+        self.warnings += parts.warnings
 
     # -- shared services -----------------------------------------------------------------------
     def services(self) -> None:
@@ -609,12 +641,15 @@ class _Analysis:
         return [by_member[k] for k in sorted(by_member)]
 
     def run(self) -> AnalysisResult:
-        names = set()
         for md in self.machines:
-            if md.name in names:
+            if md.name in self.work:
                 raise ValueError(f"machine {md.name!r} appears twice in the input")
-            names.add(md.name)
-            self.machine(md)
+            self.absorb(self.machine(md))
+        return self.finish()
+
+    def finish(self) -> AnalysisResult:
+        """Sessions without data, shared services, warnings, members: the result."""
+        names = set(self.work)
         for s in self.all_sessions:
             if s.machine not in names and s.end_s > self.start_s and s.start_s < self.end_s:
                 self.warnings.append(f"session of {s.member} on {s.machine} "
@@ -666,4 +701,4 @@ def analyze(machines: Iterable[MachineData], sessions: list[Session], site: Site
     -------
     AnalysisResult
     """
-    return _Analysis(machines, sessions, site, start_s, end_s, options or AnalysisOptions()).run()
+    return Analysis(machines, sessions, site, start_s, end_s, options or AnalysisOptions()).run()

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from analytics.inputs import JournalInputs
-from analytics.pipeline import AnalysisOptions, AnalysisResult, analyze
+from analytics.parallel import analyze_in_processes
+from analytics.pipeline import AnalysisOptions, AnalysisResult
 from collector.influx_config import InfluxSettings
 from collector.journal import Journal
 from collector.points import Point
@@ -119,31 +120,37 @@ def _pack_blocks(site: Site, journal_path: Path) -> None:
 
 
 def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
-             influx: InfluxSettings | None = None, options: AnalysisOptions | None = None) -> StoredRun:
-    """Analyse [start_s, end_s) from the journal (or InfluxDB) and store the results there."""
+             influx: InfluxSettings | None = None, options: AnalysisOptions | None = None,
+             processes: int | None = 1) -> StoredRun:
+    """Analyse [start_s, end_s) from the journal (or InfluxDB) and store the results there.
+
+    processes: machines analysed in this many processes (analytics.parallel; None: one per
+    processor available). The command line uses None; the default 1 never forks.
+    """
     if influx is not None:
         from analytics.influxql_reader import InfluxQLInputs
 
         database = influx.database if influx.api != "v2" else influx.bucket
-        inputs = InfluxQLInputs(influx.url, database, username=influx.username,
-                                password=influx.token if influx.username else None,
-                                token=None if influx.username else influx.token)
-        sessions = inputs.sessions(start_s, end_s)
+
+        def open_source() -> InfluxQLInputs:
+            return InfluxQLInputs(influx.url, database, username=influx.username,
+                                  password=influx.token if influx.username else None,
+                                  token=None if influx.username else influx.token)
+
+        sessions = open_source().sessions(start_s, end_s)
         source = f"InfluxDB {influx.url} ({database})"
-        # one machine read at a time, as the analysis asks for it
-        result = analyze(inputs.iter_machine_data(site, start_s, end_s), sessions, site, start_s, end_s, options)
     else:
         from analytics.sessions import read_booked_sessions
 
         _pack_blocks(site, journal_path)
         sessions = read_booked_sessions(journal_path, start_s, end_s)
         source = f"journal {journal_path}"
-        reader = JournalInputs(journal_path)
-        try:
-            result = analyze(reader.iter_machine_data(site, start_s, end_s), sessions, site, start_s, end_s,
-                             options)
-        finally:
-            reader.close()
+
+        def open_source() -> JournalInputs:
+            return JournalInputs(journal_path)
+
+    # each process reads one machine at a time, as the analysis asks for it
+    result = analyze_in_processes(open_source, sessions, site, start_s, end_s, options, processes)
     points = result_points(site.site.name, result)
     if influx is not None:
         from collector.influx_adapter import InfluxTarget
@@ -178,14 +185,15 @@ def _iso(t_s: float) -> str:
 def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, json_out: bool, *,
                         journal_path: Path | None = None, influx: InfluxSettings | None = None,
                         options: AnalysisOptions | None = None, every_s: float | None = None,
-                        settle_s: float = 120.0, echo=print) -> AnalysisResult | None:
+                        settle_s: float = 120.0, echo=print, processes: int | None = 1) -> AnalysisResult | None:
     """The stored mode of `wattelier analyze`: once over [start, end) (default: the last 24 h),
-    or periodically (every_s) from where the last run stopped."""
+    or periodically (every_s) from where the last run stopped; processes as for run_once."""
     journal_path = Path(journal_path or site.journal.path)
     if every_s is None:
         end = end_s if end_s is not None else time.time()
         start = start_s if start_s is not None else end - 86400.0
-        run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options)
+        run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options,
+                       processes=processes)
         if json_out:
             echo(json_document(run.result.to_json()))
         else:
@@ -200,7 +208,8 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
         start = state.get("until_s") or start_s or (time.time() - every_s - settle_s)
         end = time.time() - settle_s
         if end > start:
-            run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options)
+            run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options,
+                           processes=processes)
             _report(run, start, end, echo)
             state_path.write_text(json.dumps({"until_s": end, "until": _iso(end)}), encoding="utf-8")
         time.sleep(every_s)

@@ -102,6 +102,8 @@ def analyze(
     influx_db: str | None = typer.Option(None, "--influx-db", help="v1 database."),
     every: float | None = typer.Option(None, "--every", min=10.0, help="Stored mode: analyse again "
                                        "every this many seconds, from where the last run stopped."),
+    processes: int | None = typer.Option(None, "--processes", min=1, help="Stored mode: analyse the "
+                                         "machines in this many processes (default: one per processor)."),
 ) -> None:
     """Energy, time, CO2e and cost per machine, job, session and member.
 
@@ -129,7 +131,7 @@ def analyze(
                                   emission_factor_kg_per_kwh=emission_factor, emission_basis=emission_basis)
         try:
             run_stored_analysis(site, start_s, end_s, json_out, journal_path=journal, influx=influx,
-                                options=options, every_s=every, echo=typer.echo)
+                                options=options, every_s=every, echo=typer.echo, processes=processes)
         except FileNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2)

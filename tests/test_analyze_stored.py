@@ -1,0 +1,123 @@
+"""`wattelier analyze --config`: the same results from the journal and from a real InfluxDB 1.6.7,
+in one process and in several (analytics.parallel)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from analytics.inputs import JournalInputs
+from analytics.parallel import WorkerError, analyze_in_processes
+from analytics.pipeline import analyze
+from collector.influx_adapter import InfluxSettings
+from collector.journal import Journal
+from collector.points import Point
+from devices import vocabulary
+from devices.site import example_site_path, load_site
+from tests.analytics_sim import machine_data, sessions, weekday_morning, workshop
+from tests.stores import forward_all
+from wattelier.cli import app
+from wattelier.sessions_store import store_sessions
+
+HOURS = 4
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """Four hours of the simulated example workshop (1 Hz meters, bookings) in a journal."""
+    tmp = tmp_path_factory.mktemp("stored")
+    site = load_site(example_site_path())
+    start = weekday_morning(site)
+    end = start + HOURS * 3600.0
+    w = workshop(site, start, end, seed=5)
+    journal_path = tmp / "journal.sqlite"
+    journal = Journal(journal_path, max_points=10**8)
+    for md in machine_data(site, w, start, end, controllers=False):
+        meter = next(m for m, spec in site.meters.items() if spec.feeds == md.name)
+        tags = {vocabulary.TAG_SITE: site.site.name, vocabulary.TAG_METER: meter, vocabulary.TAG_MACHINE: md.name}
+        journal.put([Point(vocabulary.METER, tags, {"power_w": float(p), "energy_import_kwh": float(e)}, int(t * 1e9))
+                     for t, p, e in zip(md.power_time_s.tolist(), md.power_w.tolist(),
+                                        md.energy_import_kwh.tolist())])
+    journal.commit()
+    booked = sessions(w, end)
+    store_sessions(journal, site.site.name, booked)
+    journal.close()
+    config = tmp / "site.toml"
+    config.write_text(example_site_text(journal_path), encoding="utf-8")
+    return site, config, journal_path, start, end, len(booked)
+
+
+def example_site_text(journal_path) -> str:
+    text = example_site_path().read_text(encoding="utf-8")
+    return text.replace('path = "wattelier-journal.sqlite"', f'path = "{journal_path}"')
+
+
+def _analyze(config, start, end, *extra) -> dict:
+    result = CliRunner().invoke(app, ["analyze", "--config", str(config), "--from", str(start), "--to", str(end),
+                                      "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _comparable(doc: dict) -> dict:
+    return {k: doc[k] for k in ("machines", "sessions", "jobs", "members", "usage", "states")}
+
+
+def test_journal_and_influxdb_in_one_and_in_two_processes_give_the_same_result(stored, influx_server):
+    site, config, journal_path, start, end, booked = stored
+    one = _analyze(config, start, end, "--processes", "1")
+    two = _analyze(config, start, end, "--processes", "2")
+    assert _comparable(two) == _comparable(one)
+    assert len(one["sessions"]) == booked >= 5 and len(one["jobs"]) >= 5
+    assert sum(m["energy_kwh"] for m in one["machines"]) > 1.0
+
+    # every point (measurements, bookings) forwarded to InfluxDB, then read back with InfluxQL
+    settings = InfluxSettings(influx_server.url, api="v1", database="stored_analysis")
+    forwarder = asyncio.run(forward_all(journal_path, settings))
+    journal = Journal(journal_path)
+    assert forwarder.stats.forwarded == journal.count() > HOURS * 3600 * len(site.machines)
+    journal.close()
+    for processes in ("1", "2"):
+        from_influx = _analyze(config, start, end, "--influx-url", influx_server.url, "--influx-api", "v1",
+                               "--influx-db", "stored_analysis", "--processes", processes)
+        # the same numbers, to float rounding of the stored values' text form
+        assert json.dumps(_comparable(from_influx), sort_keys=True) == json.dumps(_comparable(one), sort_keys=True)
+
+
+def test_two_processes_match_the_one_process_pipeline(stored):
+    site, _, journal_path, start, end, _ = stored
+    reader = JournalInputs(journal_path)
+    from analytics.sessions import read_booked_sessions
+
+    booked = read_booked_sessions(journal_path, start, end)
+    expected = analyze(reader.machine_data(site, start, end), booked, site, start, end).to_json()
+    reader.close()
+    got = analyze_in_processes(lambda: JournalInputs(journal_path), booked, site, start, end, processes=2).to_json()
+    assert got == expected
+
+
+def test_a_failing_or_vanishing_worker_is_reported(stored):
+    site, _, journal_path, start, end, _ = stored
+    parent = os.getpid()
+
+    class Broken(JournalInputs):
+        def iter_machine_data(self, *args, **kwargs):
+            if os.getpid() != parent:
+                raise ValueError("unreadable block in machine data")
+            return super().iter_machine_data(*args, **kwargs)
+
+    with pytest.raises(WorkerError, match="failed:(.|\n)*unreadable block in machine data"):
+        analyze_in_processes(lambda: Broken(journal_path), [], site, start, end, processes=2)
+
+    class Vanishing(JournalInputs):
+        def iter_machine_data(self, *args, **kwargs):
+            if os.getpid() != parent:
+                os._exit(3)
+            return super().iter_machine_data(*args, **kwargs)
+
+    with pytest.raises(WorkerError, match="stopped without a result \\(exit code 3\\)"):
+        analyze_in_processes(lambda: Vanishing(journal_path), [], site, start, end, processes=2)
