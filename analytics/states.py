@@ -198,7 +198,8 @@ def calibrate_thresholds(power_w, rated_power_w: float | None = None) -> Calibra
         standby_w, idle_w, processing_w [W] and a one-line description of how they were found.
     """
     p = np.asarray(power_w, dtype=np.float64)
-    p = p[np.isfinite(p)]
+    if not np.isfinite(p).all():
+        p = p[np.isfinite(p)]
     if len(p):
         reference = float(rated_power_w) if rated_power_w else float(np.percentile(p, 99.5))
     else:
@@ -217,8 +218,8 @@ def calibrate_thresholds(power_w, rated_power_w: float | None = None) -> Calibra
     on = p[p >= off_w]
     if len(on) < 20:
         return fallback("too few samples above the off level")
-    x = np.log10(on)
-    lo, hi = float(x.min()), float(x.max())
+    x = np.log10(on.astype(np.float32))  # 0.02-decade bins: single precision is plenty, and faster
+    lo, hi = np.floor(float(x.min()) * 1e4) / 1e4, float(x.max())  # bins from a round edge
     nbins = int(np.ceil((hi - lo) / BIN_DECADES)) + 1
     if nbins < 8:
         return fallback("one power level only")

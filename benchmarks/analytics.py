@@ -301,9 +301,12 @@ def part_end_to_end(args: argparse.Namespace) -> None:
         same = all(abs(a["energy_kwh"] - b["energy_kwh"]) <= 1e-9 * max(1.0, abs(a["energy_kwh"]))
                    for a, b in zip(doc_journal["sessions"], doc_influx["sessions"]))
         tj, ti, tq = (statistics.median(t) for t in (t_journal, t_influx, t_integral))
-        print(f"  wattelier analyze from the journal:   {tj:7.1f} s  ({tq / tj:.1f}x faster than InfluxQL INTEGRAL)")
-        print(f"  wattelier analyze from InfluxDB:      {ti:7.1f} s  ({tq / ti:.1f}x faster than InfluxQL INTEGRAL)")
-        print(f"  InfluxQL INTEGRAL() per session:      {tq:7.1f} s  ({len(sessions)} queries)")
+        def versus(t: float) -> str:
+            return (f"{tq / t:.2f}x faster than" if t < tq else f"{t / tq:.1f}x slower than") + " InfluxQL INTEGRAL"
+
+        print(f"  wattelier analyze from the journal:   {tj:7.2f} s  ({versus(tj)})")
+        print(f"  wattelier analyze from InfluxDB:      {ti:7.2f} s  ({versus(ti)})")
+        print(f"  InfluxQL INTEGRAL() per session:      {tq:7.2f} s  ({len(sessions)} queries)")
         print(f"  session energies vs INTEGRAL(): worst relative difference {100 * worst:.4f} % over "
               f"{compared} sessions (target <= 0.1 %); journal and InfluxDB results identical: {same}")
         print(json.dumps({"days": days, "machines": machines, "points": n_points, "sessions": len(sessions),

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from collector import certs as pki_files
 from collector.errors import ConfigError
 from devices.site import Controller, SecurityPolicy
 from wattelier.commands.common import CONFIG_HELP, site_or_exit
 
+if TYPE_CHECKING:
+    from collector import certs as pki_files
+
 
 def _folders(controllers: dict[str, Controller], folder: Path | None
              ) -> dict[pki_files.ClientPki, list[tuple[str, Controller]]]:
+    from collector import certs as pki_files  # noqa: F811 (cryptography: for this command only)
+
     """Certificate folders and the secured controllers using each."""
     groups: dict[pki_files.ClientPki, list[tuple[str, Controller]]] = {}
     for name, ctl in sorted(controllers.items()):
@@ -35,6 +40,8 @@ def certs(
                                "server must then trust the new certificate."),
 ) -> None:
     """Make the collector's OPC UA certificate and key if missing; print what to copy where."""
+    from collector import certs as pki_files  # noqa: F811 (cryptography: for this command only)
+
     site = site_or_exit(config)
     for pki, controllers in _folders(site.controllers, folder).items():
         try:
