@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -121,3 +125,29 @@ def test_a_failing_or_vanishing_worker_is_reported(stored):
 
     with pytest.raises(WorkerError, match="stopped without a result \\(exit code 3\\)"):
         analyze_in_processes(lambda: Vanishing(journal_path), [], site, start, end, processes=2)
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_periodic_mode_stops_cleanly_and_keeps_its_place(stored, how):
+    """Ctrl-C or `systemctl stop` during --every: a message, exit 0, no traceback, and the state
+    file still says where the next run starts."""
+    _, config, journal_path, _, _, _ = stored
+    state = journal_path.with_name(journal_path.name + ".analysis.json")
+    state.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "wattelier.cli", "analyze", "--config", str(config),
+                             "--every", "10", "--processes", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not state.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        until = json.loads(state.read_text())["until"]
+        proc.send_signal(how)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "analysed " in out and f"stopped; the next periodic analysis continues from {until}" in out
+    assert json.loads(state.read_text())["until"] == until

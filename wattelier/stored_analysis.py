@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -200,19 +201,35 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
             _report(run, start, end, echo)
         return run.result
     state_path = _state_path(journal_path)
-    while True:
+    try:
+        while True:
+            try:
+                state = json.loads(state_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                state = {}
+            start = state.get("until_s") or start_s or (time.time() - every_s - settle_s)
+            end = time.time() - settle_s
+            if end > start:
+                run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options,
+                               processes=processes)
+                _report(run, start, end, echo)
+                _write_state(state_path, end)
+            time.sleep(every_s)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the command
+        # A run cut short stored nothing (one transaction) and left the state as it was.
         try:
-            state = json.loads(state_path.read_text(encoding="utf-8"))
+            until = json.loads(state_path.read_text(encoding="utf-8")).get("until", "its start")
         except (OSError, ValueError):
-            state = {}
-        start = state.get("until_s") or start_s or (time.time() - every_s - settle_s)
-        end = time.time() - settle_s
-        if end > start:
-            run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options,
-                           processes=processes)
-            _report(run, start, end, echo)
-            state_path.write_text(json.dumps({"until_s": end, "until": _iso(end)}), encoding="utf-8")
-        time.sleep(every_s)
+            until = "its start"
+        echo(f"stopped; the next periodic analysis continues from {until}")
+        return None
+
+
+def _write_state(state_path: Path, until_s: float) -> None:
+    """Where the periodic analysis stopped, replaced in one step (never half written)."""
+    partial = state_path.with_name(state_path.name + ".partial")
+    partial.write_text(json.dumps({"until_s": until_s, "until": _iso(until_s)}), encoding="utf-8")
+    os.replace(partial, state_path)
 
 
 def _report(run: StoredRun, start_s: float, end_s: float, echo) -> None:

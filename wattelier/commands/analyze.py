@@ -57,6 +57,16 @@ def _read_sessions(path: Path):
         _fail(list(exc.problems), "sessions file")
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemctl stop) ends the periodic mode as Ctrl-C does: cleanly, exit 0."""
+    import signal
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _summary(doc: dict) -> None:
     typer.echo(f"{doc['start']} .. {doc['end']} ({doc['timezone']})")
     for m in doc["machines"]:
@@ -129,6 +139,8 @@ def analyze(
         influx = influx_or_exit(site, influx_url, influx_api, influx_db, None, None)
         options = AnalysisOptions(merge_gap_s=merge_gap, allocate_shared_services=allocate_services,
                                   emission_factor_kg_per_kwh=emission_factor, emission_basis=emission_basis)
+        if every is not None:
+            _stop_on_sigterm()
         try:
             run_stored_analysis(site, start_s, end_s, json_out, journal_path=journal, influx=influx,
                                 options=options, every_s=every, echo=typer.echo, processes=processes)
