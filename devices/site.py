@@ -425,6 +425,18 @@ def _cross_checks(site: Site, source: str) -> list[str]:
         for i, target in enumerate(service.serves):
             if target not in site.machines:
                 bad(f"services.{name}.serves[{i}]", f"{target!r} is not a machine of this site")
+    for section, key in (("machines", "fabmanager_id"), ("members", "fabmanager_user_id")):
+        owner: dict[int, str] = {}
+        for name, entry in getattr(site, section).items():
+            value = getattr(entry, key)
+            if value is None:
+                continue
+            if value in owner:
+                bad(f"{section}.{name}.{key}", f"Fab-manager id {value} is already given to "
+                    f"{section}.{owner[value]}: each id names one {section[:-1]}, or its bookings "
+                    "would count twice")
+            else:
+                owner[value] = name
     for name, machine in site.machines.items():
         th = machine.thresholds
         if th and not th.standby_w <= th.idle_w <= th.processing_w:

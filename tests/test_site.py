@@ -100,3 +100,21 @@ def test_cli_check_ok_and_broken(tmp_path: Path):
     for _, _, expected in BROKEN:
         assert expected in bad.output
     assert f"{len(BROKEN)} problem(s)" in bad.output or "problem(s)" in bad.output
+
+
+def test_a_fab_manager_id_names_one_machine_and_one_member():
+    text = (EXAMPLE.replace("rated_power_w = 15000.0", "rated_power_w = 15000.0\nfabmanager_id = 7", 1)
+            .replace("rated_power_w = 3500.0", "rated_power_w = 3500.0\nfabmanager_id = 7", 1)
+            .replace('name = "Amélie Durand (ébéniste)"', 'name = "Amélie Durand (ébéniste)"\nfabmanager_user_id = 42')
+            .replace('name = "Chloé Martin (céramiste)"', 'name = "Chloé Martin (céramiste)"\nfabmanager_user_id = 42')
+            .replace('name = "Bastien Leroy (menuisier)"', 'name = "Bastien Leroy (menuisier)"\nfabmanager_user_id = 43'))
+    with pytest.raises(SiteError) as info:
+        parse_site(text, "ids.toml")
+    problems = [p for p in info.value.problems if "Fab-manager id" in p]
+    assert problems == [
+        "ids.toml: machines.laser-1.fabmanager_id: Fab-manager id 7 is already given to machines.mill-1: "
+        "each id names one machine, or its bookings would count twice",
+        "ids.toml: members.chloe.fabmanager_user_id: Fab-manager id 42 is already given to members.amelie: "
+        "each id names one member, or its bookings would count twice",
+    ], info.value.problems
+    assert len(info.value.problems) == 2
