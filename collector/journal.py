@@ -6,7 +6,8 @@ batches (`commit_interval_s`, at most 1 s). The journal is bounded (`max_points`
 the overflow policy decides:
 
 - ``drop_oldest``: delete the oldest points to make room (the newest readings matter most on an
-  edge box that has lost its uplink); every deleted point is counted as dropped.
+  edge box that has lost its uplink); every deleted point is counted as dropped. Bookings are
+  never deleted (KEPT_MEASUREMENTS).
 - ``reject_new``: keep what is stored and refuse new points, counting each.
 
 Every point refused or deleted is counted by reason in the `counters` table and never lost
@@ -33,11 +34,14 @@ from pathlib import Path
 from collector.errors import ConfigError
 from collector.points import Point
 from collector import journal_blocks
+from devices import vocabulary
 from devices.journal_schema import (BLOCK_FIELDS, DROP_PREFIX, SCHEMA_SQL, SCHEMA_VERSION,
                                     block_start_ns)
 
 log = logging.getLogger("wattelier.collector.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
+KEPT_MEASUREMENTS = (vocabulary.BOOKING,)
+"""Never deleted by ``drop_oldest`` (members' bookings: entered once, not measured again)."""
 
 
 class Journal:
@@ -162,17 +166,21 @@ class Journal:
                     drops["journal_full_rejected"] = drops.get("journal_full_rejected", 0) + refused
                 else:
                     excess = len(points) - room
-                    last_id = db.execute("SELECT max(id) FROM (SELECT id FROM points ORDER BY id LIMIT ?)",
-                                         (excess,)).fetchone()[0]
+                    # bookings are never deleted to make room: they are the only copy of what
+                    # members booked by hand, and few (KEPT_MEASUREMENTS)
+                    oldest = (f"SELECT id FROM points WHERE series_id NOT IN (SELECT id FROM series "
+                              f"WHERE measurement IN ({','.join('?' for _ in KEPT_MEASUREMENTS)})) "
+                              "ORDER BY id LIMIT ?")
+                    last_id = db.execute(f"SELECT max(id) FROM ({oldest})", (*KEPT_MEASUREMENTS, excess)).fetchone()[0]
                     if last_id is not None:
                         journal_blocks.invalidate_up_to_id(db, last_id)
-                    deleted = db.execute(
-                        "DELETE FROM points WHERE id IN (SELECT id FROM points ORDER BY id LIMIT ?)",
-                        (excess,)).rowcount
+                    deleted = db.execute(f"DELETE FROM points WHERE id IN ({oldest})",
+                                         (*KEPT_MEASUREMENTS, excess)).rowcount
                     self._count -= deleted
+                    room += deleted
                     drops["journal_full_oldest_deleted"] = drops.get("journal_full_oldest_deleted", 0) + deleted
-                    if len(points) > self.max_points:  # a single batch bigger than the journal
-                        cut = len(points) - self.max_points
+                    if len(points) > room:  # one batch bigger than the journal, or bookings fill it
+                        cut = len(points) - max(room, 0)
                         points = points[cut:]
                         drops["journal_full_oldest_deleted"] += cut
             rows = []

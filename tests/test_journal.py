@@ -51,6 +51,34 @@ def test_drop_oldest_counts_every_deleted_point(tmp_path):
     assert power[0] == 300.0 and power[-1] == 1299.0
 
 
+def _bookings(n: int) -> list[Point]:
+    return [Point("booking", {"site": "s", "machine": "a", "member": f"m{i}"},
+                  {"end_s": 1_700_000_100.0 + i, "source": "manual"}, 1_600_000_000_000_000_000 + i * 10**9)
+            for i in range(n)]
+
+
+def test_drop_oldest_never_deletes_bookings(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite", max_points=100, overflow="drop_oldest")
+    journal.put(_bookings(5))  # the oldest points of the journal
+    journal.put(_points(60))
+    journal.commit()
+    journal.put(_points(80, start=60))
+    journal.commit()
+    assert journal.count() == 100
+    assert journal.drops() == {"journal_full_oldest_deleted": 45}
+    reader = JournalReader(tmp_path / "j.sqlite")
+    assert len(reader.series("booking")) == 5
+    _, power = reader.field(reader.series("meter")[0].series_id, "power_w")
+    assert len(power) == 95 and power[0] == 45.0 and power[-1] == 139.0
+    # a journal holding only bookings: new readings are the ones that go, each counted
+    full = Journal(tmp_path / "full.sqlite", max_points=5, overflow="drop_oldest")
+    full.put(_bookings(5))
+    full.commit()
+    full.put(_points(3))
+    full.commit()
+    assert full.count() == 5 and full.drops() == {"journal_full_oldest_deleted": 3}
+
+
 def test_reject_new_counts_every_refused_point(tmp_path):
     journal = Journal(tmp_path / "j.sqlite", max_points=1000, overflow="reject_new")
     journal.put(_points(1200))
