@@ -429,7 +429,11 @@ def counter_resolution_kwh(energy_import_kwh) -> float | None:
     c = _as_1d("energy_import_kwh", energy_import_kwh)
     if not np.isfinite(c).all():
         c = c[np.isfinite(c)]
-    step = np.diff(c)
+    return _smallest_forward_step(np.diff(c))
+
+
+def _smallest_forward_step(step: np.ndarray) -> float | None:
+    """Smallest positive value of the counter's steps (np.diff of its readings), or None."""
     smallest = float(np.min(step, where=step > 0, initial=np.inf)) if len(step) else np.inf
     return smallest if np.isfinite(smallest) else None
 
@@ -462,8 +466,7 @@ class CounterCurve:
         self.resolution_kwh = None
         if len(c) >= 2:
             step = np.diff(c)
-            smallest = float(np.min(step, where=step > 0, initial=np.inf))  # counter_resolution_kwh
-            self.resolution_kwh = smallest if np.isfinite(smallest) else None
+            self.resolution_kwh = _smallest_forward_step(step)  # as counter_resolution_kwh
             np.cumsum(_undo_backward_steps(c, step, rollover_kwh), out=self.cumulative_kwh[1:])
 
     def __len__(self) -> int:

@@ -14,13 +14,12 @@ hours that have none (the current hour, or hours not packed yet): the same numbe
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from analytics.journal_reader import JournalReader
 from analytics.records import ControllerData, MachineData
 from devices import vocabulary
 from devices.journal_schema import (BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
@@ -55,26 +54,18 @@ def counter_rollover_kwh(model_name: str) -> float | None:
     return None if bits is None else float(2**bits) * abs(point.scale)
 
 
-class JournalInputs:
+class JournalInputs(JournalReader):
     """Read analysis inputs from a journal file (read-only)."""
 
     def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no journal here (run `wattelier collect` or `wattelier demo`)")
-        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        self._series: list[tuple[int, str, dict]] = [
-            (sid, measurement, json.loads(tags))
-            for sid, measurement, tags in self._db.execute("SELECT id, measurement, tags FROM series")]
+        super().__init__(path)
+        self._all_series = self.series()  # read once: looked up for every machine
         self._has_blocks = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blocks'").fetchone() is not None
 
-    def close(self) -> None:
-        self._db.close()
-
     def _series_ids(self, measurement: str, **tags: str) -> list[int]:
-        return [sid for sid, m, t in self._series
-                if m == measurement and all(t.get(k) == v for k, v in tags.items())]
+        return [s.series_id for s in self._all_series
+                if s.measurement == measurement and all(s.tags.get(k) == v for k, v in tags.items())]
 
     def _rows(self, series_ids: list[int], fields: list[str], start_s: float, end_s: float,
               margin_s: float = EDGE_MARGIN_S) -> list[tuple]:
