@@ -47,8 +47,8 @@ from analytics.jobs import DEFAULT_MERGE_GAP_S, JobIntervals, jobs_from_controll
 from analytics.periods import clipped_periods
 from analytics.records import MachineData, Session
 from analytics.states import (DEFAULT_HYSTERESIS, DEFAULT_MIN_DWELL_S, FAULT, IDLE, OFF,
-                              PROCESSING, SETUP, STANDBY, StateIntervals, calibrate_thresholds,
-                              overlay_controller, states_from_power)
+                              PROCESSING, SETUP, STANDBY, StateIntervals, calibrate_from_histogram,
+                              calibrate_thresholds, overlay_controller, states_from_power)
 from devices.calendar import opening_windows
 from devices.site import Site
 from devices.vocabulary import MACHINE_STATES
@@ -398,7 +398,8 @@ class Analysis:
             th = machine.thresholds
             return (th.standby_w, th.idle_w, th.processing_w), "site file"
         rated = md.rated_power_w or (machine.rated_power_w if machine is not None else None)
-        calibration = calibrate_thresholds(md.power_w, rated)
+        calibration = (calibrate_from_histogram(md.power_histogram, rated) if md.power_histogram is not None
+                       else calibrate_thresholds(md.power_w, rated))
         return calibration.thresholds_w, f"calibrated: {calibration.method}"
 
     def _is_service(self, md: MachineData) -> bool:

@@ -6,8 +6,12 @@ Times are float seconds since the Unix epoch (UTC); power in W, energy in kWh.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from analytics.states import PowerHistogram
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class MachineData:
     counter_rollover_kwh: the counter register's range (it wraps round to zero there), e.g.
         2**32 * 0.001 for an unsigned 32-bit Wh register; None when unknown (a step backwards
         is then a reset).
+    power_histogram: the histogram of the power samples when power_w does not hold them all
+        (rebuilt from InfluxDB rollups, analytics.rollup_plan): calibration counts it instead.
     """
 
     name: str
@@ -66,3 +72,4 @@ class MachineData:
     controller: ControllerData | None = None
     is_service: bool = False
     counter_rollover_kwh: float | None = None
+    power_histogram: PowerHistogram | None = None

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from devices.rollup import BINS_PER_DECADE, histogram, power_bins
 from devices.vocabulary import MACHINE_STATES
 
 OFF, STANDBY, IDLE, PROCESSING, SETUP, FAULT = range(6)
@@ -61,7 +62,6 @@ OFF_SHARE = 0.001
 """Below this share of the reference power (and below 1 W) a machine is off."""
 FALLBACK_SHARES = (0.001, 0.03, 0.25)
 """(standby, idle, processing) thresholds as shares of rated power when the data cannot tell."""
-BIN_DECADES = 0.02
 VALLEY_DEPTH = 0.2
 
 
@@ -165,24 +165,60 @@ def _valley(smooth: np.ndarray, lo_mode: int, hi_mode: int) -> tuple[int, int]:
     return lo_mode + int(first), lo_mode + int(last)
 
 
+@dataclass(frozen=True)
+class PowerHistogram:
+    """Power samples counted per global log-power bin (devices.rollup.power_bins: bin k holds
+    [10**(k/50), 10**((k+1)/50)) W), the input of calibration. Histograms of parts of a series
+    (the hours of InfluxDB rollups) merge into the histogram of the whole, exactly.
+
+    below: finite samples <= 0 W; bins: ascending bin numbers; counts: samples per bin;
+    max_w: the largest sample [W] (-inf without samples).
+    """
+
+    below: int
+    bins: np.ndarray
+    counts: np.ndarray
+    max_w: float
+
+    @classmethod
+    def of(cls, power_w) -> PowerHistogram:
+        """The histogram of power samples [W] (NaN ignored)."""
+        below, bins, counts = histogram(power_w)
+        p = np.asarray(power_w, dtype=np.float64)
+        finite = p[np.isfinite(p)]
+        return cls(below, bins, counts, float(finite.max()) if len(finite) else -np.inf)
+
+    @classmethod
+    def merge(cls, parts: list[PowerHistogram]) -> PowerHistogram:
+        if not parts:
+            return cls(0, np.zeros(0, np.int64), np.zeros(0, np.int64), -np.inf)
+        bins = np.concatenate([h.bins for h in parts])
+        counts = np.concatenate([h.counts for h in parts])
+        merged, where = np.unique(bins, return_inverse=True)
+        return cls(sum(h.below for h in parts), merged, np.bincount(where, weights=counts,
+                                                                   minlength=len(merged)).astype(np.int64),
+                   max((h.max_w for h in parts), default=-np.inf))
+
+    @property
+    def total(self) -> int:
+        return int(self.below + self.counts.sum())
+
+    def percentile_w(self, q: float) -> float:
+        """The q-th percentile [W], to a bin: the upper edge of the bin holding it (at most the
+        largest sample); 0 when it falls among samples <= 0 W."""
+        rank = q / 100.0 * self.total
+        if rank <= self.below or not len(self.bins):
+            return 0.0
+        k = int(np.searchsorted(np.cumsum(self.counts), rank - self.below))
+        k = min(k, len(self.bins) - 1)
+        return float(min(10.0 ** ((self.bins[k] + 1) / BINS_PER_DECADE), self.max_w))
+
+
 def calibrate_thresholds(power_w, rated_power_w: float | None = None) -> Calibration:
     """State thresholds of one machine from the distribution of its power [W].
 
-    Method (documented for the reports):
-
-    1. the reference power is the rated power, or without it the 99.5th percentile of the
-       samples; below ``max(1 W, 0.1 % of it)`` the machine is **off** (``standby_w``);
-    2. the logarithms of the other samples go into a histogram (0.02 decade bins, smoothed over
-       0.1 decade): a machine's states are clusters whose levels differ by factors, so they
-       separate on a log scale;
-    3. three-class Otsu [2]_ splits them into low (standby), middle (idle) and high
-       (processing) by the largest between-class variance;
-    4. a split is kept only where the smoothed histogram has a valley there (at most 20 % of
-       the lower of the two neighbouring peaks), and the threshold is put in the middle of the
-       valley's lowest stretch (geometric middle between the clusters);
-    5. with one valid split the low class is taken as standby when the high class's median is
-       more than 20 times the low class's (medians read from the histogram), else as idle; with none (one cluster, or too few
-       samples) the thresholds are 0.1 %, 3 % and 25 % of the rated power.
+    The histogram of the samples (PowerHistogram) goes to calibrate_from_histogram, which
+    describes the method.
 
     Parameters
     ----------
@@ -195,13 +231,49 @@ def calibrate_thresholds(power_w, rated_power_w: float | None = None) -> Calibra
     Returns
     -------
     Calibration
+    """
+    return calibrate_from_histogram(PowerHistogram.of(power_w), rated_power_w)
+
+
+def calibrate_from_histogram(hist: PowerHistogram, rated_power_w: float | None = None) -> Calibration:
+    """State thresholds of one machine from the histogram of its power samples.
+
+    Method (documented for the reports):
+
+    1. the reference power is the rated power, or without it the 99.5th percentile of the
+       samples (to a bin); below ``max(1 W, 0.1 % of it)`` the machine is **off**
+       (``standby_w``);
+    2. the samples in the bins from the one holding the off level up form the log-power
+       histogram (0.02-decade bins on a fixed grid, smoothed over 0.1 decade): a machine's
+       states are clusters whose levels differ by factors, so they separate on a log scale;
+    3. three-class Otsu [2]_ splits them into low (standby), middle (idle) and high
+       (processing) by the largest between-class variance;
+    4. a split is kept only where the smoothed histogram has a valley there (at most 20 % of
+       the lower of the two neighbouring peaks), and the threshold is put in the middle of the
+       valley's lowest stretch (geometric middle between the clusters);
+    5. with one valid split the low class is taken as standby when the high class's median is
+       more than 20 times the low class's (medians read from the histogram), else as idle;
+       with none (one cluster, or too few samples) the thresholds are 0.1 %, 3 % and 25 % of
+       the rated power.
+
+    The bins are fixed (not fitted to the data), so the histogram of a week is the sum of the
+    histograms of its hours: InfluxDB rollups (devices/rollup.py) give the same thresholds as
+    the samples themselves.
+
+    Parameters
+    ----------
+    hist : PowerHistogram
+        Power samples of one machine, counted.
+    rated_power_w : float [W], optional
+        Nameplate power (site file).
+
+    Returns
+    -------
+    Calibration
         standby_w, idle_w, processing_w [W] and a one-line description of how they were found.
     """
-    p = np.asarray(power_w, dtype=np.float64)
-    if not np.isfinite(p).all():
-        p = p[np.isfinite(p)]
-    if len(p):
-        reference = float(rated_power_w) if rated_power_w else float(np.percentile(p, 99.5))
+    if hist.total:
+        reference = float(rated_power_w) if rated_power_w else hist.percentile_w(99.5)
     else:
         reference = float(rated_power_w or 0.0)
     off_w = max(1.0, OFF_SHARE * reference)
@@ -211,20 +283,20 @@ def calibrate_thresholds(power_w, rated_power_w: float | None = None) -> Calibra
             s, i, q = (share * float(rated_power_w) for share in FALLBACK_SHARES)
             return Calibration(max(off_w, s), max(off_w, i), max(off_w, q),
                                f"{why}: 0.1 %, 3 % and 25 % of rated power")
-        top = float(p.max()) * 2.0 if len(p) else np.inf
+        top = hist.max_w * 2.0 if hist.total else np.inf
         return Calibration(off_w, top, top, f"{why}: no rated power, every sample above "
                            f"{off_w:g} W is standby")
 
-    on = p[p >= off_w]
-    if len(on) < 20:
+    on = hist.bins >= int(power_bins(np.array([off_w]))[0])
+    if hist.counts[on].sum() < 20:
         return fallback("too few samples above the off level")
-    x = np.log10(on.astype(np.float32))  # 0.02-decade bins: single precision is plenty, and faster
-    lo, hi = np.floor(float(x.min()) * 1e4) / 1e4, float(x.max())  # bins from a round edge
-    nbins = int(np.ceil((hi - lo) / BIN_DECADES)) + 1
+    lo, hi = int(hist.bins[on][0]), int(hist.bins[on][-1])
+    nbins = hi - lo + 1
     if nbins < 8:
         return fallback("one power level only")
-    counts, edges = np.histogram(x, bins=nbins, range=(lo, lo + nbins * BIN_DECADES))
-    counts = counts.astype(np.float64)
+    counts = np.zeros(nbins)
+    counts[hist.bins[on] - lo] = hist.counts[on]
+    edges = (lo + np.arange(nbins + 1)) / BINS_PER_DECADE
     centres = (edges[:-1] + edges[1:]) / 2
     smooth = np.convolve(counts, np.ones(5) / 5.0, mode="same")
     i, j = _three_class_otsu(counts, centres)

@@ -69,6 +69,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA_SQL)
+        journal_blocks.upgrade(self._db)
         self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
         self._count = self._stored_count()
@@ -142,7 +143,8 @@ class Journal:
                     gone = db.execute("DELETE FROM points WHERE series_id = ? AND time_ns = ?",
                                       (sid, p.time_ns)).rowcount
                     if gone:
-                        journal_blocks.invalidate_hours(db, [(sid, block_start_ns(p.time_ns))])
+                        journal_blocks.invalidate_hours(db, [(sid, block_start_ns(p.time_ns))],
+                                                        lost_points=True)
                     deleted += gone
             return deleted
 
@@ -262,6 +264,8 @@ class Journal:
                 packed += n
             if progress is not None:
                 progress(done + 1, len(series))
+        with self._lock:
+            self._count = self._stored_count()  # rollup points written by the packing
         return packed
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -7,13 +7,17 @@ made of never disagree, whichever process writes the journal.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 
 import numpy as np
 
+from collector.points import Point
+from devices import vocabulary
 from devices.journal_schema import (BLOCK_FIELDS, BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
-                                    block_start_ns)
+                                    DROP_PREFIX, block_start_ns)
+from devices.rollup import rollup_fields
 
 
 def blocked_series(db: sqlite3.Connection) -> dict[int, tuple[str, ...]]:
@@ -28,14 +32,43 @@ def _lower_cursor(db: sqlite3.Connection, series_id: int, until_ns: int) -> None
                (until_ns, series_id))
 
 
-def invalidate_hours(db: sqlite3.Connection, hours: Iterable[tuple[int, int]]) -> int:
-    """Delete the blocks of (series_id, block start ns) whose points change; return how many."""
+def invalidate_hours(db: sqlite3.Connection, hours: Iterable[tuple[int, int]],
+                     lost_points: bool = False) -> int:
+    """Delete the blocks of (series_id, block start ns) whose points change; return how many.
+    lost_points: the change deletes points, so those hours get no new rollup (rollup_frozen)."""
     deleted = 0
     for series_id, start_ns in hours:
         deleted += db.execute("DELETE FROM blocks WHERE series_id = ? AND start_ns = ?",
                               (series_id, start_ns)).rowcount
         _lower_cursor(db, series_id, start_ns)
+        if lost_points:
+            db.execute("INSERT OR IGNORE INTO rollup_frozen(series_id, start_ns) VALUES (?, ?)",
+                       (series_id, start_ns))
     return deleted
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Bring a journal written by an older version up to this schema (devices/journal_schema.py):
+    from version 3, the packed hours are packed again so each gets its rollup; if points were
+    ever deleted to make room, each series' first hour may have lost some and gets none."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or int(row[0]) >= 4:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if int(row[0]) == 3:
+            dropped = db.execute("SELECT value FROM counters WHERE name = ?",
+                                 (DROP_PREFIX + "journal_full_oldest_deleted",)).fetchone()
+            if dropped and dropped[0] > 0:
+                db.execute("INSERT OR IGNORE INTO rollup_frozen(series_id, start_ns) "
+                           "SELECT series_id, min(start_ns) FROM blocks GROUP BY series_id")
+            db.execute("DELETE FROM blocks")
+            db.execute("DELETE FROM block_cursor")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def invalidate_for_inserts(db: sqlite3.Connection, points: Iterable[tuple[int, int]]) -> int:
@@ -62,7 +95,7 @@ def invalidate_for_inserts(db: sqlite3.Connection, points: Iterable[tuple[int, i
 def invalidate_up_to_id(db: sqlite3.Connection, max_id: int) -> int:
     """Before deleting every point with id <= max_id: delete the blocks holding any of them."""
     stale = db.execute("SELECT series_id, start_ns FROM blocks WHERE min_id <= ?", (max_id,)).fetchall()
-    return invalidate_hours(db, stale)
+    return invalidate_hours(db, stale, lost_points=True)
 
 
 def invalidate_window(db: sqlite3.Connection, series_ids: Iterable[int], start_ns: int, end_ns: int) -> int:
@@ -71,7 +104,7 @@ def invalidate_window(db: sqlite3.Connection, series_ids: Iterable[int], start_n
     for series_id in series_ids:
         stale += db.execute("SELECT series_id, start_ns FROM blocks WHERE series_id = ? AND start_ns < ? "
                             "AND start_ns + ? > ?", (series_id, end_ns, BLOCK_NS, start_ns)).fetchall()
-    return invalidate_hours(db, stale)
+    return invalidate_hours(db, stale, lost_points=True)
 
 
 def _numeric(field: str) -> str:
@@ -95,7 +128,36 @@ def build_block(db: sqlite3.Connection, series_id: int, fields: tuple[str, ...],
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                (series_id, start_ns, len(rows), min(ids), max(ids), ",".join(fields), time_ns.tobytes(),
                 values.tobytes()))
+    if "power_w" in fields:
+        counter = values[fields.index("energy_import_kwh")] if "energy_import_kwh" in fields \
+            else np.full(len(rows), np.nan)
+        _write_rollup(db, series_id, start_ns, time_ns, values[fields.index("power_w")], counter)
     return len(rows)
+
+
+def _write_rollup(db: sqlite3.Connection, series_id: int, start_ns: int, time_ns: np.ndarray,
+                  power_w: np.ndarray, counter_kwh: np.ndarray) -> None:
+    """Write (or replace) the rollup point of one meter series and hour, unless that hour lost
+    points (rollup_frozen): the forwarder ships it like any point."""
+    if db.execute("SELECT 1 FROM rollup_frozen WHERE series_id = ? AND start_ns = ?",
+                  (series_id, start_ns)).fetchone():
+        return
+    fields = rollup_fields(time_ns, power_w, counter_kwh, start_ns)
+    if fields is None:
+        return
+    tags = json.loads(db.execute("SELECT tags FROM series WHERE id = ?", (series_id,)).fetchone()[0])
+    point = Point(vocabulary.ROLLUP, tags, fields, start_ns)
+    key = point.series_key()
+    found = db.execute("SELECT id FROM series WHERE key = ?", (key,)).fetchone()
+    rollup_sid = found[0] if found else db.execute(
+        "INSERT INTO series(key, measurement, tags) VALUES (?, ?, ?)",
+        (key, vocabulary.ROLLUP, json.dumps(tags, sort_keys=True))).lastrowid
+    replaced = db.execute("DELETE FROM points WHERE series_id = ? AND time_ns = ?",
+                          (rollup_sid, start_ns)).rowcount
+    db.execute("INSERT INTO points(series_id, time_ns, fields) VALUES (?, ?, ?)",
+               (rollup_sid, start_ns, json.dumps(fields, separators=(",", ":"))))
+    if not replaced:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'points_stored'")
 
 
 def compact_series(db: sqlite3.Connection, series_id: int, fields: tuple[str, ...], horizon_ns: int,

@@ -16,11 +16,17 @@ from the points of one series in one hour [start_ns, start_ns + BLOCK_NS) and ex
 while it is exact: the journal deletes it in the same transaction as any insert or delete of a
 point in its hour. `block_cursor` keeps, per series, the time below which every hour that has
 points also has its block (the compactor's starting point).
+
+Rollups (schema version 4): when the compactor packs an hour of a meter series it also writes
+the hour's rollup (devices/rollup.py) as a point of the `power_rollup` measurement, replacing
+the previous one, so the forwarder ships it to InfluxDB like any point. An hour that lost
+points (deleted to make room, or replaced) is listed in `rollup_frozen` and gets no new
+rollup: its points are no longer whole, and InfluxDB keeps the rollup made when they were.
 """
 
 from devices import vocabulary
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -69,6 +75,11 @@ CREATE INDEX IF NOT EXISTS blocks_min_id ON blocks(min_id);
 CREATE TABLE IF NOT EXISTS block_cursor (
     series_id INTEGER PRIMARY KEY,
     until_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollup_frozen (
+    series_id INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    PRIMARY KEY (series_id, start_ns)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,

@@ -17,6 +17,7 @@ SESSION = "session"
 USAGE = "usage"
 COLLECTOR = "collector"
 BOOKING = "booking"  # a member's session as booked or entered (input of analytics)
+ROLLUP = "power_rollup"  # a meter's hourly rollup, made by the journal (devices/rollup.py)
 
 # Tag keys.
 TAG_SITE = "site"

@@ -4,6 +4,7 @@ never outlives a change to the points of its hour (insert, overflow deletion, re
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 
 import numpy as np
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 from analytics.inputs import JournalInputs
 from collector.journal import Journal
 from collector.points import Point
+from devices import vocabulary
 from devices.journal_schema import BLOCK_NS
+from devices.rollup import COLUMN, STAT_COLUMNS, unpack, unpack_histogram
 
 T0_NS = 1_794_182_400 * 10**9  # an hour boundary (2026-11-09 00:00 UTC)
 FIELDS = ("power_w", "energy_import_kwh")
@@ -42,6 +45,13 @@ def _assert_same(path, start_ns: int, end_ns: int, series_id: int = 1) -> int:
     np.testing.assert_array_equal(t_blocks, t_rows)
     np.testing.assert_array_equal(v_blocks, v_rows)  # NaN equals NaN here
     return len(t_rows)
+
+
+def _rollups(journal: Journal) -> dict[int, str]:
+    """{hour start ns: fields JSON} of the rollup points in the journal."""
+    return dict(journal._db.execute(
+        "SELECT time_ns, fields FROM points WHERE series_id IN (SELECT id FROM series WHERE measurement = ?) "
+        "ORDER BY time_ns", (vocabulary.ROLLUP,)).fetchall())
 
 
 def _blocks(journal: Journal) -> list[tuple[int, int, int]]:
@@ -128,12 +138,19 @@ def test_overflow_deleting_the_oldest_points_deletes_their_blocks(tmp_path):
     journal.commit()
     journal.compact(horizon_ns=T0_NS + 3 * BLOCK_NS)
     assert len(_blocks(journal)) == 3
+    assert len(_rollups(journal)) == 3  # one rollup point per packed meter hour, counted too
     journal.put([_meter(T0_NS + 3 * BLOCK_NS + i * 10**9, 7.0) for i in range(0, 400, 10)])  # 40 over
     journal.commit()
-    assert journal.drops() == {"journal_full_oldest_deleted": 40}
+    # 40 new points and 3 rollups over the bound: the 43 oldest meter points make room
+    assert journal.drops() == {"journal_full_oldest_deleted": 43}
     assert [b[1] for b in _blocks(journal)] == [T0_NS + BLOCK_NS, T0_NS + 2 * BLOCK_NS]
+    first_rollup = _rollups(journal)[T0_NS]
+    journal.compact(horizon_ns=T0_NS + 3 * BLOCK_NS)
+    # the first hour lost points: packed again, but its rollup stays the one of the whole hour
+    assert _rollups(journal)[T0_NS] == first_rollup
+    assert json.loads(first_rollup)["samples"] == 360.0
     journal.close()
-    assert _assert_same(path, T0_NS, T0_NS + 4 * BLOCK_NS) == 3 * 360
+    assert _assert_same(path, T0_NS, T0_NS + 4 * BLOCK_NS) == 3 * 360 + 40 - 43
 
 
 def test_other_measurements_and_fields_are_not_packed(tmp_path):
@@ -200,3 +217,52 @@ def test_any_sequence_of_writes_packs_and_deletes_reads_back_as_the_rows(tmp_pat
     for series_id in series:
         _assert_same(path, T0_NS - BLOCK_NS, T0_NS + 8 * BLOCK_NS, series_id)
         _assert_same(path, T0_NS + 1234 * 10**9, T0_NS + 3 * BLOCK_NS + 77 * 10**9, series_id)
+
+
+def test_packing_writes_one_rollup_per_meter_hour_and_replaces_it_after_a_late_point(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    journal.put([_meter(T0_NS + i * 10**9, 100.0 + i % 7, 5.0 + i / 3600) for i in range(0, 7200, 2)])
+    journal.commit()
+    journal.compact(horizon_ns=T0_NS + 2 * BLOCK_NS)
+    rollups = _rollups(journal)
+    assert list(rollups) == [T0_NS, T0_NS + BLOCK_NS]
+    fields = json.loads(rollups[T0_NS])
+    assert fields["samples"] == 1800.0 and fields["power_min_w"] == 100.0 and fields["power_max_w"] == 106.0
+    hour = unpack(fields["hour"], len(STAT_COLUMNS))[0]
+    assert hour[COLUMN["first_s"]] == T0_NS / 1e9 and hour[COLUMN["last_s"]] == T0_NS / 1e9 + 3598
+    minutes = unpack(fields["minutes"], len(STAT_COLUMNS))
+    assert minutes.shape == (60, len(STAT_COLUMNS))
+    assert np.all(minutes[:, COLUMN["samples"]] == 30) and np.all(minutes[:, COLUMN["max_step_s"]] == 2.0)
+    assert minutes[0, COLUMN["counter_first_kwh"]] == 5.0 and minutes[0, COLUMN["counter_irregular"]] == 0
+    below, bins, counts = unpack_histogram(fields["histogram"])
+    # 0.02-decade bins: 100 W .. 104.7 W is bin 100 (log10 = 2.00), 106 W is in bin 101
+    assert below == 0 and counts.sum() == 1800 and list(bins) == [100, 101]
+    # a late point in the first hour: its rollup is made again, still one point per hour
+    journal.put([_meter(T0_NS + 1801 * 10**9, 2000.0, 5.5)])
+    journal.commit()
+    journal.compact(horizon_ns=T0_NS + 2 * BLOCK_NS)
+    rollups = _rollups(journal)
+    assert list(rollups) == [T0_NS, T0_NS + BLOCK_NS]
+    fields = json.loads(rollups[T0_NS])
+    assert fields["samples"] == 1801.0 and fields["power_max_w"] == 2000.0
+    journal.close()
+
+
+def test_a_journal_of_schema_3_is_packed_again_with_rollups(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    journal.put([_meter(T0_NS + i * 10**9, 50.0) for i in range(0, 3600, 10)])
+    journal.commit()
+    journal.compact(horizon_ns=T0_NS + BLOCK_NS)
+    # what a version 3 journal looks like: blocks, no rollups
+    journal._db.execute("DELETE FROM points WHERE series_id IN (SELECT id FROM series WHERE measurement = ?)",
+                        (vocabulary.ROLLUP,))
+    journal._db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    journal.close()
+    journal = Journal(path)
+    assert _blocks(journal) == [] and _rollups(journal) == {}
+    journal.compact(horizon_ns=T0_NS + BLOCK_NS)
+    assert len(_blocks(journal)) == 1 and list(_rollups(journal)) == [T0_NS]
+    journal.close()
+    assert _assert_same(path, T0_NS, T0_NS + BLOCK_NS) == 360
