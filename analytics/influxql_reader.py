@@ -4,6 +4,9 @@ InfluxQL is answered by InfluxDB 1.x (`/query`), 2.x (its v1 compatibility API, 
 mapping) and 3.x. Reads go one machine at a time and one day at a time (`chunk_s`), so the
 server's JSON answers stay small and the history is never read whole; only the analysed window
 of one machine's samples is held, as float arrays. Stdlib HTTP only (urllib).
+
+Given RollupSettings, a machine's power is read through the hourly rollups the journal writes
+(analytics.rollup_reader): raw samples only in the minutes where the analysis needs them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from analytics.bookings_reader import BookingVersion, current_sessions
 from analytics.inputs import EDGE_MARGIN_S, iter_machine_data, machine_data
 from analytics.records import ControllerData, MachineData, Session
+from analytics.rollup_reader import PowerRead, RollupReader, RollupSettings
 from devices import vocabulary
 from devices.site import Site
 
@@ -46,7 +50,7 @@ class InfluxQLInputs:
 
     def __init__(self, url: str, database: str, username: str | None = None,
                  password: str | None = None, token: str | None = None, chunk_s: float = 86400.0,
-                 timeout_s: float = 60.0) -> None:
+                 timeout_s: float = 60.0, rollups: RollupSettings | None = None) -> None:
         self.url = url.rstrip("/")
         self.database = database
         self.headers = {"Accept": "application/json"}
@@ -58,24 +62,39 @@ class InfluxQLInputs:
         self.chunk_s = chunk_s
         self.timeout_s = timeout_s
         self.queries = 0
+        self.rollups = None if rollups is None else RollupReader(self, rollups)
 
     def query(self, q: str) -> list[dict]:
         """Series of one InfluxQL statement (times in ns)."""
-        data = urllib.parse.urlencode({"q": q, "db": self.database, "epoch": "ns"}).encode()
-        request = urllib.request.Request(self.url + "/query", data=data, headers=self.headers)
-        self.queries += 1
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                body = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise InfluxQLError(f"{self.url}: query refused: HTTP {exc.code} "
-                                f"{exc.read()[:300].decode(errors='replace')}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise InfluxQLError(f"{self.url}: unreachable: {exc}") from exc
-        result = body.get("results", [{}])[0]
-        if "error" in result:
-            raise InfluxQLError(f"{self.url}: {result['error']} (query: {q})")
-        return result.get("series", [])
+        return self.query_many([q])[0]
+
+    def query_many(self, statements: list[str], per_request: int = 100) -> list[list[dict]]:
+        """Series of each statement, several statements per request (InfluxQL separates them
+        with semicolons and answers each on its own)."""
+        out: list[list[dict]] = []
+        for i in range(0, len(statements), per_request):
+            chunk = statements[i:i + per_request]
+            data = urllib.parse.urlencode({"q": ";".join(chunk), "db": self.database, "epoch": "ns"}).encode()
+            request = urllib.request.Request(self.url + "/query", data=data, headers=self.headers)
+            self.queries += len(chunk)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    body = json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                raise InfluxQLError(f"{self.url}: query refused: HTTP {exc.code} "
+                                    f"{exc.read()[:300].decode(errors='replace')}") from exc
+            except (urllib.error.URLError, OSError) as exc:
+                raise InfluxQLError(f"{self.url}: unreachable: {exc}") from exc
+            results = body.get("results", [])
+            if "error" in body:
+                raise InfluxQLError(f"{self.url}: {body['error']} (query: {chunk[0]} ...)")
+            by_id = {r.get("statement_id", k): r for k, r in enumerate(results)}
+            for k, q in enumerate(chunk):
+                result = by_id.get(k, {})
+                if "error" in result:
+                    raise InfluxQLError(f"{self.url}: {result['error']} (query: {q})")
+                out.append(result.get("series", []))
+        return out
 
     def _chunks(self, start_s: float, end_s: float):
         a = start_s
@@ -122,6 +141,15 @@ class InfluxQLInputs:
             ok = ~np.isnan(other[:, 1])
             power += np.interp(first[:, 0], other[ok, 0], other[ok, 1], left=np.nan, right=np.nan)
         return time_s, power, empty, empty
+
+    def power_read(self, machine: str, start_s: float, end_s: float, thresholds_w, rated_power_w,
+                   controller_time_s=None) -> PowerRead | None:
+        """The power of a machine through its rollups (analytics.rollup_reader) when this
+        source was given RollupSettings, else None (read power_and_counter)."""
+        if self.rollups is None:
+            return None
+        return self.rollups.read(machine, start_s - EDGE_MARGIN_S, end_s + EDGE_MARGIN_S, thresholds_w,
+                                 rated_power_w, controller_time_s)
 
     def controller(self, machine: str, start_s: float, end_s: float) -> ControllerData | None:
         series = self._select(vocabulary.CNC, ["execution", "mode", "program"], machine,

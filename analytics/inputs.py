@@ -197,13 +197,6 @@ def iter_machine_data(source, site: Site, start_s: float, end_s: float,
     wanted = site_machine_names(site) if names is None else names
     for name in wanted:
         is_service = name in site.services
-        pt, pw, ct, ce = source.power_and_counter(name, start_s, end_s)
-        meters = site.meters_of(name)
-        resolution = rollover = None
-        if len(meters) == 1 and len(ce):
-            model = next(iter(meters.values())).model
-            resolution = counter_resolution_kwh(model, float(ce[-1]))
-            rollover = counter_rollover_kwh(model)
         if is_service:
             service = site.services[name]
             rated, thresholds = service.rated_power_w, None
@@ -212,8 +205,27 @@ def iter_machine_data(source, site: Site, start_s: float, end_s: float,
             rated = machine.rated_power_w
             th = machine.thresholds
             thresholds = (th.standby_w, th.idle_w, th.processing_w) if th else None
+        controller = None if is_service else source.controller(name, start_s, end_s)
+        # through rollups where the source has them (InfluxDB), else every sample
+        read = getattr(source, "power_read", None)
+        power = None
+        if read is not None and not is_service:
+            power = read(name, start_s, end_s, thresholds, rated,
+                         None if controller is None else controller.time_s)
+        if power is not None:
+            pt, pw, ct, ce = power.time_s, power.power_w, power.counter_time_s, power.energy_import_kwh
+        else:
+            pt, pw, ct, ce = source.power_and_counter(name, start_s, end_s)
+        meters = site.meters_of(name)
+        resolution = rollover = None
+        if len(meters) == 1 and len(ce):
+            model = next(iter(meters.values())).model
+            resolution = counter_resolution_kwh(model, float(ce[-1]))
+            rollover = counter_rollover_kwh(model)
+        if resolution is None and power is not None:
+            resolution = power.counter_min_step_kwh  # as the counter's readings would give it
         yield MachineData(
             name=name, power_time_s=pt, power_w=pw, counter_time_s=ct, energy_import_kwh=ce,
             counter_resolution_kwh=resolution, rated_power_w=rated, thresholds_w=thresholds,
-            controller=None if is_service else source.controller(name, start_s, end_s),
-            is_service=is_service, counter_rollover_kwh=rollover)
+            controller=controller, is_service=is_service, counter_rollover_kwh=rollover,
+            power_histogram=None if power is None else power.histogram)

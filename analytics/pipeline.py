@@ -24,6 +24,11 @@ window was reported by the previous one); a job still running at the window's en
 with outcome ``open``; sessions are reported with their own start and end, and their figures
 cover their part inside the window; a machine's energy over the window is cut exactly at the
 window's ends.
+
+Where the analysis cuts a machine's energy (window ends, days, sessions, opening hours, tariff
+and hourly-factor edges, controller changes) is listed again in
+analytics.rollup_plan.CutContext.cut_times, which decides what InfluxDB rollups may stand in
+for: a new cut here goes there too (tests/test_analyze_stored.py compares both paths).
 """
 
 from __future__ import annotations

@@ -18,10 +18,12 @@ pandas is a benchmark-only dependency: pip install '.[bench]' (or pip install 'p
 
 Part ``end_to_end``: a week of 1 Hz power for 20 machines and a few hundred sessions written to
 the journal (then packed into column blocks, as the collector does every 10 minutes) and
-forwarded to a real InfluxDB 1.6.7; the time of ``wattelier analyze --json`` over the week from
-each store (a new process each time, start-up included), beside InfluxDB computing each
-session's energy itself with one InfluxQL ``INTEGRAL()`` query per session, and the largest
-difference between the two sets of session energies (target: 0.1 %).
+forwarded to a real InfluxDB 1.6.7 (with the hourly rollups the journal writes when it packs an
+hour, devices/rollup.py); the time of ``wattelier analyze --json`` over the week from each store
+(a new process each time, start-up included; from InfluxDB through the rollups, the default,
+and once reading every sample, ``--no-rollups``), beside InfluxDB computing each session's
+energy itself with one InfluxQL ``INTEGRAL()`` query per session, and the largest difference
+between the two sets of session energies (target: 0.1 %).
 
 Run: python benchmarks/analytics.py --part end_to_end [--days D] [--machines M]
 [--e2e-repeat R] [--workdir DIR]  (DIR keeps the built journal and InfluxDB data for the next run)
@@ -287,6 +289,8 @@ def part_end_to_end(args: argparse.Namespace) -> None:
                     series = server.query(q, "bench")
                     integral_kwh.append(series[0]["values"][0][1] / 1000.0 if series else 0.0)
                 t_integral.append(time.perf_counter() - start)
+            t_raw, doc_raw = _time_command(["analyze", "--config", str(site_file), "--influx-url", server.url,
+                                            "--influx-api", "v1", "--influx-db", "bench", "--no-rollups", *window])
         ours = {(s["machine"], s["member"], s["start"]): s["energy_kwh"] for s in doc_journal["sessions"]}
         from analytics.pipeline import iso_utc
 
@@ -299,18 +303,23 @@ def part_end_to_end(args: argparse.Namespace) -> None:
             compared += 1
             worst = max(worst, abs(mine - kwh) / kwh)
         same = all(abs(a["energy_kwh"] - b["energy_kwh"]) <= 1e-9 * max(1.0, abs(a["energy_kwh"]))
-                   for a, b in zip(doc_journal["sessions"], doc_influx["sessions"]))
+                   for doc in (doc_influx, doc_raw) for a, b in zip(doc_journal["sessions"], doc["sessions"]))
+        same = same and all(len(doc_journal[k]) == len(doc[k]) for doc in (doc_influx, doc_raw)
+                            for k in ("jobs", "sessions", "states"))
         tj, ti, tq = (statistics.median(t) for t in (t_journal, t_influx, t_integral))
         def versus(t: float) -> str:
             return (f"{tq / t:.2f}x faster than" if t < tq else f"{t / tq:.1f}x slower than") + " InfluxQL INTEGRAL"
 
         print(f"  wattelier analyze from the journal:   {tj:7.2f} s  ({versus(tj)})")
-        print(f"  wattelier analyze from InfluxDB:      {ti:7.2f} s  ({versus(ti)})")
+        print(f"  wattelier analyze from InfluxDB:      {ti:7.2f} s  ({versus(ti)}; through the rollups)")
+        print(f"  ... reading every sample:             {t_raw:7.2f} s  ({versus(t_raw)}; one run, --no-rollups)")
         print(f"  InfluxQL INTEGRAL() per session:      {tq:7.2f} s  ({len(sessions)} queries)")
         print(f"  session energies vs INTEGRAL(): worst relative difference {100 * worst:.4f} % over "
-              f"{compared} sessions (target <= 0.1 %); journal and InfluxDB results identical: {same}")
+              f"{compared} sessions (target <= 0.1 %); journal, InfluxDB and InfluxDB --no-rollups "
+              f"give the same records and energies: {same}")
         print(json.dumps({"days": days, "machines": machines, "points": n_points, "sessions": len(sessions),
                           "analyze_journal_s": round(tj, 2), "analyze_influx_s": round(ti, 2),
+                          "analyze_influx_every_sample_s": round(t_raw, 2),
                           "influxql_integral_s": round(tq, 2), "worst_session_difference_pct": 100 * worst}))
 
 

@@ -21,7 +21,7 @@ of the meter series it sums up, and these fields:
 
 Packed arrays are little-endian float64 in base64 (exact, and one value for InfluxDB to read
 instead of hundreds); a string field of InfluxDB 1.x holds up to 64 KiB, a packed hour at
-most 61 x 14 x 8 bytes in base64 (about 10 KiB) plus its histogram.
+most 61 x 15 x 8 bytes in base64 (about 10 KiB) plus its histogram.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ STAT_COLUMNS = (
     "nan_samples",        # samples without a power value
     "counter_first_kwh", "counter_last_kwh",  # energy counter at the first and last sample
     "counter_irregular",  # 1 when a sample lacks the counter or the counter goes backwards
+    "counter_min_step_kwh",  # smallest forward step of the counter inside the block (NaN: none)
 )
 COLUMN = {name: i for i, name in enumerate(STAT_COLUMNS)}
 
@@ -143,6 +144,11 @@ def block_stats(time_ns, power_w, counter_kwh, block_ns: int) -> np.ndarray:
     has_any = np.add.reduceat((~missing).astype(np.float64), first) > 0
     # a block with no counter at all is regular (no counter); one with some readings missing is not
     out[:, COLUMN["counter_irregular"]] = np.where(has_any & (irregular > 0), 1.0, 0.0)
+    if len(c) > 1:
+        forward = np.diff(c)
+        forward = np.where(inside & (forward > 0), forward, np.inf)
+        smallest = np.minimum.reduceat(forward, np.minimum(first, len(forward) - 1))
+        out[:, COLUMN["counter_min_step_kwh"]] = np.where((last > first) & np.isfinite(smallest), smallest, np.nan)
     return out
 
 

@@ -85,11 +85,32 @@ def test_journal_and_influxdb_in_one_and_in_two_processes_give_the_same_result(s
     journal = Journal(journal_path)
     assert forwarder.stats.forwarded == journal.count() > HOURS * 3600 * len(site.machines)
     journal.close()
+    influx = ["--influx-url", influx_server.url, "--influx-api", "v1", "--influx-db", "stored_analysis"]
     for processes in ("1", "2"):
-        from_influx = _analyze(config, start, end, "--influx-url", influx_server.url, "--influx-api", "v1",
-                               "--influx-db", "stored_analysis", "--processes", processes)
-        # the same numbers, to float rounding of the stored values' text form
+        # every sample read back: the same numbers, to the last digit
+        from_influx = _analyze(config, start, end, *influx, "--processes", processes, "--no-rollups")
         assert json.dumps(_comparable(from_influx), sort_keys=True) == json.dumps(_comparable(one), sort_keys=True)
+        # through the rollups: the same records, numbers to float rounding (stand-in samples
+        # sum the same trapezoids in another order)
+        through_rollups = _analyze(config, start, end, *influx, "--processes", processes)
+        assert_same_numbers(_comparable(through_rollups), _comparable(one))
+
+
+def assert_same_numbers(got, expected, where: str = "", rel: float = 1e-9) -> None:
+    """got == expected, with floats equal to within rel (and 1e-12 absolute)."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(expected), where
+        for key in expected:
+            assert_same_numbers(got[key], expected[key], f"{where}.{key}", rel)
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), f"{where}: {len(got)} vs {len(expected)}"
+        for i, (a, b) in enumerate(zip(got, expected)):
+            assert_same_numbers(a, b, f"{where}[{i}]", rel)
+    elif isinstance(expected, float) and not isinstance(expected, bool):
+        assert isinstance(got, (int, float)) and abs(got - expected) <= max(rel * abs(expected), 1e-12), \
+            f"{where}: {got!r} vs {expected!r}"
+    else:
+        assert got == expected, f"{where}: {got!r} vs {expected!r}"
 
 
 def test_two_processes_match_the_one_process_pipeline(stored):
@@ -151,3 +172,38 @@ def test_periodic_mode_stops_cleanly_and_keeps_its_place(stored, how):
     assert "Traceback" not in err
     assert "analysed " in out and f"stopped; the next periodic analysis continues from {until}" in out
     assert json.loads(state.read_text())["until"] == until
+
+
+def test_rollups_stand_in_for_most_samples_and_change_no_result(stored, influx_server):
+    """The journal's hourly rollups, forwarded to InfluxDB, replace most samples (read raw: only
+    the minutes where a state changes or the analysis cuts energy), for any window."""
+    from analytics.influxql_reader import InfluxQLInputs
+    from analytics.pipeline import AnalysisOptions
+    from analytics.rollup_reader import RollupSettings, cut_context
+
+    site, config, journal_path, start, end, _ = stored
+    settings = InfluxSettings(influx_server.url, api="v1", database="stored_rollups")
+    _analyze(config, start, end)  # packs the hours (and writes their rollups) first
+    asyncio.run(forward_all(journal_path, settings))
+    plain = InfluxQLInputs(influx_server.url, "stored_rollups")
+    booked = plain.sessions(start, end)
+    options = AnalysisOptions()
+    rolled = InfluxQLInputs(influx_server.url, "stored_rollups", rollups=RollupSettings(
+        cut_context(site, booked, start, end, options), options.max_gap_s, options.hysteresis))
+    raw_total = read_total = 0
+    for name, machine in site.machines.items():
+        th = machine.thresholds
+        read = rolled.power_read(name, start, end, (th.standby_w, th.idle_w, th.processing_w) if th else None,
+                                 machine.rated_power_w)
+        assert read is not None, name
+        samples = len(plain.power_and_counter(name, start, end)[0])
+        assert read.histogram.total == samples  # calibration counts every sample
+        raw_total += samples
+        read_total += read.raw_samples
+    print("raw samples read", read_total, "of", raw_total)
+    assert read_total < 0.2 * raw_total, (read_total, raw_total)
+    # a window cut anywhere (inside minutes, sessions cut, a partial hour at each end)
+    influx = ["--influx-url", influx_server.url, "--influx-api", "v1", "--influx-db", "stored_rollups"]
+    a, b = start + 1234.5, end - 777.25
+    assert_same_numbers(_comparable(_analyze(config, a, b, *influx)),
+                        _comparable(_analyze(config, a, b, *influx, "--no-rollups")))

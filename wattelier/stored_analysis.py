@@ -122,23 +122,31 @@ def _pack_blocks(site: Site, journal_path: Path) -> None:
 
 def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
              influx: InfluxSettings | None = None, options: AnalysisOptions | None = None,
-             processes: int | None = 1) -> StoredRun:
+             processes: int | None = 1, rollups: bool = True) -> StoredRun:
     """Analyse [start_s, end_s) from the journal (or InfluxDB) and store the results there.
 
     processes: machines analysed in this many processes (analytics.parallel; None: one per
     processor available). The command line uses None; the default 1 never forks.
+    rollups: from InfluxDB, read power through the journal's hourly rollups where they give
+    the same result (analytics.rollup_reader); False reads every sample.
     """
     if influx is not None:
         from analytics.influxql_reader import InfluxQLInputs
+        from analytics.pipeline import AnalysisOptions
+        from analytics.rollup_reader import RollupSettings, cut_context
 
         database = influx.database if influx.api != "v2" else influx.bucket
+        settings = None
 
         def open_source() -> InfluxQLInputs:
             return InfluxQLInputs(influx.url, database, username=influx.username,
                                   password=influx.token if influx.username else None,
-                                  token=None if influx.username else influx.token)
+                                  token=None if influx.username else influx.token, rollups=settings)
 
         sessions = open_source().sessions(start_s, end_s)
+        if rollups:
+            o = options or AnalysisOptions()
+            settings = RollupSettings(cut_context(site, sessions, start_s, end_s, o), o.max_gap_s, o.hysteresis)
         source = f"InfluxDB {influx.url} ({database})"
     else:
         from analytics.sessions import read_booked_sessions
@@ -186,15 +194,17 @@ def _iso(t_s: float) -> str:
 def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, json_out: bool, *,
                         journal_path: Path | None = None, influx: InfluxSettings | None = None,
                         options: AnalysisOptions | None = None, every_s: float | None = None,
-                        settle_s: float = 120.0, echo=print, processes: int | None = 1) -> AnalysisResult | None:
+                        settle_s: float = 120.0, echo=print, processes: int | None = 1,
+                        rollups: bool = True) -> AnalysisResult | None:
     """The stored mode of `wattelier analyze`: once over [start, end) (default: the last 24 h),
-    or periodically (every_s) from where the last run stopped; processes as for run_once."""
+    or periodically (every_s) from where the last run stopped; processes and rollups as for
+    run_once."""
     journal_path = Path(journal_path or site.journal.path)
     if every_s is None:
         end = end_s if end_s is not None else time.time()
         start = start_s if start_s is not None else end - 86400.0
         run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options,
-                       processes=processes)
+                       processes=processes, rollups=rollups)
         if json_out:
             echo(json_document(run.result.to_json()))
         else:
@@ -211,7 +221,7 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
             end = time.time() - settle_s
             if end > start:
                 run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options,
-                               processes=processes)
+                               processes=processes, rollups=rollups)
                 _report(run, start, end, echo)
                 _write_state(state_path, end)
             time.sleep(every_s)

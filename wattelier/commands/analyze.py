@@ -114,6 +114,9 @@ def analyze(
                                        "every this many seconds, from where the last run stopped."),
     processes: int | None = typer.Option(None, "--processes", min=1, help="Stored mode: analyse the "
                                          "machines in this many processes (default: one per processor)."),
+    rollups: bool = typer.Option(True, "--rollups/--no-rollups", help="From InfluxDB: read power "
+                                 "through the hourly rollups where they give the same result "
+                                 "(--no-rollups: every sample)."),
 ) -> None:
     """Energy, time, CO2e and cost per machine, job, session and member.
 
@@ -143,7 +146,8 @@ def analyze(
             _stop_on_sigterm()
         try:
             run_stored_analysis(site, start_s, end_s, json_out, journal_path=journal, influx=influx,
-                                options=options, every_s=every, echo=typer.echo, processes=processes)
+                                options=options, every_s=every, echo=typer.echo, processes=processes,
+                                rollups=rollups)
         except FileNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2)

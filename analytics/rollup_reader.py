@@ -1,0 +1,182 @@
+"""A machine's power from InfluxDB through its hourly rollups: raw samples only where the
+analysis needs them (analytics.rollup_plan says where; devices/rollup.py what a rollup holds).
+
+For one machine over [start - margin, end + margin):
+
+1. the rollups of the hours wholly inside (one query): block statistics and histograms;
+2. raw samples of the hours that have no rollup (not packed yet, written by another program)
+   or are only partly inside;
+3. the thresholds, from the site file or calibrated from the merged histogram (the same
+   histogram as the samples': calibration bins are fixed);
+4. hours that stand-in samples can replace; for the others, their minutes' statistics; raw
+   samples of the minutes that cannot be replaced either.
+
+The result is the arrays the analysis would have read raw, with replaced blocks thinned to
+stand-in samples, plus the histogram of every sample for calibration and the counter's
+smallest step (the readings kept are fewer). A machine fed by several meters, a shared
+service (its energy is cut where the machines it serves change state), and every machine when
+max_gap_s is under a minute, are read raw.
+
+InfluxDB answers a request of several statements (separated by semicolons) with one result
+each; the raw minutes of a machine go in a few such requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.records import Session
+from analytics.rollup_plan import CutContext, replaceable, stand_in, zone_edges
+from analytics.states import PowerHistogram, calibrate_from_histogram
+from devices import vocabulary
+from devices.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
+
+HOUR_NS = int(ROLLUP_S * 1e9)
+
+
+@dataclass
+class RollupSettings:
+    """What the analysis will do with the samples (it decides which blocks can be replaced)."""
+
+    cuts: CutContext
+    max_gap_s: float
+    hysteresis: float
+
+
+@dataclass
+class PowerRead:
+    """A machine's power and counter as the analysis gets them (see module docstring)."""
+
+    time_s: np.ndarray
+    power_w: np.ndarray
+    counter_time_s: np.ndarray
+    energy_import_kwh: np.ndarray
+    histogram: PowerHistogram
+    counter_min_step_kwh: float | None
+    raw_samples: int  # samples read raw (the rest came from rollups)
+
+
+def _raw_rows(series: list[dict]) -> np.ndarray | None:
+    """(time_ns, power_w, energy_import_kwh) rows of one meter, or None for several meters."""
+    meters = {s.get("tags", {}).get(vocabulary.TAG_METER, "") for s in series}
+    if len(meters) > 1:
+        return None
+    rows = [r for s in series for r in s["values"]]
+    if not rows:
+        return np.empty((0, 3))
+    return np.array([(r[0], np.nan if r[1] is None else r[1], np.nan if r[2] is None else r[2])
+                     for r in rows], dtype=np.float64)
+
+
+class RollupReader:
+    """Reads machines' power through rollups with an InfluxQLInputs' connection."""
+
+    def __init__(self, source, settings: RollupSettings) -> None:
+        self.source = source
+        self.settings = settings
+
+    def _where(self, machine: str, a_ns: int, b_ns: int) -> str:
+        from analytics.influxql_reader import quote_identifier, quote_string
+
+        return (f"WHERE {quote_identifier(vocabulary.TAG_MACHINE)} = {quote_string(machine)} "
+                f"AND time >= {a_ns} AND time < {b_ns}")
+
+    def _raw(self, machine: str, ranges_ns: list[tuple[int, int]]) -> np.ndarray | None:
+        statements = [f'SELECT "power_w", "energy_import_kwh" FROM "{vocabulary.METER}" '
+                      f'{self._where(machine, a, b)} GROUP BY "{vocabulary.TAG_METER}"'
+                      for a, b in _merge(ranges_ns)]
+        series = [s for answer in self.source.query_many(statements) for s in answer]
+        return _raw_rows(series)
+
+    def read(self, machine: str, lo_s: float, hi_s: float, thresholds_w, rated_power_w: float | None,
+             controller_time_s=None) -> PowerRead | None:
+        """The power of `machine` over [lo_s, hi_s) (the window and its margins), or None when
+        it must be read raw (several meters, no rollups, or max_gap_s under a minute)."""
+        s = self.settings
+        lo_ns, hi_ns = int(lo_s * 1e9), int(hi_s * 1e9)
+        first_hour = -(-lo_ns // HOUR_NS) * HOUR_NS
+        last_hour = hi_ns // HOUR_NS * HOUR_NS  # hours [first_hour, last_hour) are wholly inside
+        if last_hour <= first_hour:
+            return None
+        answer = self.source.query_many([
+            f'SELECT "hour", "histogram", "power_max_w" FROM "{vocabulary.ROLLUP}" '
+            f'{self._where(machine, first_hour, last_hour)} GROUP BY "{vocabulary.TAG_METER}"'])[0]
+        if len(answer) != 1:
+            return None  # no rollups, or several meters: the raw path sums them
+        rows = [r for r in answer[0]["values"] if r[1] is not None and r[2] is not None]
+        if not rows:
+            return None
+        hour_ns = np.array([r[0] for r in rows], dtype=np.int64)
+        hours = np.concatenate([unpack(r[1], len(STAT_COLUMNS)) for r in rows])
+        parts = []
+        for r in rows:
+            below, bins, counts = unpack_histogram(r[2])
+            parts.append(PowerHistogram(below, bins, counts, float(r[3])))
+        # raw where there is no rollup: partial hours at the ends, hours not rolled up
+        covered = set(hour_ns.tolist())
+        uncovered = [(lo_ns, min(first_hour, hi_ns))] if lo_ns < first_hour else []
+        uncovered += [(h, h + HOUR_NS) for h in range(first_hour, last_hour, HOUR_NS) if h not in covered]
+        if last_hour < hi_ns:
+            uncovered.append((max(last_hour, lo_ns), hi_ns))
+        raw_uncovered = self._raw(machine, uncovered) if uncovered else np.empty((0, 3))
+        if raw_uncovered is None:
+            return None
+        parts.append(PowerHistogram.of(raw_uncovered[:, 1]))
+        histogram = PowerHistogram.merge(parts)
+        if thresholds_w is None:
+            thresholds_w = calibrate_from_histogram(histogram, rated_power_w).thresholds_w
+        edges = zone_edges(thresholds_w, s.hysteresis)
+        cuts = s.cuts.cut_times(machine, controller_time_s)
+        whole = replaceable(hours, edges, s.max_gap_s, cuts)
+        # minutes of the other hours
+        detail_hours = hour_ns[~whole]
+        minutes = np.empty((0, len(STAT_COLUMNS)))
+        if len(detail_hours):
+            answers = self.source.query_many([
+                f'SELECT "minutes" FROM "{vocabulary.ROLLUP}" {self._where(machine, a, b)}'
+                for a, b in _merge([(int(h), int(h) + HOUR_NS) for h in detail_hours])])
+            blobs = [r[1] for answer in answers for series in answer for r in series["values"] if r[1]]
+            if blobs:
+                minutes = np.concatenate([unpack(b, len(STAT_COLUMNS)) for b in blobs])
+        small = replaceable(minutes, edges, s.max_gap_s, cuts)
+        raw_ranges = [(int(round(m * 1e9)), int(round(m * 1e9)) + 60 * 10**9)
+                      for m in minutes[~small, COLUMN["block_s"]]]
+        raw_detail = self._raw(machine, raw_ranges) if raw_ranges else np.empty((0, 3))
+        if raw_detail is None:
+            return None
+        kept = np.concatenate([hours[whole], minutes[small]])
+        t_in, p_in, ct_in, c_in = stand_in(kept)
+        raw = np.concatenate([raw_uncovered, raw_detail])
+        raw_t = raw[:, 0] / 1e9
+        time_s = np.concatenate([t_in, raw_t])
+        order = np.argsort(time_s, kind="stable")
+        has_counter = ~np.isnan(raw[:, 2])
+        counter_time_s = np.concatenate([ct_in, raw_t[has_counter]])
+        c_order = np.argsort(counter_time_s, kind="stable")
+        counter_kwh = np.concatenate([c_in, raw[has_counter, 2]])[c_order]
+        counter_time_s = counter_time_s[c_order]
+        steps = np.concatenate([np.diff(counter_kwh), kept[:, COLUMN["counter_min_step_kwh"]]])
+        forward = steps[np.isfinite(steps) & (steps > 0)]
+        return PowerRead(time_s[order], np.concatenate([p_in, raw[:, 1]])[order], counter_time_s,
+                         counter_kwh, histogram, float(forward.min()) if len(forward) else None, len(raw))
+
+
+def _merge(ranges_ns: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted ranges with touching or overlapping ones joined."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges_ns):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def cut_context(site, sessions: list[Session], start_s: float, end_s: float, options) -> CutContext:
+    """The CutContext of an analysis (options: analytics.pipeline.AnalysisOptions)."""
+    hourly = options.hourly_emission_factors
+    return CutContext(site, sessions, start_s, end_s,
+                      site.site.timezone if site is not None else options.timezone, options.tariff,
+                      None if hourly is None else np.asarray(hourly[0], dtype=np.float64))
