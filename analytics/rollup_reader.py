@@ -31,7 +31,7 @@ from analytics.records import Session
 from analytics.rollup_plan import CutContext, replaceable, stand_in, zone_edges
 from analytics.states import PowerHistogram, calibrate_from_histogram
 from devices import vocabulary
-from devices.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
+from devices.rollup import COLUMN, ROLLUP_FORMAT, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
 
 HOUR_NS = int(ROLLUP_S * 1e9)
 
@@ -55,19 +55,23 @@ class PowerRead:
     energy_import_kwh: np.ndarray
     histogram: PowerHistogram
     counter_min_step_kwh: float | None
-    raw_samples: int  # samples read raw (the rest came from rollups)
+    raw_samples: int  # samples read from the meter measurement (the rest came from rollups)
 
 
 def _raw_rows(series: list[dict]) -> np.ndarray | None:
-    """(time_ns, power_w, energy_import_kwh) rows of one meter, or None for several meters."""
+    """(minute_s, time_s, power_w, energy_import_kwh) rows of one meter, or None for several
+    meters. time_s is float64(time_ns) / 1e9, as the other readers compute it."""
     meters = {s.get("tags", {}).get(vocabulary.TAG_METER, "") for s in series}
     if len(meters) > 1:
         return None
     rows = [r for s in series for r in s["values"]]
     if not rows:
-        return np.empty((0, 3))
-    return np.array([(r[0], np.nan if r[1] is None else r[1], np.nan if r[2] is None else r[2])
-                     for r in rows], dtype=np.float64)
+        return np.empty((0, 4))
+    time_ns = np.array([r[0] for r in rows], dtype=np.int64)
+    values = np.array([(np.nan if r[1] is None else r[1], np.nan if r[2] is None else r[2]) for r in rows],
+                      dtype=np.float64).reshape(-1, 2)
+    minute_s = (time_ns - time_ns % (60 * 10**9)).astype(np.float64) / 1e9
+    return np.column_stack([minute_s, time_ns.astype(np.float64) / 1e9, values])
 
 
 class RollupReader:
@@ -83,10 +87,12 @@ class RollupReader:
         return (f"WHERE {quote_identifier(vocabulary.TAG_MACHINE)} = {quote_string(machine)} "
                 f"AND time >= {a_ns} AND time < {b_ns}")
 
-    def _raw(self, machine: str, ranges_ns: list[tuple[int, int]]) -> np.ndarray | None:
+    def _raw(self, machine: str, ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> np.ndarray | None:
+        """(time_ns, power_w, energy_import_kwh) rows of the meter in the ranges (ranges at
+        most join_gap_ns apart read as one), or None for a machine with several meters."""
         statements = [f'SELECT "power_w", "energy_import_kwh" FROM "{vocabulary.METER}" '
                       f'{self._where(machine, a, b)} GROUP BY "{vocabulary.TAG_METER}"'
-                      for a, b in _merge(ranges_ns)]
+                      for a, b in _merge(ranges_ns, join_gap_ns)]
         series = [s for answer in self.source.query_many(statements) for s in answer]
         return _raw_rows(series)
 
@@ -101,11 +107,12 @@ class RollupReader:
         if last_hour <= first_hour:
             return None
         answer = self.source.query_many([
-            f'SELECT "hour", "histogram", "power_max_w" FROM "{vocabulary.ROLLUP}" '
+            f'SELECT "hour", "histogram", "power_max_w", "format" FROM "{vocabulary.ROLLUP}" '
             f'{self._where(machine, first_hour, last_hour)} GROUP BY "{vocabulary.TAG_METER}"'])[0]
         if len(answer) != 1:
             return None  # no rollups, or several meters: the raw path sums them
-        rows = [r for r in answer[0]["values"] if r[1] is not None and r[2] is not None]
+        # rollups of another layout count as none (their hours are read raw)
+        rows = [r for r in answer[0]["values"] if r[1] is not None and r[2] is not None and r[4] == ROLLUP_FORMAT]
         if not rows:
             return None
         hour_ns = np.array([r[0] for r in rows], dtype=np.int64)
@@ -120,10 +127,10 @@ class RollupReader:
         uncovered += [(h, h + HOUR_NS) for h in range(first_hour, last_hour, HOUR_NS) if h not in covered]
         if last_hour < hi_ns:
             uncovered.append((max(last_hour, lo_ns), hi_ns))
-        raw_uncovered = self._raw(machine, uncovered) if uncovered else np.empty((0, 3))
+        raw_uncovered = self._raw(machine, uncovered) if uncovered else np.empty((0, 4))
         if raw_uncovered is None:
             return None
-        parts.append(PowerHistogram.of(raw_uncovered[:, 1]))
+        parts.append(PowerHistogram.of(raw_uncovered[:, 2]))
         histogram = PowerHistogram.merge(parts)
         if thresholds_w is None:
             thresholds_w = calibrate_from_histogram(histogram, rated_power_w).thresholds_w
@@ -133,23 +140,37 @@ class RollupReader:
         # minutes of the other hours
         detail_hours = hour_ns[~whole]
         minutes = np.empty((0, len(STAT_COLUMNS)))
+        kept_samples = np.empty((0, 4))
         if len(detail_hours):
-            answers = self.source.query_many([
-                f'SELECT "minutes" FROM "{vocabulary.ROLLUP}" {self._where(machine, a, b)}'
-                for a, b in _merge([(int(h), int(h) + HOUR_NS) for h in detail_hours])])
-            blobs = [r[1] for answer in answers for series in answer for r in series["values"] if r[1]]
-            if blobs:
-                minutes = np.concatenate([unpack(b, len(STAT_COLUMNS)) for b in blobs])
+            # one statement for the span: InfluxDB decodes a series' strings block by block,
+            # so one statement per hour would decode the same block again and again
+            wanted_hours = set(detail_hours.tolist())
+            answer = self.source.query_many([
+                f'SELECT "minutes", "detail" FROM "{vocabulary.ROLLUP}" '
+                f'{self._where(machine, int(detail_hours.min()), int(detail_hours.max()) + HOUR_NS)}'])[0]
+            found = [(r[1], r[2]) for series in answer for r in series["values"] if r[1] and r[0] in wanted_hours]
+            if found:
+                minutes = np.concatenate([unpack(m, len(STAT_COLUMNS)) for m, _ in found])
+                kept_samples = np.concatenate([unpack(d, 4) for _, d in found if d] or [kept_samples])
         small = replaceable(minutes, edges, s.max_gap_s, cuts)
-        raw_ranges = [(int(round(m * 1e9)), int(round(m * 1e9)) + 60 * 10**9)
-                      for m in minutes[~small, COLUMN["block_s"]]]
-        raw_detail = self._raw(machine, raw_ranges) if raw_ranges else np.empty((0, 3))
-        if raw_detail is None:
-            return None
+        in_rollup = minutes[:, COLUMN["detail"]] == 1.0
+        # the samples of minutes that cannot be replaced: from the rollups' detail where they
+        # are there, else raw (ranges a minute or two apart read as one: a statement costs
+        # InfluxDB about as much as 100 samples)
+        raw_detail = kept_samples[np.isin(kept_samples[:, 0], minutes[~small & in_rollup, COLUMN["block_s"]])]
+        raw_minutes = minutes[~small & ~in_rollup, COLUMN["block_s"]]
+        from_rollups = len(raw_detail)
+        if len(raw_minutes):
+            ranges = [(int(round(m * 1e9)), int(round(m * 1e9)) + 60 * 10**9) for m in raw_minutes]
+            fetched = self._raw(machine, ranges, join_gap_ns=120 * 10**9)
+            if fetched is None:
+                return None
+            # joined ranges also bring minutes that stand-ins replace: only the wanted ones
+            raw_detail = np.concatenate([raw_detail, fetched[np.isin(fetched[:, 0], raw_minutes)]])
         kept = np.concatenate([hours[whole], minutes[small]])
         t_in, p_in, ct_in, c_in = stand_in(kept)
-        raw = np.concatenate([raw_uncovered, raw_detail])
-        raw_t = raw[:, 0] / 1e9
+        raw = np.concatenate([raw_uncovered, raw_detail])[:, 1:]  # (time_s, power_w, energy_import_kwh)
+        raw_t = raw[:, 0]
         time_s = np.concatenate([t_in, raw_t])
         order = np.argsort(time_s, kind="stable")
         has_counter = ~np.isnan(raw[:, 2])
@@ -160,14 +181,15 @@ class RollupReader:
         steps = np.concatenate([np.diff(counter_kwh), kept[:, COLUMN["counter_min_step_kwh"]]])
         forward = steps[np.isfinite(steps) & (steps > 0)]
         return PowerRead(time_s[order], np.concatenate([p_in, raw[:, 1]])[order], counter_time_s,
-                         counter_kwh, histogram, float(forward.min()) if len(forward) else None, len(raw))
+                         counter_kwh, histogram, float(forward.min()) if len(forward) else None,
+                         len(raw) - from_rollups)
 
 
-def _merge(ranges_ns: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted ranges with touching or overlapping ones joined."""
+def _merge(ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> list[tuple[int, int]]:
+    """Sorted ranges with those less than join_gap_ns apart (touching, overlapping) joined."""
     out: list[tuple[int, int]] = []
     for a, b in sorted(ranges_ns):
-        if out and a <= out[-1][1]:
+        if out and a <= out[-1][1] + join_gap_ns:
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
             out.append((a, b))

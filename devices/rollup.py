@@ -17,20 +17,29 @@ of the meter series it sums up, and these fields:
 - ``hour`` and ``minutes``: block statistics (STAT_COLUMNS) of the whole hour and of each
   minute that has samples, packed (``pack``);
 - ``histogram``: the count of samples per log-power bin (``power_bins``), packed;
+- ``detail``: the samples (minute_s, time_s, power_w, energy_import_kwh) of the minutes where power
+  changes most (max over min above DETAIL_RATIO, or a missing value), as many as fit, packed;
+  their minutes are marked in ``minutes`` (column ``detail``);
 - ``format``: ROLLUP_FORMAT.
 
-Packed arrays are little-endian float64 in base64 (exact, and one value for InfluxDB to read
-instead of hundreds); a string field of InfluxDB 1.x holds up to 64 KiB, a packed hour at
-most 61 x 15 x 8 bytes in base64 (about 10 KiB) plus its histogram.
+Packed arrays are little-endian float64, column by column, zlib-compressed, in base64 (exact,
+and one value for InfluxDB to read instead of hundreds); a string field of InfluxDB 1.x holds
+up to 64 KiB: a packed hour of minutes is at most 61 x 16 x 8 bytes before compression.
 """
 
 from __future__ import annotations
 
 import base64
+import zlib
 
 import numpy as np
 
 ROLLUP_FORMAT = 1.0
+# Minutes whose power changes by more than this factor (a machine changing state: state levels
+# differ by factors) keep their samples in the rollup's `detail` field, as many as fit in one
+# InfluxDB 1.x string field (64 KiB of base64: DETAIL_MAX_SAMPLES rows of 4 float64).
+DETAIL_RATIO = 1.5
+DETAIL_MAX_SAMPLES = 1500
 ROLLUP_S = 3600.0
 MINUTE_S = 60.0
 BINS_PER_DECADE = 50  # 0.02-decade bins (analytics.states.calibrate_thresholds)
@@ -50,6 +59,7 @@ STAT_COLUMNS = (
     "counter_first_kwh", "counter_last_kwh",  # energy counter at the first and last sample
     "counter_irregular",  # 1 when a sample lacks the counter or the counter goes backwards
     "counter_min_step_kwh",  # smallest forward step of the counter inside the block (NaN: none)
+    "detail",             # 1 when the block's samples are in the rollup's `detail` field
 )
 COLUMN = {name: i for i, name in enumerate(STAT_COLUMNS)}
 
@@ -153,14 +163,18 @@ def block_stats(time_ns, power_w, counter_kwh, block_ns: int) -> np.ndarray:
 
 
 def pack(values) -> str:
-    """A float64 array as base64 text (little-endian, row-major)."""
-    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode("ascii")
+    """A 2-D float64 array (rows, columns) as text: little-endian float64 column by column,
+    zlib, base64 (columns of statistics compress about 5 times)."""
+    columns = np.ascontiguousarray(np.asarray(values, dtype="<f8").T)
+    return base64.b64encode(zlib.compress(columns.tobytes(), 6)).decode("ascii")
 
 
 def unpack(text: str, columns: int) -> np.ndarray:
     """Inverse of pack: an array of `columns` columns."""
-    flat = np.frombuffer(base64.b64decode(text), dtype="<f8")
-    return flat.reshape(-1, columns)
+    if not text:
+        return np.empty((0, columns))
+    flat = np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<f8")
+    return flat.reshape(columns, -1).T
 
 
 def rollup_fields(time_ns, power_w, counter_kwh, hour_start_ns: int) -> dict[str, float | str] | None:
@@ -173,6 +187,7 @@ def rollup_fields(time_ns, power_w, counter_kwh, hour_start_ns: int) -> dict[str
     hour = block_stats(time_ns, p, counter_kwh, int(ROLLUP_S * 1e9))
     minutes = block_stats(time_ns, p, counter_kwh, int(MINUTE_S * 1e9))
     below, bins, counts = histogram(p)
+    detail = _detail(time_ns, p, counter_kwh, minutes)
     row = hour[0]
     span_s = row[COLUMN["last_s"]] - row[COLUMN["first_s"]]
     mean_w = row[COLUMN["energy_ws"]] / span_s if span_s > 0 else float(finite[0])
@@ -185,13 +200,36 @@ def rollup_fields(time_ns, power_w, counter_kwh, hour_start_ns: int) -> dict[str
         "samples": float(len(p)),
         "hour": pack(hour),
         "minutes": pack(minutes),
-        "histogram": pack(np.concatenate([[below], np.column_stack([bins, counts]).ravel()])),
+        "histogram": pack(np.concatenate([[below], np.column_stack([bins, counts]).ravel()])[:, None]),
+        "detail": pack(detail),
         "format": ROLLUP_FORMAT,
     }
 
 
 def unpack_histogram(text: str) -> tuple[int, np.ndarray, np.ndarray]:
     """(samples <= 0 W, bins, counts) from a rollup's ``histogram`` field."""
-    flat = np.frombuffer(base64.b64decode(text), dtype="<f8")
+    flat = unpack(text, 1).ravel()
     pairs = flat[1:].reshape(-1, 2)
     return int(flat[0]), pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+
+
+def _detail(time_ns, power_w: np.ndarray, counter_kwh, minutes: np.ndarray) -> np.ndarray:
+    """Rows (minute_s, time_s, power_w, energy_import_kwh) of the samples of the minutes that change
+    most, largest change first while they fit (DETAIL_MAX_SAMPLES); marks them in `minutes`.
+    Samples without power and counter are left out (InfluxDB has no row for them)."""
+    low, high = minutes[:, COLUMN["min_w"]], minutes[:, COLUMN["max_w"]]
+    # powers under 1 W count as 1 W (the lowest off level calibration uses): noise around an
+    # off machine's fraction of a watt is no state change
+    ratio = np.maximum(high, 1.0) / np.maximum(low, 1.0)
+    ratio = np.where(minutes[:, COLUMN["nan_samples"]] > 0, np.inf, ratio)
+    wanted = np.flatnonzero((ratio > DETAIL_RATIO) & (minutes[:, COLUMN["samples"]] >= 2))
+    wanted = wanted[np.argsort(-ratio[wanted], kind="stable")]
+    fits = np.cumsum(minutes[wanted, COLUMN["samples"]]) <= DETAIL_MAX_SAMPLES
+    chosen = np.sort(wanted[fits])
+    minutes[:, COLUMN["detail"]] = 0.0
+    minutes[chosen, COLUMN["detail"]] = 1.0
+    t_s = seconds(time_ns)
+    minute_s = seconds(np.asarray(time_ns, dtype=np.int64) - np.asarray(time_ns, dtype=np.int64) % int(MINUTE_S * 1e9))
+    c = np.asarray(counter_kwh, dtype=np.float64)
+    keep = np.isin(minute_s, minutes[chosen, COLUMN["block_s"]]) & (np.isfinite(power_w) | np.isfinite(c))
+    return np.column_stack([minute_s[keep], t_s[keep], power_w[keep], c[keep]])

@@ -95,3 +95,25 @@ def test_which_blocks_can_be_replaced():
     # a cut strictly inside a block's samples sends it to the raw samples; at its first sample not
     assert replaceable(steady, edges, 120.0, np.array([t0 + 30.5])).tolist() == [False]
     assert replaceable(steady, edges, 120.0, np.array([t0, t0 + 59.0])).tolist() == [True]
+
+
+def test_minutes_that_change_most_keep_their_samples_in_the_rollup():
+    from devices.rollup import DETAIL_MAX_SAMPLES, rollup_fields
+
+    t_ns = T0_NS + np.arange(0, 3600) * 10**9
+    p = np.full(3600, 40.0)
+    p[600:630] = 400.0   # minute 10: 40 -> 400 W (a state change)
+    p[1230:1290] = 44.0  # minutes 20-21: 40 <-> 44 W, ratio 1.1 (noise: not kept)
+    p[3000] = np.nan     # minute 50: a sample without power (kept: the analysis reads it raw)
+    fields = rollup_fields(t_ns, p, np.linspace(1.0, 2.0, 3600), T0_NS)
+    minutes = unpack(fields["minutes"], len(COLUMN))
+    assert np.flatnonzero(minutes[:, COLUMN["detail"]] == 1).tolist() == [10, 50]
+    detail = unpack(fields["detail"], 4)
+    t0 = T0_NS / 1e9
+    assert sorted(set(detail[:, 0] - t0)) == [600.0, 3000.0] and len(detail) == 120
+    assert_allclose(detail[detail[:, 0] == t0 + 600, 2], p[600:660])
+    # a busy hour keeps the minutes that change most, as many as fit in one string field
+    busy = np.where(np.arange(3600) % 60 < 30, 10.0, 1000.0) * (1 + np.arange(3600) / 3600)
+    fields = rollup_fields(t_ns, busy, np.full(3600, np.nan), T0_NS)
+    kept = unpack(fields["minutes"], len(COLUMN))[:, COLUMN["detail"]].sum()
+    assert kept == DETAIL_MAX_SAMPLES // 60 and len(fields["detail"]) < 65536
