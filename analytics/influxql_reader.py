@@ -103,14 +103,18 @@ class InfluxQLInputs:
             yield int(a * 1e9), int(b * 1e9)
             a = b
 
+    @staticmethod
+    def machine_where(machine: str, a_ns: int, b_ns: int) -> str:
+        """The WHERE clause of one machine's points in [a_ns, b_ns)."""
+        return (f"WHERE {quote_identifier(vocabulary.TAG_MACHINE)} = {quote_string(machine)} "
+                f"AND time >= {a_ns} AND time < {b_ns}")
+
     def _select(self, measurement: str, fields: list[str], machine: str, start_s: float,
                 end_s: float, group_by: str | None = None) -> list[dict]:
         cols = ", ".join(quote_identifier(f) for f in fields)
         out: list[dict] = []
         for a_ns, b_ns in self._chunks(start_s, end_s):
-            q = (f"SELECT {cols} FROM {quote_identifier(measurement)} WHERE "
-                 f"{quote_identifier(vocabulary.TAG_MACHINE)} = {quote_string(machine)} "
-                 f"AND time >= {a_ns} AND time < {b_ns}")
+            q = f"SELECT {cols} FROM {quote_identifier(measurement)} {self.machine_where(machine, a_ns, b_ns)}"
             if group_by:
                 q += f" GROUP BY {quote_identifier(group_by)}"
             out.extend(self.query(q))

@@ -82,10 +82,7 @@ class RollupReader:
         self.settings = settings
 
     def _where(self, machine: str, a_ns: int, b_ns: int) -> str:
-        from analytics.influxql_reader import quote_identifier, quote_string
-
-        return (f"WHERE {quote_identifier(vocabulary.TAG_MACHINE)} = {quote_string(machine)} "
-                f"AND time >= {a_ns} AND time < {b_ns}")
+        return self.source.machine_where(machine, a_ns, b_ns)
 
     def _raw(self, machine: str, ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> np.ndarray | None:
         """(time_ns, power_w, energy_import_kwh) rows of the meter in the ranges (ranges at
@@ -167,22 +164,25 @@ class RollupReader:
                 return None
             # joined ranges also bring minutes that stand-ins replace: only the wanted ones
             raw_detail = np.concatenate([raw_detail, fetched[np.isin(fetched[:, 0], raw_minutes)]])
-        kept = np.concatenate([hours[whole], minutes[small]])
-        t_in, p_in, ct_in, c_in = stand_in(kept)
         raw = np.concatenate([raw_uncovered, raw_detail])[:, 1:]  # (time_s, power_w, energy_import_kwh)
-        raw_t = raw[:, 0]
-        time_s = np.concatenate([t_in, raw_t])
-        order = np.argsort(time_s, kind="stable")
-        has_counter = ~np.isnan(raw[:, 2])
-        counter_time_s = np.concatenate([ct_in, raw_t[has_counter]])
-        c_order = np.argsort(counter_time_s, kind="stable")
-        counter_kwh = np.concatenate([c_in, raw[has_counter, 2]])[c_order]
-        counter_time_s = counter_time_s[c_order]
-        steps = np.concatenate([np.diff(counter_kwh), kept[:, COLUMN["counter_min_step_kwh"]]])
-        forward = steps[np.isfinite(steps) & (steps > 0)]
-        return PowerRead(time_s[order], np.concatenate([p_in, raw[:, 1]])[order], counter_time_s,
-                         counter_kwh, histogram, float(forward.min()) if len(forward) else None,
+        return _assemble(np.concatenate([hours[whole], minutes[small]]), raw, histogram,
                          len(raw) - from_rollups)
+
+
+def _assemble(kept: np.ndarray, raw: np.ndarray, histogram: PowerHistogram, raw_samples: int) -> PowerRead:
+    """Stand-in samples of the kept blocks (statistics rows) and the raw rows (time_s,
+    power_w, energy_import_kwh), in time order, with the counter's smallest forward step."""
+    t_in, p_in, ct_in, c_in = stand_in(kept)
+    time_s = np.concatenate([t_in, raw[:, 0]])
+    order = np.argsort(time_s, kind="stable")
+    has_counter = ~np.isnan(raw[:, 2])
+    counter_time_s = np.concatenate([ct_in, raw[has_counter, 0]])
+    c_order = np.argsort(counter_time_s, kind="stable")
+    counter_kwh = np.concatenate([c_in, raw[has_counter, 2]])[c_order]
+    steps = np.concatenate([np.diff(counter_kwh), kept[:, COLUMN["counter_min_step_kwh"]]])
+    forward = steps[np.isfinite(steps) & (steps > 0)]
+    return PowerRead(time_s[order], np.concatenate([p_in, raw[:, 1]])[order], counter_time_s[c_order],
+                     counter_kwh, histogram, float(forward.min()) if len(forward) else None, raw_samples)
 
 
 def _merge(ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> list[tuple[int, int]]:

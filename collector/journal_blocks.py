@@ -142,7 +142,7 @@ def _write_rollup(db: sqlite3.Connection, series_id: int, start_ns: int, time_ns
     if db.execute("SELECT 1 FROM rollup_frozen WHERE series_id = ? AND start_ns = ?",
                   (series_id, start_ns)).fetchone():
         return
-    fields = rollup_fields(time_ns, power_w, counter_kwh, start_ns)
+    fields = rollup_fields(time_ns, power_w, counter_kwh)
     if fields is None:
         return
     tags = json.loads(db.execute("SELECT tags FROM series WHERE id = ?", (series_id,)).fetchone()[0])

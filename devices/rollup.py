@@ -177,7 +177,7 @@ def unpack(text: str, columns: int) -> np.ndarray:
     return flat.reshape(columns, -1).T
 
 
-def rollup_fields(time_ns, power_w, counter_kwh, hour_start_ns: int) -> dict[str, float | str] | None:
+def rollup_fields(time_ns, power_w, counter_kwh) -> dict[str, float | str] | None:
     """Fields of the rollup point of one meter series and hour (samples of that hour only,
     time order), or None when the hour has no power value at all."""
     p = np.asarray(power_w, dtype=np.float64)
@@ -228,8 +228,9 @@ def _detail(time_ns, power_w: np.ndarray, counter_kwh, minutes: np.ndarray) -> n
     chosen = np.sort(wanted[fits])
     minutes[:, COLUMN["detail"]] = 0.0
     minutes[chosen, COLUMN["detail"]] = 1.0
-    t_s = seconds(time_ns)
-    minute_s = seconds(np.asarray(time_ns, dtype=np.int64) - np.asarray(time_ns, dtype=np.int64) % int(MINUTE_S * 1e9))
+    t_ns = np.asarray(time_ns, dtype=np.int64)
+    t_s = seconds(t_ns)
+    minute_s = seconds(t_ns - t_ns % int(MINUTE_S * 1e9))
     c = np.asarray(counter_kwh, dtype=np.float64)
     keep = np.isin(minute_s, minutes[chosen, COLUMN["block_s"]]) & (np.isfinite(power_w) | np.isfinite(c))
     return np.column_stack([minute_s[keep], t_s[keep], power_w[keep], c[keep]])

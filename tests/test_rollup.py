@@ -105,7 +105,7 @@ def test_minutes_that_change_most_keep_their_samples_in_the_rollup():
     p[600:630] = 400.0   # minute 10: 40 -> 400 W (a state change)
     p[1230:1290] = 44.0  # minutes 20-21: 40 <-> 44 W, ratio 1.1 (noise: not kept)
     p[3000] = np.nan     # minute 50: a sample without power (kept: the analysis reads it raw)
-    fields = rollup_fields(t_ns, p, np.linspace(1.0, 2.0, 3600), T0_NS)
+    fields = rollup_fields(t_ns, p, np.linspace(1.0, 2.0, 3600))
     minutes = unpack(fields["minutes"], len(COLUMN))
     assert np.flatnonzero(minutes[:, COLUMN["detail"]] == 1).tolist() == [10, 50]
     detail = unpack(fields["detail"], 4)
@@ -114,6 +114,6 @@ def test_minutes_that_change_most_keep_their_samples_in_the_rollup():
     assert_allclose(detail[detail[:, 0] == t0 + 600, 2], p[600:660])
     # a busy hour keeps the minutes that change most, as many as fit in one string field
     busy = np.where(np.arange(3600) % 60 < 30, 10.0, 1000.0) * (1 + np.arange(3600) / 3600)
-    fields = rollup_fields(t_ns, busy, np.full(3600, np.nan), T0_NS)
+    fields = rollup_fields(t_ns, busy, np.full(3600, np.nan))
     kept = unpack(fields["minutes"], len(COLUMN))[:, COLUMN["detail"]].sum()
     assert kept == DETAIL_MAX_SAMPLES // 60 and len(fields["detail"]) < 65536
