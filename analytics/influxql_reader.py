@@ -3,7 +3,9 @@
 InfluxQL is answered by InfluxDB 1.x (`/query`), 2.x (its v1 compatibility API, with a DBRP
 mapping) and 3.x. Reads go one machine at a time and one day at a time (`chunk_s`), so the
 server's JSON answers stay small and the history is never read whole; only the analysed window
-of one machine's samples is held, as float arrays. Stdlib HTTP only (urllib).
+of one machine's samples is held, as float arrays. Controller changes and bookings are few:
+their daily statements go in one request, and a machine that never had a controller costs no
+query (one SHOW TAG VALUES lists those that had). Stdlib HTTP only (urllib).
 
 Given RollupSettings, a machine's power is read through the hourly rollups the journal writes
 (analytics.rollup_reader): raw samples only in the minutes where the analysis needs them.
@@ -61,7 +63,9 @@ class InfluxQLInputs:
             self.headers["Authorization"] = f"Token {token}"
         self.chunk_s = chunk_s
         self.timeout_s = timeout_s
-        self.queries = 0
+        self.queries = 0  # statements sent
+        self.requests = 0  # HTTP requests (several statements each at most per_request)
+        self._tagged: dict[str, set[str]] = {}
         self.rollups = None if rollups is None else RollupReader(self, rollups)
 
     def query(self, q: str) -> list[dict]:
@@ -77,6 +81,7 @@ class InfluxQLInputs:
             data = urllib.parse.urlencode({"q": ";".join(chunk), "db": self.database, "epoch": "ns"}).encode()
             request = urllib.request.Request(self.url + "/query", data=data, headers=self.headers)
             self.queries += len(chunk)
+            self.requests += 1
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     body = json.loads(response.read())
@@ -110,15 +115,28 @@ class InfluxQLInputs:
                 f"AND time >= {a_ns} AND time < {b_ns}")
 
     def _select(self, measurement: str, fields: list[str], machine: str, start_s: float,
-                end_s: float, group_by: str | None = None) -> list[dict]:
+                end_s: float, group_by: str | None = None, one_request: bool = False) -> list[dict]:
+        """Series of one machine's fields, one statement per chunk; one_request sends every
+        chunk's statement in one HTTP request (for sparse measurements, whose answer stays small)."""
         cols = ", ".join(quote_identifier(f) for f in fields)
-        out: list[dict] = []
+        statements = []
         for a_ns, b_ns in self._chunks(start_s, end_s):
             q = f"SELECT {cols} FROM {quote_identifier(measurement)} {self.machine_where(machine, a_ns, b_ns)}"
             if group_by:
                 q += f" GROUP BY {quote_identifier(group_by)}"
-            out.extend(self.query(q))
-        return out
+            statements.append(q)
+        if one_request:
+            return [series for answer in self.query_many(statements) for series in answer]
+        return [series for q in statements for series in self.query(q)]
+
+    def machines_in(self, measurement: str) -> set[str]:
+        """Machines with any point in `measurement`, at any time (one SHOW TAG VALUES per
+        source and measurement, remembered): machines outside it need no query at all."""
+        if measurement not in self._tagged:
+            answer = self.query(f"SHOW TAG VALUES FROM {quote_identifier(measurement)} "
+                                f"WITH KEY = {quote_identifier(vocabulary.TAG_MACHINE)}")
+            self._tagged[measurement] = {row[1] for series in answer for row in series.get("values", [])}
+        return self._tagged[measurement]
 
     def power_and_counter(self, machine: str, start_s: float, end_s: float):
         series = self._select(vocabulary.METER, ["power_w", "energy_import_kwh"], machine,
@@ -156,8 +174,12 @@ class InfluxQLInputs:
                                  rated_power_w, controller_time_s)
 
     def controller(self, machine: str, start_s: float, end_s: float) -> ControllerData | None:
+        """Controller changes of a machine (window plus a day before), or None when the machine
+        never had a controller link; controller points are changes only, so few."""
+        if machine not in self.machines_in(vocabulary.CNC):
+            return None
         series = self._select(vocabulary.CNC, ["execution", "mode", "program"], machine,
-                              start_s - 86400.0, end_s + EDGE_MARGIN_S)
+                              start_s - 86400.0, end_s + EDGE_MARGIN_S, one_request=True)
         rows = sorted((r for s in series for r in s["values"]), key=lambda r: r[0])
         if not rows:
             return None
@@ -170,18 +192,19 @@ class InfluxQLInputs:
         ones left out (analytics.bookings_reader rules); sessions starting up to lookback_s
         before the window are included when they reach into it."""
         versions: list[BookingVersion] = []
-        for a_ns, b_ns in self._chunks(start_s - lookback_s, end_s):
-            q = (f'SELECT "end_s", "booking_id", "stored_s", "canceled" FROM '
-                 f"{quote_identifier(vocabulary.BOOKING)} WHERE time >= {a_ns} AND time < {b_ns} GROUP BY "
-                 f'{quote_identifier(vocabulary.TAG_MACHINE)}, {quote_identifier(vocabulary.TAG_MEMBER)}, "source"')
-            for series in self.query(q):
-                tags = series.get("tags", {})
-                for t_ns, end, booking_id, stored_s, canceled in series["values"]:
-                    if end is None:
-                        continue
-                    session = Session(tags.get("machine", ""), tags.get("member", ""), t_ns / 1e9,
-                                      float(end), tags.get("source", ""), booking_id or "")
-                    versions.append(BookingVersion(session, float(stored_s or 0.0), bool(canceled)))
+        # bookings are few (a few hundred a week): every day's statement in one request
+        statements = [(f'SELECT "end_s", "booking_id", "stored_s", "canceled" FROM '
+                       f"{quote_identifier(vocabulary.BOOKING)} WHERE time >= {a_ns} AND time < {b_ns} GROUP BY "
+                       f'{quote_identifier(vocabulary.TAG_MACHINE)}, {quote_identifier(vocabulary.TAG_MEMBER)}, '
+                       '"source"') for a_ns, b_ns in self._chunks(start_s - lookback_s, end_s)]
+        for series in (s for answer in self.query_many(statements) for s in answer):
+            tags = series.get("tags", {})
+            for t_ns, end, booking_id, stored_s, canceled in series["values"]:
+                if end is None:
+                    continue
+                session = Session(tags.get("machine", ""), tags.get("member", ""), t_ns / 1e9,
+                                  float(end), tags.get("source", ""), booking_id or "")
+                versions.append(BookingVersion(session, float(stored_s or 0.0), bool(canceled)))
         return current_sessions(versions, start_s, end_s)
 
     def machine_data(self, site: Site, start_s: float, end_s: float) -> list[MachineData]:

@@ -5,6 +5,8 @@ Two write paths for line protocol (DESIGN.md, decision 2):
   VictoriaMetrics), gzip-compressed by the client;
 - ``v1``: the `/write` endpoint of InfluxDB 1.x, gzip-compressed here (Content-Encoding: gzip).
 ``auto`` picks one from the `X-Influxdb-Version` header of `/ping` (1.x -> v1, else v2).
+influxdb-client is imported on the first v2 write only: importing it takes about 0.2 s, which
+every `wattelier analyze` writing to InfluxDB 1.x would otherwise pay for nothing.
 
 Every failure becomes one of our errors (collector.errors):
 - `InfluxUnavailable` (network error, timeout, 5xx, 429, 408): retry later, with
@@ -24,9 +26,6 @@ import time
 import urllib.parse
 
 import urllib3
-from influxdb_client import InfluxDBClient, WritePrecision
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.rest import ApiException
 
 from collector.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
                               InfluxTooLarge, InfluxUnavailable)
@@ -88,7 +87,7 @@ class InfluxTarget:
             cert_reqs="CERT_REQUIRED" if settings.verify_tls else "CERT_NONE",
             timeout=urllib3.Timeout(connect=min(5.0, settings.timeout_s), read=settings.timeout_s))
         self.api = settings.api
-        self._client: InfluxDBClient | None = None
+        self._client = None  # an influxdb_client.InfluxDBClient once v2 is used
         self._write_api = None
 
     # -- plumbing --------------------------------------------------------------------------
@@ -172,6 +171,8 @@ class InfluxTarget:
             return
         import datetime as dt
 
+        from influxdb_client.rest import ApiException
+
         start = dt.datetime.fromtimestamp(start_ns / 1e9, dt.timezone.utc)
         stop = dt.datetime.fromtimestamp(end_ns / 1e9, dt.timezone.utc)
         self._v2_api()
@@ -219,6 +220,9 @@ class InfluxTarget:
 
     def _v2_api(self):
         if self._write_api is None:
+            from influxdb_client import InfluxDBClient
+            from influxdb_client.client.write_api import SYNCHRONOUS
+
             s = self.settings
             self._client = InfluxDBClient(url=s.url, token=s.token or "", org=s.org,
                                           timeout=int(s.timeout_s * 1000), enable_gzip=bool(s.gzip_level),
@@ -227,6 +231,9 @@ class InfluxTarget:
         return self._write_api
 
     def _write_v2(self, data: bytes) -> None:
+        from influxdb_client import WritePrecision
+        from influxdb_client.rest import ApiException
+
         s = self.settings
         try:
             self._v2_api().write(bucket=s.bucket, org=s.org, record=data,

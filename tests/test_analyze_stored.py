@@ -32,7 +32,8 @@ HOURS = 4
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    """Four hours of the simulated example workshop (1 Hz meters, bookings) in a journal."""
+    """Four hours of the simulated example workshop (1 Hz meters, controller changes of the
+    machines with a controller link, bookings) in a journal."""
     tmp = tmp_path_factory.mktemp("stored")
     site = load_site(example_site_path())
     start = weekday_morning(site)
@@ -40,12 +41,20 @@ def stored(tmp_path_factory):
     w = workshop(site, start, end, seed=5)
     journal_path = tmp / "journal.sqlite"
     journal = Journal(journal_path, max_points=10**8)
-    for md in machine_data(site, w, start, end, controllers=False):
+    controlled = 0
+    for md in machine_data(site, w, start, end):
         meter = next(m for m, spec in site.meters.items() if spec.feeds == md.name)
         tags = {vocabulary.TAG_SITE: site.site.name, vocabulary.TAG_METER: meter, vocabulary.TAG_MACHINE: md.name}
         journal.put([Point(vocabulary.METER, tags, {"power_w": float(p), "energy_import_kwh": float(e)}, int(t * 1e9))
                      for t, p, e in zip(md.power_time_s.tolist(), md.power_w.tolist(),
                                         md.energy_import_kwh.tolist())])
+        ctl = md.controller
+        if ctl is not None:
+            controlled += 1
+            cnc_tags = {vocabulary.TAG_SITE: site.site.name, vocabulary.TAG_MACHINE: md.name}
+            journal.put([Point(vocabulary.CNC, cnc_tags, {"execution": e, "mode": m, "program": p}, int(t * 1e9))
+                         for t, e, m, p in zip(ctl.time_s.tolist(), ctl.execution, ctl.mode, ctl.program)])
+    assert 0 < controlled < len(site.machines)  # machines with and without a controller link
     journal.commit()
     booked = sessions(w, end)
     store_sessions(journal, site.site.name, booked)
@@ -202,6 +211,11 @@ def test_rollups_stand_in_for_most_samples_and_change_no_result(stored, influx_s
         read_total += read.raw_samples
     print("raw samples read", read_total, "of", raw_total)
     assert read_total < 0.2 * raw_total, (read_total, raw_total)
+    # controller changes: one request per machine with a controller link, none for the others
+    before = plain.requests
+    controlled = {name for name in site.machines if plain.controller(name, start, end) is not None}
+    assert controlled == {name for name in site.machines if site.controller_of(name)}
+    assert plain.requests - before == 1 + len(controlled)  # and one SHOW TAG VALUES
     # a window cut anywhere (inside minutes, sessions cut, a partial hour at each end)
     influx = ["--influx-url", influx_server.url, "--influx-api", "v1", "--influx-db", "stored_rollups"]
     a, b = start + 1234.5, end - 777.25
