@@ -4,8 +4,8 @@ InfluxQL is answered by InfluxDB 1.x (`/query`), 2.x (its v1 compatibility API, 
 mapping) and 3.x. Reads go one machine at a time and one day at a time (`chunk_s`), so the
 server's JSON answers stay small and the history is never read whole; only the analysed window
 of one machine's samples is held, as float arrays. Controller changes and bookings are few:
-their daily statements go in one request, and a machine that never had a controller costs no
-query (one SHOW TAG VALUES lists those that had). Stdlib HTTP only (urllib).
+they are read a month per statement (SPARSE_CHUNK_S), and a machine that never had a
+controller costs no query (one SHOW TAG VALUES lists those that had). Stdlib HTTP only (urllib).
 
 Given RollupSettings, a machine's power is read through the hourly rollups the journal writes
 (analytics.rollup_reader): raw samples only in the minutes where the analysis needs them.
@@ -28,6 +28,12 @@ from analytics.records import ControllerData, MachineData, Session
 from analytics.rollup_reader import PowerRead, RollupReader, RollupSettings
 from devices import vocabulary
 from devices.site import Site
+
+
+# Controller changes and bookings: a month of them is a small answer, and InfluxDB answers
+# one statement over a week three times faster than seven statements of a day (measured with
+# 625 bookings: 18 ms against 55 ms).
+SPARSE_CHUNK_S = 31 * 86400.0
 
 
 class InfluxQLError(Exception):
@@ -101,10 +107,10 @@ class InfluxQLInputs:
                 out.append(result.get("series", []))
         return out
 
-    def _chunks(self, start_s: float, end_s: float):
+    def _chunks(self, start_s: float, end_s: float, chunk_s: float | None = None):
         a = start_s
         while a < end_s:
-            b = min(a + self.chunk_s, end_s)
+            b = min(a + (chunk_s or self.chunk_s), end_s)
             yield int(a * 1e9), int(b * 1e9)
             a = b
 
@@ -115,17 +121,17 @@ class InfluxQLInputs:
                 f"AND time >= {a_ns} AND time < {b_ns}")
 
     def _select(self, measurement: str, fields: list[str], machine: str, start_s: float,
-                end_s: float, group_by: str | None = None, one_request: bool = False) -> list[dict]:
-        """Series of one machine's fields, one statement per chunk; one_request sends every
-        chunk's statement in one HTTP request (for sparse measurements, whose answer stays small)."""
+                end_s: float, group_by: str | None = None, sparse: bool = False) -> list[dict]:
+        """Series of one machine's fields, one statement per chunk. sparse: a measurement of
+        few points (changes, bookings): chunks of SPARSE_CHUNK_S, all in one HTTP request."""
         cols = ", ".join(quote_identifier(f) for f in fields)
         statements = []
-        for a_ns, b_ns in self._chunks(start_s, end_s):
+        for a_ns, b_ns in self._chunks(start_s, end_s, SPARSE_CHUNK_S if sparse else None):
             q = f"SELECT {cols} FROM {quote_identifier(measurement)} {self.machine_where(machine, a_ns, b_ns)}"
             if group_by:
                 q += f" GROUP BY {quote_identifier(group_by)}"
             statements.append(q)
-        if one_request:
+        if sparse:
             return [series for answer in self.query_many(statements) for series in answer]
         return [series for q in statements for series in self.query(q)]
 
@@ -179,7 +185,7 @@ class InfluxQLInputs:
         if machine not in self.machines_in(vocabulary.CNC):
             return None
         series = self._select(vocabulary.CNC, ["execution", "mode", "program"], machine,
-                              start_s - 86400.0, end_s + EDGE_MARGIN_S, one_request=True)
+                              start_s - 86400.0, end_s + EDGE_MARGIN_S, sparse=True)
         rows = sorted((r for s in series for r in s["values"]), key=lambda r: r[0])
         if not rows:
             return None
@@ -192,11 +198,11 @@ class InfluxQLInputs:
         ones left out (analytics.bookings_reader rules); sessions starting up to lookback_s
         before the window are included when they reach into it."""
         versions: list[BookingVersion] = []
-        # bookings are few (a few hundred a week): every day's statement in one request
+        # bookings are few (a few hundred a week): chunks of SPARSE_CHUNK_S, one request
         statements = [(f'SELECT "end_s", "booking_id", "stored_s", "canceled" FROM '
                        f"{quote_identifier(vocabulary.BOOKING)} WHERE time >= {a_ns} AND time < {b_ns} GROUP BY "
                        f'{quote_identifier(vocabulary.TAG_MACHINE)}, {quote_identifier(vocabulary.TAG_MEMBER)}, '
-                       '"source"') for a_ns, b_ns in self._chunks(start_s - lookback_s, end_s)]
+                       '"source"') for a_ns, b_ns in self._chunks(start_s - lookback_s, end_s, SPARSE_CHUNK_S)]
         for series in (s for answer in self.query_many(statements) for s in answer):
             tags = series.get("tags", {})
             for t_ns, end, booking_id, stored_s, canceled in series["values"]:

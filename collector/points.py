@@ -77,9 +77,14 @@ def escape_string_field(value: str) -> str:
 
 
 def _series_key(measurement: str, tags: dict[str, str]) -> str:
+    return _series_key_of(measurement, tuple(sorted(tags.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _series_key_of(measurement: str, sorted_tags: tuple[tuple[str, str], ...]) -> str:
+    """Cached: a site has few series, and every point of one carries the same key."""
     parts = [escape_measurement(measurement)]
-    for key in sorted(tags):
-        value = tags[key]
+    for key, value in sorted_tags:
         if clean_name(value) == "":
             continue  # InfluxDB refuses empty tag values
         parts.append(f"{escape_key(key)}={escape_key(value)}")
@@ -87,6 +92,8 @@ def _series_key(measurement: str, tags: dict[str, str]) -> str:
 
 
 def format_field_value(value: FieldValue) -> str:
+    if type(value) is float and math.isfinite(value):  # the common case first
+        return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import typer
 from typer.testing import CliRunner
 
@@ -238,3 +240,30 @@ def test_hourly_emission_factors(files, tmp_path):
     hourly.write_text("time,kg_co2e_per_kwh\n2026-03-10T09:00:00Z,-1\n", encoding="utf-8")
     result = run("--power", power, "--hourly-factors", hourly, "--json")
     assert result.exit_code == 2 and "hourly.csv:2:" in result.stderr
+
+
+def _iso_utc_by_datetime(time_s: float) -> str:
+    import datetime as dt
+
+    moment = dt.datetime.fromtimestamp(round(float(time_s), 3), dt.timezone.utc)
+    spec = "seconds" if moment.microsecond == 0 else "milliseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("time_s, text", [
+    (0.0, "1970-01-01T00:00:00Z"), (-0.0005, "1969-12-31T23:59:59.999Z"), (1794787200.0, "2026-11-16T00:00:00Z"),
+    (1794787199.9996, "2026-11-16T00:00:00Z"), (1794787200.25, "2026-11-16T00:00:00.250Z"),
+    (951782400.0 - 1, "2000-02-28T23:59:59Z"), (951782400.0 + 86400, "2000-03-01T00:00:00Z")])
+def test_iso_utc_pinned(time_s, text):
+    from analytics.pipeline import iso_utc
+
+    assert iso_utc(time_s) == text == _iso_utc_by_datetime(time_s)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.floats(min_value=-2e9, max_value=4e9), st.integers(0, 4 * 10**12).map(lambda ms: ms / 1000)))
+def test_iso_utc_is_the_datetime_text(time_s):
+    """The integer arithmetic of iso_utc writes what datetime.isoformat writes."""
+    from analytics.pipeline import iso_utc
+
+    assert iso_utc(time_s) == _iso_utc_by_datetime(time_s)

@@ -19,6 +19,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,7 @@ class StoredRun:
     points_written: int
     points_replaced: int
     source: str
+    rendered: str | None = None  # render(result), when run_once was given render
 
 
 def _pack_blocks(site: Site, journal_path: Path) -> None:
@@ -122,13 +125,16 @@ def _pack_blocks(site: Site, journal_path: Path) -> None:
 
 def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
              influx: InfluxSettings | None = None, options: AnalysisOptions | None = None,
-             processes: int | None = 1, rollups: bool = True) -> StoredRun:
+             processes: int | None = 1, rollups: bool = True,
+             render: Callable[[AnalysisResult], str] | None = None) -> StoredRun:
     """Analyse [start_s, end_s) from the journal (or InfluxDB) and store the results there.
 
     processes: machines analysed in this many processes (analytics.parallel; None: one per
     processor available). The command line uses None; the default 1 never forks.
     rollups: from InfluxDB, read power through the journal's hourly rollups where they give
     the same result (analytics.rollup_reader); False reads every sample.
+    render: called with the result while a thread stores it (mostly waiting for InfluxDB or
+    SQLite); its text comes back in StoredRun.rendered, once the results are stored.
     """
     if influx is not None:
         from analytics.influxql_reader import InfluxQLInputs
@@ -161,26 +167,49 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
     # each process reads one machine at a time, as the analysis asks for it
     result = analyze_in_processes(open_source, sessions, site, start_s, end_s, options, processes)
     points = result_points(site.site.name, result)
-    if influx is not None:
-        from collector.influx_adapter import InfluxTarget
-        from collector.points import to_line
 
-        target = InfluxTarget(influx)
-        try:
-            target.delete_window(RESULT_MEASUREMENTS, site.site.name, _ns(start_s), _ns(end_s))
-            lines = [to_line(p) for p in points]
-            for i in range(0, len(lines), 5000):
-                target.write_lines(lines[i:i + 5000])
-        finally:
-            target.close()
-        return StoredRun(result, len(points), 0, source)
+    def store() -> tuple[int, int]:
+        if influx is not None:
+            return _store_in_influxdb(influx, site.site.name, start_s, end_s, points)
+        return _store_in_journal(site, journal_path, start_s, end_s, points)
+
+    if render is None:
+        written, replaced = store()
+        return StoredRun(result, written, replaced, source)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wattelier-store") as pool:
+        storing = pool.submit(store)
+        rendered = render(result)
+        written, replaced = storing.result()  # raises what storing raised
+    return StoredRun(result, written, replaced, source, rendered)
+
+
+def _store_in_influxdb(influx: InfluxSettings, site_name: str, start_s: float, end_s: float,
+                       points: list[Point]) -> tuple[int, int]:
+    """(written, replaced): the window's earlier results deleted (not counted), then points."""
+    from collector.influx_adapter import InfluxTarget
+    from collector.points import to_line
+
+    target = InfluxTarget(influx)
+    try:
+        target.delete_window(RESULT_MEASUREMENTS, site_name, _ns(start_s), _ns(end_s))
+        lines = [to_line(p) for p in points]
+        for i in range(0, len(lines), 5000):
+            target.write_lines(lines[i:i + 5000])
+    finally:
+        target.close()
+    return len(points), 0
+
+
+def _store_in_journal(site: Site, journal_path: Path, start_s: float, end_s: float,
+                      points: list[Point]) -> tuple[int, int]:
+    """(written, replaced), in one transaction (analytics results of the window replaced)."""
     journal = Journal(journal_path, max_points=site.journal.max_points, overflow=site.journal.overflow)
     try:
         replaced, written = journal.replace_window(RESULT_MEASUREMENTS, site.site.name, _ns(start_s),
                                                    _ns(end_s), points)
     finally:
         journal.close()
-    return StoredRun(result, written, replaced, source)
+    return written, replaced
 
 
 def _state_path(journal_path: Path) -> Path:
@@ -203,10 +232,11 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
     if every_s is None:
         end = end_s if end_s is not None else time.time()
         start = start_s if start_s is not None else end - 86400.0
+        render = (lambda result: json_document(result.to_json())) if json_out else None
         run = run_once(site, start, end, journal_path=journal_path, influx=influx, options=options,
-                       processes=processes, rollups=rollups)
+                       processes=processes, rollups=rollups, render=render)
         if json_out:
-            echo(json_document(run.result.to_json()))
+            echo(run.rendered)
         else:
             _report(run, start, end, echo)
         return run.result

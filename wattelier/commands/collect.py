@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
 
 
 async def _run(collector: "Collector") -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -47,4 +48,6 @@ def collect(
     except (ConfigError, SecretsError) as exc:
         typer.echo(f"refusing to start: {exc}", err=True)
         raise typer.Exit(2)
+    import asyncio
+
     asyncio.run(_run(collector))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
@@ -27,6 +26,8 @@ def demo(
     """Run a simulated workshop and the collector, then compare collected energy with the truth."""
     site = site_or_exit(config)
     influx = influx_or_exit(site, influx_url, influx_api, influx_db, influx_bucket, influx_org)
+    import asyncio
+
     from wattelier.demo import run_demo  # simulators and collector: load on use
 
     result = asyncio.run(run_demo(site, seconds, out, seed=seed, pace=pace, influx=influx))

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from collector.forward_store import journal_status, quarantined_lines
 from wattelier.commands.common import CONFIG_HELP, site_or_exit
@@ -50,6 +48,9 @@ def journal(
                             "when": _iso(q.quarantined_ns)} for t, q in lines],
         }, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     console.print(f"journal {path}: {status.points} points, from {_iso(status.oldest_point_ns)} "
                   f"to {_iso(status.newest_point_ns)}")

@@ -13,8 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from analytics.records import Session
 from analytics.sessions import (FabmanagerReport, ImportReport, SessionsError,
@@ -253,6 +251,9 @@ def list_sessions(
             "start_s": s.start_s, "end_s": s.end_s, "duration_s": round(s.end_s - s.start_s, 3),
             "source": s.source, "booking_id": s.booking_id} for s in sessions], indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     if not sessions:
         console.print(f"no session in {path} for this selection")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
 
 
 async def _serve(workshop: "SimulatedWorkshop", seconds: float | None, out: Path | None) -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,5 +85,7 @@ def simulate(
         _backfill(site, backfill, journal, seed)
         return
     from devices.sim.workshop import SimulatedWorkshop  # asyncua and pymodbus: load on use
+
+    import asyncio
 
     asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=pki), seconds, out))
