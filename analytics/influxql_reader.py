@@ -14,6 +14,8 @@ Given RollupSettings, a machine's power is read through the hourly rollups the j
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import urllib.error
 import urllib.parse
@@ -38,6 +40,42 @@ SPARSE_CHUNK_S = 31 * 86400.0
 
 class InfluxQLError(Exception):
     """InfluxDB could not answer a query."""
+
+
+def parse_csv_answer(text: str, where: str) -> list[dict]:
+    """Series from InfluxDB's CSV answer to one statement (columns name, tags, time, fields;
+    a new header row where a series' columns change; `error` and its message on failure).
+    Tags come as `key=value,key=value` without escaping: only for statements whose GROUP BY
+    tags hold no comma or equals sign (or that group by none)."""
+    # without a double quote (base64 texts and numbers: no field is quoted) lines split on
+    # commas; else the csv module, five times slower on long fields, reads quoted fields
+    # (commas, quotes, newlines inside)
+    if '"' in text:
+        rows = csv.reader(io.StringIO(text))
+    else:
+        rows = (line.split(",") if line else [] for line in text.split("\n"))
+    series: list[dict] = []
+    columns: list[str] | None = None
+    current: tuple[str, str] | None = None
+    for row in rows:
+        if not row:
+            columns = None  # a blank line: the next row is a header
+            continue
+        if columns is None:
+            if row == ["error"]:
+                raise InfluxQLError(f"{where}: {next(rows, ['(no message)'])[0]}")
+            columns = row[2:]
+            current = None
+            continue
+        name, tags = row[0], row[1]
+        if (name, tags) != current:
+            current = (name, tags)
+            tag_map = dict(pair.split("=", 1) for pair in tags.split(",")) if tags else {}
+            series.append({"name": name, "tags": tag_map, "columns": columns, "values": []})
+        values = [None if v == "" else v for v in row[2:]]
+        values[0] = int(row[2])
+        series[-1]["values"].append(values)
+    return series
 
 
 def quote_string(value: str) -> str:
@@ -106,6 +144,37 @@ class InfluxQLInputs:
                     raise InfluxQLError(f"{self.url}: {result['error']} (query: {q})")
                 out.append(result.get("series", []))
         return out
+
+    def query_csv(self, q: str) -> list[dict]:
+        """Series of one statement answered as CSV: the same shape as `query`, with times as
+        int (ns) and every other value as text (None where empty).
+
+        InfluxDB 1.x encodes long strings in JSON about 2.5 times slower than in CSV (a week of
+        one meter's rollups: 18 ms against 7 ms). But its CSV answer leaves out a statement's
+        error (no such database answers nothing at all): callers use it only for data whose
+        presence they can check, and ask again with `query` when rows are missing. A server
+        that answers JSON anyway is read as JSON."""
+        data = urllib.parse.urlencode({"q": q, "db": self.database, "epoch": "ns"}).encode()
+        headers = dict(self.headers, Accept="application/csv")
+        request = urllib.request.Request(self.url + "/query", data=data, headers=headers)
+        self.queries += 1
+        self.requests += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                kind = response.headers.get("Content-Type", "")
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            raise InfluxQLError(f"{self.url}: query refused: HTTP {exc.code} "
+                                f"{exc.read()[:300].decode(errors='replace')}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise InfluxQLError(f"{self.url}: unreachable: {exc}") from exc
+        if "csv" not in kind:
+            answer = json.loads(body)
+            result = (answer.get("results") or [{}])[0]
+            if "error" in answer or "error" in result:
+                raise InfluxQLError(f"{self.url}: {answer.get('error') or result['error']} (query: {q})")
+            return result.get("series", [])
+        return parse_csv_answer(body.decode("utf-8"), f"{self.url} (query: {q})")
 
     def _chunks(self, start_s: float, end_s: float, chunk_s: float | None = None):
         a = start_s

@@ -138,14 +138,9 @@ class RollupReader:
         detail_hours = hour_ns[~whole]
         minutes = np.empty((0, len(STAT_COLUMNS)))
         kept_samples = np.empty((0, 4))
+        unread_hours: list[int] = []
         if len(detail_hours):
-            # one statement for the span: InfluxDB decodes a series' strings block by block,
-            # so one statement per hour would decode the same block again and again
-            wanted_hours = set(detail_hours.tolist())
-            answer = self.source.query_many([
-                f'SELECT "minutes", "detail" FROM "{vocabulary.ROLLUP}" '
-                f'{self._where(machine, int(detail_hours.min()), int(detail_hours.max()) + HOUR_NS)}'])[0]
-            found = [(r[1], r[2]) for series in answer for r in series["values"] if r[1] and r[0] in wanted_hours]
+            found, unread_hours = self._minutes(machine, detail_hours)
             if found:
                 minutes = np.concatenate([unpack(m, len(STAT_COLUMNS)) for m, _ in found])
                 kept_samples = np.concatenate([unpack(d, 4) for _, d in found if d] or [kept_samples])
@@ -156,6 +151,9 @@ class RollupReader:
         # InfluxDB about as much as 100 samples)
         raw_detail = kept_samples[np.isin(kept_samples[:, 0], minutes[~small & in_rollup, COLUMN["block_s"]])]
         raw_minutes = minutes[~small & ~in_rollup, COLUMN["block_s"]]
+        # hours whose minutes are missing (a rollup without them): every minute read raw
+        raw_minutes = np.concatenate([raw_minutes] + [np.arange(h, h + HOUR_NS, 60 * 10**9).astype(np.float64) / 1e9
+                                                      for h in unread_hours])
         from_rollups = len(raw_detail)
         if len(raw_minutes):
             ranges = [(int(round(m * 1e9)), int(round(m * 1e9)) + 60 * 10**9) for m in raw_minutes]
@@ -167,6 +165,28 @@ class RollupReader:
         raw = np.concatenate([raw_uncovered, raw_detail])[:, 1:]  # (time_s, power_w, energy_import_kwh)
         return _assemble(np.concatenate([hours[whole], minutes[small]]), raw, histogram,
                          len(raw) - from_rollups)
+
+
+    def _minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
+        """(minutes, detail) texts of the rollups of these hours (time order), and the hours
+        that have no minutes. One statement for their span: InfluxDB decodes a series' strings
+        block by block, so one statement per hour would decode the same block again and
+        again. Asked as CSV (InfluxQLInputs.query_csv) where the source can, and again as JSON
+        when an hour is missing from that answer (CSV leaves errors out)."""
+        wanted = set(hours_ns.tolist())
+        statement = (f'SELECT "minutes", "detail" FROM "{vocabulary.ROLLUP}" '
+                     f'{self._where(machine, int(hours_ns.min()), int(hours_ns.max()) + HOUR_NS)}')
+
+        def texts(answer: list[dict]) -> dict[int, tuple[str, str | None]]:
+            return {int(r[0]): (r[1], r[2]) for series in answer for r in series["values"]
+                    if r[1] and int(r[0]) in wanted}
+
+        by_hour: dict[int, tuple[str, str | None]] = {}
+        if hasattr(self.source, "query_csv"):
+            by_hour = texts(self.source.query_csv(statement))
+        if len(by_hour) < len(wanted):
+            by_hour = texts(self.source.query_many([statement])[0])
+        return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))
 
 
 def _assemble(kept: np.ndarray, raw: np.ndarray, histogram: PowerHistogram, raw_samples: int) -> PowerRead:

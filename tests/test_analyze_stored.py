@@ -221,3 +221,62 @@ def test_rollups_stand_in_for_most_samples_and_change_no_result(stored, influx_s
     a, b = start + 1234.5, end - 777.25
     assert_same_numbers(_comparable(_analyze(config, a, b, *influx)),
                         _comparable(_analyze(config, a, b, *influx, "--no-rollups")))
+
+
+def test_rollups_without_minutes_are_read_raw(stored, influx_server):
+    """An hour whose rollup lost its minutes (written by another program, or cut short) is
+    read from the raw samples: the same result as reading every sample."""
+    from collector.influx_adapter import InfluxTarget
+    from collector.points import to_line
+
+    site, config, journal_path, start, end, _ = stored
+    settings = InfluxSettings(influx_server.url, api="v1", database="stored_unread")
+    _analyze(config, start, end)  # packs the hours (and writes their rollups) first
+    asyncio.run(forward_all(journal_path, settings))
+    hours = influx_server.query(f'SELECT "samples" FROM "{vocabulary.ROLLUP}" GROUP BY *', "stored_unread")
+    assert len(hours) == len(site.machines) + len(site.services)
+    target = InfluxTarget(settings)
+    blanked = 0
+    for series in hours:
+        lines = [to_line(Point(vocabulary.ROLLUP, series["tags"], {"minutes": ""}, t))
+                 for t, _ in series["values"][1:3]]
+        target.write_lines(lines)
+        blanked += len(lines)
+    target.close()
+    assert blanked >= 2 * len(site.machines)
+    influx = ["--influx-url", influx_server.url, "--influx-api", "v1", "--influx-db", "stored_unread"]
+    assert_same_numbers(_comparable(_analyze(config, start, end, *influx)),
+                        _comparable(_analyze(config, start, end, *influx, "--no-rollups")))
+
+
+def test_csv_answers_read_as_json_answers(influx_server):
+    """query_csv gives the series `query` gives (values as text), reports a statement's
+    error, and InfluxDB's CSV leaving out a missing database is why callers check rows."""
+    from analytics.influxql_reader import InfluxQLError, InfluxQLInputs, parse_csv_answer
+    from collector.influx_adapter import InfluxTarget
+
+    settings = InfluxSettings(influx_server.url, api="v1", database="csv_answers")
+    target = InfluxTarget(settings)
+    target.ensure_database()
+    target.write_lines(['m,machine=a,meter=x text="ab,c\\"d",power_w=1.5 1000000000',
+                        'm,machine=a,meter=x power_w=0.1 2000000000',
+                        'm,machine=b,meter=y text="e",power_w=-2e-05 3000000000'])
+    target.close()
+    source = InfluxQLInputs(influx_server.url, "csv_answers")
+    statement = 'SELECT "text", "power_w" FROM "m" GROUP BY "machine", "meter"'
+    as_json = source.query(statement)
+    as_csv = source.query_csv(statement)
+    assert [s["tags"] for s in as_csv] == [s["tags"] for s in as_json] == [
+        {"machine": "a", "meter": "x"}, {"machine": "b", "meter": "y"}]
+    for a, b in zip(as_csv, as_json):
+        assert a["columns"] == b["columns"] == ["time", "text", "power_w"]
+        assert [[r[0], r[1], float(r[2])] for r in a["values"]] == b["values"]
+    assert as_csv[0]["values"][0][1] == 'ab,c"d' and as_csv[0]["values"][1][1] is None
+    with pytest.raises(InfluxQLError, match="error parsing query"):
+        source.query_csv("SELECT nonsense FROM")
+    # InfluxDB 1.6 answers nothing at all, not an error, for a database that is not there
+    assert InfluxQLInputs(influx_server.url, "no_such_database").query_csv(statement) == []
+    with pytest.raises(InfluxQLError, match="database not found"):
+        InfluxQLInputs(influx_server.url, "no_such_database").query(statement)
+    with pytest.raises(InfluxQLError, match="overloaded"):
+        parse_csv_answer('error\n"overloaded"\n', "test")
