@@ -99,7 +99,7 @@ class InfluxQLInputs:
                  timeout_s: float = 60.0, rollups: RollupSettings | None = None) -> None:
         self.url = url.rstrip("/")
         self.database = database
-        self.headers = {"Accept": "application/json"}
+        self.headers: dict[str, str] = {}
         if username and password is not None:
             raw = f"{username}:{password}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
@@ -122,27 +122,8 @@ class InfluxQLInputs:
         out: list[list[dict]] = []
         for i in range(0, len(statements), per_request):
             chunk = statements[i:i + per_request]
-            data = urllib.parse.urlencode({"q": ";".join(chunk), "db": self.database, "epoch": "ns"}).encode()
-            request = urllib.request.Request(self.url + "/query", data=data, headers=self.headers)
-            self.queries += len(chunk)
-            self.requests += 1
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    body = json.loads(response.read())
-            except urllib.error.HTTPError as exc:
-                raise InfluxQLError(f"{self.url}: query refused: HTTP {exc.code} "
-                                    f"{exc.read()[:300].decode(errors='replace')}") from exc
-            except (urllib.error.URLError, OSError) as exc:
-                raise InfluxQLError(f"{self.url}: unreachable: {exc}") from exc
-            results = body.get("results", [])
-            if "error" in body:
-                raise InfluxQLError(f"{self.url}: {body['error']} (query: {chunk[0]} ...)")
-            by_id = {r.get("statement_id", k): r for k, r in enumerate(results)}
-            for k, q in enumerate(chunk):
-                result = by_id.get(k, {})
-                if "error" in result:
-                    raise InfluxQLError(f"{self.url}: {result['error']} (query: {q})")
-                out.append(result.get("series", []))
+            _, body = self._post(chunk, "application/json")
+            out.extend(self._json_series(body, chunk))
         return out
 
     def query_csv(self, q: str) -> list[dict]:
@@ -154,27 +135,39 @@ class InfluxQLInputs:
         error (no such database answers nothing at all): callers use it only for data whose
         presence they can check, and ask again with `query` when rows are missing. A server
         that answers JSON anyway is read as JSON."""
-        data = urllib.parse.urlencode({"q": q, "db": self.database, "epoch": "ns"}).encode()
-        headers = dict(self.headers, Accept="application/csv")
-        request = urllib.request.Request(self.url + "/query", data=data, headers=headers)
-        self.queries += 1
+        kind, body = self._post([q], "application/csv")
+        if "csv" not in kind:
+            return self._json_series(body, [q])[0]
+        return parse_csv_answer(body.decode("utf-8"), f"{self.url} (query: {q})")
+
+    def _post(self, statements: list[str], accept: str) -> tuple[str, bytes]:
+        """(Content-Type, body) of InfluxDB's answer to these statements, in one request."""
+        data = urllib.parse.urlencode({"q": ";".join(statements), "db": self.database, "epoch": "ns"}).encode()
+        request = urllib.request.Request(self.url + "/query", data=data, headers=dict(self.headers, Accept=accept))
+        self.queries += len(statements)
         self.requests += 1
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                kind = response.headers.get("Content-Type", "")
-                body = response.read()
+                return response.headers.get("Content-Type", ""), response.read()
         except urllib.error.HTTPError as exc:
             raise InfluxQLError(f"{self.url}: query refused: HTTP {exc.code} "
                                 f"{exc.read()[:300].decode(errors='replace')}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise InfluxQLError(f"{self.url}: unreachable: {exc}") from exc
-        if "csv" not in kind:
-            answer = json.loads(body)
-            result = (answer.get("results") or [{}])[0]
-            if "error" in answer or "error" in result:
-                raise InfluxQLError(f"{self.url}: {answer.get('error') or result['error']} (query: {q})")
-            return result.get("series", [])
-        return parse_csv_answer(body.decode("utf-8"), f"{self.url} (query: {q})")
+
+    def _json_series(self, body: bytes, statements: list[str]) -> list[list[dict]]:
+        """Series of each statement from a JSON answer; a statement's error raised."""
+        answer = json.loads(body)
+        if "error" in answer:
+            raise InfluxQLError(f"{self.url}: {answer['error']} (query: {statements[0]} ...)")
+        by_id = {r.get("statement_id", k): r for k, r in enumerate(answer.get("results", []))}
+        out = []
+        for k, q in enumerate(statements):
+            result = by_id.get(k, {})
+            if "error" in result:
+                raise InfluxQLError(f"{self.url}: {result['error']} (query: {q})")
+            out.append(result.get("series", []))
+        return out
 
     def _chunks(self, start_s: float, end_s: float, chunk_s: float | None = None):
         a = start_s

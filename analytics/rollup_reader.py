@@ -166,13 +166,12 @@ class RollupReader:
         return _assemble(np.concatenate([hours[whole], minutes[small]]), raw, histogram,
                          len(raw) - from_rollups)
 
-
     def _minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
         """(minutes, detail) texts of the rollups of these hours (time order), and the hours
         that have no minutes. One statement for their span: InfluxDB decodes a series' strings
         block by block, so one statement per hour would decode the same block again and
-        again. Asked as CSV (InfluxQLInputs.query_csv) where the source can, and again as JSON
-        when an hour is missing from that answer (CSV leaves errors out)."""
+        again. Asked as CSV (InfluxQLInputs.query_csv), and again as JSON when an hour is
+        missing from that answer (CSV leaves errors out)."""
         wanted = set(hours_ns.tolist())
         statement = (f'SELECT "minutes", "detail" FROM "{vocabulary.ROLLUP}" '
                      f'{self._where(machine, int(hours_ns.min()), int(hours_ns.max()) + HOUR_NS)}')
@@ -181,9 +180,7 @@ class RollupReader:
             return {int(r[0]): (r[1], r[2]) for series in answer for r in series["values"]
                     if r[1] and int(r[0]) in wanted}
 
-        by_hour: dict[int, tuple[str, str | None]] = {}
-        if hasattr(self.source, "query_csv"):
-            by_hour = texts(self.source.query_csv(statement))
+        by_hour = texts(self.source.query_csv(statement))
         if len(by_hour) < len(wanted):
             by_hour = texts(self.source.query_many([statement])[0])
         return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))

@@ -138,7 +138,6 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
     """
     if influx is not None:
         from analytics.influxql_reader import InfluxQLInputs
-        from analytics.pipeline import AnalysisOptions
         from analytics.rollup_reader import RollupSettings, cut_context
 
         database = influx.database if influx.api != "v2" else influx.bucket

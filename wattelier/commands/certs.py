@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 def _folders(controllers: dict[str, Controller], folder: Path | None
              ) -> dict[pki_files.ClientPki, list[tuple[str, Controller]]]:
+    """Certificate folders and the secured controllers using each."""
     from collector import certs as pki_files  # noqa: F811 (cryptography: for this command only)
 
-    """Certificate folders and the secured controllers using each."""
     groups: dict[pki_files.ClientPki, list[tuple[str, Controller]]] = {}
     for name, ctl in sorted(controllers.items()):
         if ctl.security_policy is SecurityPolicy.NONE:
