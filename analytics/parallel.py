@@ -1,4 +1,5 @@
-"""The analysis of a site's machines spread over several processes.
+"""The analysis of a site's machines spread over several processes, and work handed to a
+forked process while this one goes on (`start_forked`).
 
 Each machine is analysed on its own (analytics.pipeline.Analysis.machine: states, jobs,
 sessions, days of one machine); only shared services, members and the totals need them all.
@@ -8,16 +9,17 @@ machines from its own connection to the store; the parts come back through pipes
 added in the site's order, so the result is the same, record for record, as in one process.
 
 Workers are forked (POSIX): they start with everything this process has imported, in a few
-milliseconds. Where fork is not available the analysis runs in this process.
+milliseconds. Where fork is not available the work runs in this process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from analytics.inputs import site_machine_names
 from analytics.pipeline import Analysis, AnalysisOptions, AnalysisResult, MachineParts
@@ -40,6 +42,11 @@ class WorkerError(RuntimeError):
     """A worker process failed; the message carries its traceback."""
 
 
+def can_fork() -> bool:
+    """Whether work can go to forked processes here (POSIX)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def default_processes(machines: int) -> int:
     """Processes worth starting: the processors this process may use, at most one per machine
     and at most MAX_PROCESSES."""
@@ -48,6 +55,69 @@ def default_processes(machines: int) -> int:
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, machines, MAX_PROCESSES))
+
+
+def _run_and_send(fn: Callable[[], Any], send) -> None:
+    """In the forked process: fn's result, or what it raised, back through the pipe. An
+    exception that survives pickling is raised again as itself in the parent (so callers
+    catch the same types); any other is reported by its traceback."""
+    try:
+        message: tuple[str, Any] = ("ok", fn())
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        text = traceback.format_exc()
+        try:
+            pickle.loads(pickle.dumps(exc))
+            message = ("raised", (exc, text))
+        except Exception:  # noqa: BLE001 - an exception that cannot travel: its traceback does
+            message = ("error", text)
+    send.send(message)
+    send.close()
+
+
+class Forked:
+    """A call running in a forked process; `result()` waits for it."""
+
+    def __init__(self, fn: Callable[[], Any], what: str) -> None:
+        context = multiprocessing.get_context("fork")
+        self.what = what
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_run_and_send, args=(fn, send), name="wattelier-worker",
+                                        daemon=True)
+        self._process.start()
+        send.close()
+
+    def result(self) -> Any:
+        """fn's return value; raises what fn raised (WorkerError when that cannot travel, or
+        when the process stopped without an answer)."""
+        try:
+            status, payload = self._receive.recv()
+        except EOFError:
+            self._process.join()
+            raise WorkerError(f"the process {self.what} stopped without a result "
+                              f"(exit code {self._process.exitcode})") from None
+        finally:
+            self.close()
+        if status == "raised":
+            exc, text = payload
+            exc.add_note(f"in the process {self.what}:\n{text}")
+            raise exc
+        if status != "ok":
+            raise WorkerError(f"the process {self.what} failed:\n{payload}")
+        return payload
+
+    def close(self) -> None:
+        """Stop waiting: the pipe closed, the process reaped (killed after 5 s)."""
+        self._receive.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def start_forked(fn: Callable[[], Any], what: str) -> Forked:
+    """Start fn() in a forked process (where can_fork()); `what` names it in errors, e.g.
+    'storing the results'."""
+    return Forked(fn, what)
 
 
 def _analyse_group(analysis: Analysis, open_source: Callable[[], MachineSource], site: Site,
@@ -60,16 +130,6 @@ def _analyse_group(analysis: Analysis, open_source: Callable[[], MachineSource],
         source.close()
 
 
-def _worker(analysis: Analysis, open_source: Callable[[], MachineSource], site: Site,
-            names: list[str], send) -> None:
-    try:
-        message = ("ok", _analyse_group(analysis, open_source, site, names))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
-        message = ("error", traceback.format_exc())
-    send.send(message)
-    send.close()
-
-
 def analyze_in_processes(open_source: Callable[[], MachineSource], sessions: list[Session], site: Site,
                          start_s: float, end_s: float, options: AnalysisOptions | None = None,
                          processes: int | None = None) -> AnalysisResult:
@@ -79,37 +139,21 @@ def analyze_in_processes(open_source: Callable[[], MachineSource], sessions: lis
     names = site_machine_names(site)
     analysis = Analysis([], sessions, site, start_s, end_s, options or AnalysisOptions())
     count = default_processes(len(names)) if processes is None else max(1, min(processes, len(names)))
-    if count > 1 and "fork" not in multiprocessing.get_all_start_methods():
+    if count > 1 and not can_fork():
         count = 1
     groups = [names[i::count] for i in range(count)]
-    context = multiprocessing.get_context("fork") if count > 1 else None
-    workers = []
-    for group in groups[1:]:
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, args=(analysis, open_source, site, group, send),
-                                  name="wattelier-analyze", daemon=True)
-        process.start()
-        send.close()
-        workers.append((process, receive, group))
+    workers: list[Forked] = []
     parts: dict[str, MachineParts] = {}
     try:
+        for group in groups[1:]:
+            workers.append(start_forked(lambda group=group: _analyse_group(analysis, open_source, site, group),
+                                        f"analysing {', '.join(group)}"))
         parts.update(_analyse_group(analysis, open_source, site, groups[0]))
-        for process, receive, group in workers:
-            try:
-                status, payload = receive.recv()
-            except EOFError:
-                process.join()
-                raise WorkerError(f"the process analysing {', '.join(group)} stopped without a result "
-                                  f"(exit code {process.exitcode})") from None
-            if status != "ok":
-                raise WorkerError(f"the process analysing {', '.join(group)} failed:\n{payload}")
-            parts.update(payload)
+        for worker in workers:
+            parts.update(worker.result())
     finally:
-        for process, receive, _ in workers:
-            receive.close()
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
+        for worker in workers:
+            worker.close()
     for name in names:
         analysis.absorb(parts[name])
     return analysis.finish()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,7 +26,9 @@ from devices.site import example_site_path, load_site
 from tests.analytics_sim import machine_data, sessions, weekday_morning, workshop
 from tests.stores import forward_all
 from wattelier.cli import app
+from wattelier import stored_analysis
 from wattelier.sessions_store import store_sessions
+from wattelier.stored_analysis import RESULT_MEASUREMENTS, run_once
 
 HOURS = 4
 
@@ -144,8 +147,25 @@ def test_a_failing_or_vanishing_worker_is_reported(stored):
                 raise ValueError("unreadable block in machine data")
             return super().iter_machine_data(*args, **kwargs)
 
-    with pytest.raises(WorkerError, match="failed:(.|\n)*unreadable block in machine data"):
+    # raised again as itself (callers catch the same types as in one process), with a note
+    # naming the process and its traceback
+    with pytest.raises(ValueError, match="unreadable block in machine data") as raised:
         analyze_in_processes(lambda: Broken(journal_path), [], site, start, end, processes=2)
+    assert any(note.startswith("in the process analysing ") and "iter_machine_data" in note
+               for note in raised.value.__notes__)
+
+    class Unpicklable(Exception):
+        def __reduce__(self):
+            raise TypeError("cannot travel")
+
+    class BrokenBadly(JournalInputs):
+        def iter_machine_data(self, *args, **kwargs):
+            if os.getpid() != parent:
+                raise Unpicklable("a worker-only failure")
+            return super().iter_machine_data(*args, **kwargs)
+
+    with pytest.raises(WorkerError, match="failed:(.|\n)*a worker-only failure"):
+        analyze_in_processes(lambda: BrokenBadly(journal_path), [], site, start, end, processes=2)
 
     class Vanishing(JournalInputs):
         def iter_machine_data(self, *args, **kwargs):
@@ -155,6 +175,42 @@ def test_a_failing_or_vanishing_worker_is_reported(stored):
 
     with pytest.raises(WorkerError, match="stopped without a result \\(exit code 3\\)"):
         analyze_in_processes(lambda: Vanishing(journal_path), [], site, start, end, processes=2)
+
+
+def _stored_results(journal_path) -> list[tuple]:
+    db = sqlite3.connect(journal_path)
+    marks = ",".join("?" for _ in RESULT_MEASUREMENTS)
+    rows = db.execute(f"SELECT s.key, p.time_ns, p.fields FROM points p JOIN series s ON s.id = p.series_id "
+                      f"WHERE s.measurement IN ({marks}) ORDER BY s.key, p.time_ns", RESULT_MEASUREMENTS).fetchall()
+    db.close()
+    return rows
+
+
+def test_results_stored_by_a_forked_process_while_rendering(stored, monkeypatch):
+    """With render (the --json command), a forked process stores while this one renders: the
+    same points as storing here, the rendered text only once stored, and a failing store
+    raised here as itself, naming the process."""
+    site, _, journal_path, start, end, _ = stored
+    plain = run_once(site, start, end, journal_path=journal_path)
+    in_here = _stored_results(journal_path)
+    assert plain.points_written == len(in_here) > 0 and plain.rendered is None
+    forked = run_once(site, start, end, journal_path=journal_path, render=lambda r: f"{len(r.jobs)} jobs")
+    assert forked.rendered == f"{len(plain.result.jobs)} jobs"
+    assert (forked.points_written, forked.points_replaced) == (plain.points_written, len(in_here))
+    assert _stored_results(journal_path) == in_here
+
+    parent = os.getpid()
+    rendered = []
+
+    def locked(*args):
+        assert os.getpid() != parent  # stored in the forked process
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(stored_analysis, "_store_in_journal", locked)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked") as raised:
+        run_once(site, start, end, journal_path=journal_path, render=lambda r: rendered.append(r) or "text")
+    assert len(rendered) == 1  # rendered while storing, never returned
+    assert any(note.startswith("in the process storing the results") for note in raised.value.__notes__)
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.inputs import JournalInputs
-from analytics.parallel import analyze_in_processes
+from analytics.parallel import analyze_in_processes, can_fork, start_forked
 from analytics.pipeline import AnalysisOptions, AnalysisResult
 from collector.influx_config import InfluxSettings
 from collector.journal import Journal
@@ -133,8 +133,9 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
     processor available). The command line uses None; the default 1 never forks.
     rollups: from InfluxDB, read power through the journal's hourly rollups where they give
     the same result (analytics.rollup_reader); False reads every sample.
-    render: called with the result while a thread stores it (mostly waiting for InfluxDB or
-    SQLite); its text comes back in StoredRun.rendered, once the results are stored.
+    render: called with the result while a forked process (a thread where fork is not
+    available) stores it; its text comes back in StoredRun.rendered, once the results are
+    stored.
     """
     if influx is not None:
         from analytics.influxql_reader import InfluxQLInputs
@@ -165,9 +166,9 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
 
     # each process reads one machine at a time, as the analysis asks for it
     result = analyze_in_processes(open_source, sessions, site, start_s, end_s, options, processes)
-    points = result_points(site.site.name, result)
 
     def store() -> tuple[int, int]:
+        points = result_points(site.site.name, result)
         if influx is not None:
             return _store_in_influxdb(influx, site.site.name, start_s, end_s, points)
         return _store_in_journal(site, journal_path, start_s, end_s, points)
@@ -175,10 +176,22 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
     if render is None:
         written, replaced = store()
         return StoredRun(result, written, replaced, source)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wattelier-store") as pool:
-        storing = pool.submit(store)
-        rendered = render(result)
+    # Storing (building the points and lines, then InfluxDB or SQLite) goes on in a forked
+    # process while this one renders; the rendered text is returned only once the results are
+    # stored. Without fork, a thread does it (the two then share one interpreter lock).
+    if can_fork():
+        storing = start_forked(store, "storing the results")
+        try:
+            rendered = render(result)
+        except BaseException:
+            storing.close()
+            raise
         written, replaced = storing.result()  # raises what storing raised
+        return StoredRun(result, written, replaced, source, rendered)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wattelier-store") as pool:
+        stored_in_thread = pool.submit(store)
+        rendered = render(result)
+        written, replaced = stored_in_thread.result()
     return StoredRun(result, written, replaced, source, rendered)
 
 
