@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.energy import Cumulative, WeightedCumulative
-from analytics.intervals import best_overlap, contains, shared_totals, union
+from analytics.intervals import best_overlap, contains, shared_totals, sorted_unique, union
 
 
 def assign_jobs(job_start_s, job_end_s, session_start_s, session_end_s) -> np.ndarray:
@@ -78,7 +78,7 @@ def allocate_service(service_energy: Cumulative, processing: dict[str, tuple[np.
     """
     names = sorted(processing)
     sets = {name: union(*processing[name]) for name in names}
-    cuts = np.unique(np.concatenate([np.zeros(0)] + [np.concatenate(s) for s in sets.values()]))
+    cuts = sorted_unique(np.concatenate([np.zeros(0)] + [np.concatenate(s) for s in sets.values()]))
     if len(cuts) < 2:
         return {name: WeightedCumulative(service_energy, [], [], outside_rate=0.0) for name in names}
     mid = (cuts[:-1] + cuts[1:]) / 2

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.energy import Cumulative, ScaledCumulative, WeightedCumulative
-from analytics.intervals import contains
+from analytics.intervals import contains, sorted_unique
 from analytics.periods import local_time_ranges
 from devices.site import HOURS_RE, Site, Tariff
 
@@ -119,7 +119,7 @@ def tariff_pieces(tariff: Tariff, tz, start_s: float, end_s: float) -> tuple[np.
     if not tariff.offpeak_hours or tariff.offpeak_price_per_kwh is None or not end_s > start_s:
         return np.array([start_s, max(end_s, start_s)]), np.array([tariff.price_per_kwh])
     a, b = local_time_ranges(tz, start_s, end_s, _hours(tariff.offpeak_hours))
-    edges = np.unique(np.concatenate([[start_s, end_s], a, b]))
+    edges = sorted_unique(np.concatenate([[start_s, end_s], a, b]))
     mids = (edges[:-1] + edges[1:]) / 2
     offpeak = contains(a, b, mids)
     prices = np.where(offpeak, tariff.offpeak_price_per_kwh, tariff.price_per_kwh)

@@ -10,6 +10,31 @@ from __future__ import annotations
 import numpy as np
 
 
+def sorted_unique(values) -> np.ndarray:
+    """The distinct values, sorted (NaNs, if any, as one at the end): numpy.unique of a flat
+    array without its options, without the masked-array check that makes numpy import
+    numpy.ma (20 ms in every fresh process) and at a third of its overhead on small arrays."""
+    a = np.sort(np.asarray(values).ravel())
+    if len(a) < 2:
+        return a
+    keep = np.empty(len(a), dtype=bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    if a.dtype.kind in "fc" and np.isnan(a[-1]):
+        keep[np.argmax(np.isnan(a)) + 1:] = False  # sorted NaNs are last: keep the first
+    return a[keep]
+
+
+def is_in(values, candidates) -> np.ndarray:
+    """For each value, whether it equals one of the candidates (numpy.isin by binary search,
+    without the numpy.ma import of numpy's set functions)."""
+    v = np.asarray(values)
+    c = sorted_unique(candidates)
+    if not len(c):
+        return np.zeros(v.shape, dtype=bool)
+    return c[np.minimum(np.searchsorted(c, v), len(c) - 1)] == v
+
+
 def _pair(starts_s, ends_s) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(starts_s, dtype=np.float64).ravel()
     b = np.asarray(ends_s, dtype=np.float64).ravel()
@@ -55,7 +80,7 @@ def intersect(a_starts, a_ends, b_starts, b_ends) -> tuple[np.ndarray, np.ndarra
     b0, b1 = union(b_starts, b_ends)
     if not len(a0) or not len(b0):
         return np.zeros(0), np.zeros(0)
-    cuts = np.unique(np.concatenate([a0, a1, b0, b1]))
+    cuts = sorted_unique(np.concatenate([a0, a1, b0, b1]))
     lo, hi = cuts[:-1], cuts[1:]
     mid = (lo + hi) / 2
     in_a = contains(a0, a1, mid)
@@ -128,7 +153,7 @@ def shared_totals(starts_s, ends_s, cumulative) -> np.ndarray:
     if not len(a):
         return np.zeros(0)
     b = np.maximum(a, b)
-    cuts = np.unique(np.concatenate([a, b]))
+    cuts = sorted_unique(np.concatenate([a, b]))
     value_at_cuts = np.asarray(cumulative.at(cuts), dtype=np.float64)
     pieces = np.diff(value_at_cuts)
     # How many intervals cover each elementary piece [cuts[i], cuts[i+1]).

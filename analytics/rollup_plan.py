@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.carbon import choose_tariff, tariff_pieces
+from analytics.intervals import sorted_unique
 from analytics.periods import clipped_periods
 from analytics.records import Session
 from devices.calendar import opening_windows
@@ -44,7 +45,7 @@ def zone_edges(thresholds_w: tuple[float, float, float], hysteresis: float) -> n
     """Sorted power edges [W] between which a sample's level depends on nothing else than the
     level before it: each threshold T and the bottom of its band T x (1 - hysteresis)."""
     t = np.asarray(thresholds_w, dtype=np.float64)
-    return np.unique(np.concatenate([t, t * (1.0 - hysteresis)]))
+    return sorted_unique(np.concatenate([t, t * (1.0 - hysteresis)]))
 
 
 def zone_of(power_w, edges_w: np.ndarray) -> np.ndarray:
@@ -178,4 +179,4 @@ class CutContext:
             parts += [t, t + 3600.0]
         if controller_time_s is not None:
             parts.append(np.asarray(controller_time_s, dtype=np.float64))
-        return np.unique(np.concatenate(parts))
+        return sorted_unique(np.concatenate(parts))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.intervals import is_in
 from analytics.records import Session
 from analytics.rollup_plan import CutContext, replaceable, stand_in, zone_edges
 from analytics.states import PowerHistogram, calibrate_from_histogram
@@ -149,7 +150,7 @@ class RollupReader:
         # the samples of minutes that cannot be replaced: from the rollups' detail where they
         # are there, else raw (ranges a minute or two apart read as one: a statement costs
         # InfluxDB about as much as 100 samples)
-        raw_detail = kept_samples[np.isin(kept_samples[:, 0], minutes[~small & in_rollup, COLUMN["block_s"]])]
+        raw_detail = kept_samples[is_in(kept_samples[:, 0], minutes[~small & in_rollup, COLUMN["block_s"]])]
         raw_minutes = minutes[~small & ~in_rollup, COLUMN["block_s"]]
         # hours whose minutes are missing (a rollup without them): every minute read raw
         raw_minutes = np.concatenate([raw_minutes] + [np.arange(h, h + HOUR_NS, 60 * 10**9).astype(np.float64) / 1e9
@@ -161,7 +162,7 @@ class RollupReader:
             if fetched is None:
                 return None
             # joined ranges also bring minutes that stand-ins replace: only the wanted ones
-            raw_detail = np.concatenate([raw_detail, fetched[np.isin(fetched[:, 0], raw_minutes)]])
+            raw_detail = np.concatenate([raw_detail, fetched[is_in(fetched[:, 0], raw_minutes)]])
         raw = np.concatenate([raw_uncovered, raw_detail])[:, 1:]  # (time_s, power_w, energy_import_kwh)
         return _assemble(np.concatenate([hours[whole], minutes[small]]), raw, histogram,
                          len(raw) - from_rollups)

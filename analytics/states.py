@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.intervals import is_in, sorted_unique
 from devices.rollup import BINS_PER_DECADE, histogram, power_bins
 from devices.vocabulary import MACHINE_STATES
 
@@ -483,14 +484,14 @@ def states_from_power(time_s, power_w, thresholds_w: tuple[float, float, float],
     # a run starts at the first sample, after a level change, and after a gap
     gap_after = np.flatnonzero(step > gap_limit)  # no join between sample i and i + 1
     del step
-    first = np.union1d(np.flatnonzero(level[1:] != level[:-1]) + 1, gap_after + 1)
+    first = sorted_unique(np.concatenate([np.flatnonzero(level[1:] != level[:-1]) + 1, gap_after + 1]))
     first = np.concatenate([[0], first])
     last = np.concatenate([first[1:] - 1, [n - 1]])
     # each sample stands for the time up to halfway to its joined neighbours
-    joined_before = ~np.isin(first - 1, gap_after) & (first > 0)
+    joined_before = ~is_in(first - 1, gap_after) & (first > 0)
     prev = np.maximum(first - 1, 0)
     start_s = np.where(joined_before, (t[prev] + t[first]) / 2, t[first])
-    joined_after = ~np.isin(last, gap_after) & (last < n - 1)
+    joined_after = ~is_in(last, gap_after) & (last < n - 1)
     nxt = np.minimum(last + 1, n - 1)
     end_s = np.where(joined_after, (t[last] + t[nxt]) / 2, t[last])
     runs = StateIntervals(start_s, end_s, level[first].astype(np.int64))
@@ -551,7 +552,7 @@ def overlay_controller(power_states: StateIntervals, controller_time_s, executio
     if not len(ct):
         return power_states.clip(start_s, end_s)
     cls = controller_classes(execution, mode)
-    cuts = np.unique(np.concatenate([[start_s, end_s], power_states.start_s, power_states.end_s,
+    cuts = sorted_unique(np.concatenate([[start_s, end_s], power_states.start_s, power_states.end_s,
                                      ct]))
     cuts = cuts[(cuts >= start_s) & (cuts <= end_s)]
     if len(cuts) < 2:

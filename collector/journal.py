@@ -20,16 +20,15 @@ delete of points deletes the blocks of the hours it touches in the same transact
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import sqlite3
 import threading
 import time
-
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from collector.errors import ConfigError
 from collector.points import Point
@@ -37,6 +36,9 @@ from collector import journal_blocks
 from devices import vocabulary
 from devices.journal_schema import (BLOCK_FIELDS, DROP_PREFIX, SCHEMA_SQL, SCHEMA_VERSION,
                                     block_start_ns)
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("wattelier.collector.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
@@ -271,6 +273,8 @@ class Journal:
     async def run(self, stop: asyncio.Event) -> None:
         """Commit every commit_interval_s until stop is set, then commit what is left; pack
         column blocks every compact_every_s."""
+        import asyncio  # here: the analysis reads journals without an event loop (20 ms of import)
+
         next_compact = time.monotonic() + self.compact_every_s
         while not stop.is_set():
             try:

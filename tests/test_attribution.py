@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose
 
 from analytics.attribution import allocate_service, assign_jobs, session_totals
 from analytics.energy import EnergyCurve
-from analytics.intervals import CoveredTime, complement, intersect, shared_totals, union
+from analytics.intervals import CoveredTime, complement, intersect, is_in, shared_totals, sorted_unique, union
 from analytics.pipeline import AnalysisOptions, analyze
 from analytics.records import MachineData, Session
 from devices.site import parse_site
@@ -175,3 +175,26 @@ def test_pipeline_empty_input_and_counter_only():
     assert result.sessions[0].coverage == 1.0
     with pytest.raises(ValueError, match="window"):
         analyze([], [], site, T0, T0)
+
+
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                          st.sampled_from([0.0, -0.0, 1.5, float("nan")])), max_size=40))
+def test_sorted_unique_is_numpy_unique(values):
+    got = sorted_unique(np.array(values, dtype=np.float64))
+    expected = np.unique(np.array(values, dtype=np.float64))
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected, equal_nan=True)
+
+
+def test_sorted_unique_pinned():
+    assert sorted_unique([3.0, 1.0, 3.0, np.nan, 2.0, np.nan]).tolist()[:3] == [1.0, 2.0, 3.0]
+    assert len(sorted_unique([3.0, 1.0, 3.0, np.nan, 2.0, np.nan])) == 4  # one NaN, last
+    assert sorted_unique(np.array([[2, 1], [2, 5]])).tolist() == [1, 2, 5]  # flattened, ints
+    assert sorted_unique([]).tolist() == [] and sorted_unique([7.0]).tolist() == [7.0]
+
+
+@given(st.lists(st.integers(-5, 5), max_size=30), st.lists(st.integers(-5, 5), max_size=10))
+def test_is_in_is_numpy_isin(values, candidates):
+    v, c = np.array(values, dtype=np.int64), np.array(candidates, dtype=np.int64)
+    assert is_in(v, c).tolist() == np.isin(v, c).tolist()
+    assert is_in(v.astype(float) / 2, c.astype(float) / 2).tolist() == np.isin(v / 2, c / 2).tolist()
