@@ -27,8 +27,9 @@ import numpy as np
 from analytics.bookings_reader import BookingVersion, current_sessions
 from analytics.inputs import EDGE_MARGIN_S, iter_machine_data, machine_data
 from analytics.records import ControllerData, MachineData, Session
-from analytics.rollup_reader import PowerRead, RollupReader, RollupSettings
+from analytics.rollup_reader import HOUR_NS, RollupReader, RollupSettings, merge_ranges, raw_rows_of_series
 from devices import vocabulary
+from devices.rollup import ROLLUP_FORMAT
 from devices.site import Site
 
 
@@ -232,14 +233,41 @@ class InfluxQLInputs:
             power += np.interp(first[:, 0], other[ok, 0], other[ok, 1], left=np.nan, right=np.nan)
         return time_s, power, empty, empty
 
-    def power_read(self, machine: str, start_s: float, end_s: float, thresholds_w, rated_power_w,
-                   controller_time_s=None) -> PowerRead | None:
-        """The power of a machine through its rollups (analytics.rollup_reader) when this
-        source was given RollupSettings, else None (read power_and_counter)."""
-        if self.rollups is None:
-            return None
-        return self.rollups.read(machine, start_s - EDGE_MARGIN_S, end_s + EDGE_MARGIN_S, thresholds_w,
-                                 rated_power_w, controller_time_s)
+    # -- rollups (analytics.rollup_reader.RollupSource) -----------------------------------------
+    def rollup_hours(self, machine: str, first_ns: int, last_ns: int) -> list[tuple] | None:
+        answer = self.query(f'SELECT "hour", "histogram", "power_max_w", "format" FROM '
+                            f'{quote_identifier(vocabulary.ROLLUP)} {self.machine_where(machine, first_ns, last_ns)} '
+                            f'GROUP BY {quote_identifier(vocabulary.TAG_METER)}')
+        if len(answer) != 1:
+            return None  # no rollups, or several meters
+        # rollups of another layout count as none (their hours are read raw)
+        return [tuple(r[:4]) for r in answer[0]["values"]
+                if r[1] is not None and r[2] is not None and r[4] == ROLLUP_FORMAT]
+
+    def rollup_minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
+        """One statement for the hours' span: InfluxDB decodes a series' strings block by
+        block, so one statement per hour would decode the same block again and again. Asked
+        as CSV (query_csv), and again as JSON when an hour is missing from that answer (CSV
+        leaves errors out)."""
+        wanted = set(hours_ns.tolist())
+        statement = (f'SELECT "minutes", "detail" FROM {quote_identifier(vocabulary.ROLLUP)} '
+                     f'{self.machine_where(machine, int(hours_ns.min()), int(hours_ns.max()) + HOUR_NS)}')
+
+        def texts(answer: list[dict]) -> dict[int, tuple[str, str | None]]:
+            return {int(r[0]): (r[1], r[2]) for series in answer for r in series["values"]
+                    if r[1] and int(r[0]) in wanted}
+
+        by_hour = texts(self.query_csv(statement))
+        if len(by_hour) < len(wanted):
+            by_hour = texts(self.query(statement))
+        return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))
+
+    def raw_rows(self, machine: str, ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> np.ndarray | None:
+        """The ranges in one request (a statement each, grouped by meter)."""
+        statements = [f'SELECT "power_w", "energy_import_kwh" FROM {quote_identifier(vocabulary.METER)} '
+                      f'{self.machine_where(machine, a, b)} GROUP BY {quote_identifier(vocabulary.TAG_METER)}'
+                      for a, b in merge_ranges(ranges_ns, join_gap_ns)]
+        return raw_rows_of_series([s for answer in self.query_many(statements) for s in answer])
 
     def controller(self, machine: str, start_s: float, end_s: float) -> ControllerData | None:
         """Controller changes of a machine (window plus a day before), or None when the machine

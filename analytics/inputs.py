@@ -21,10 +21,12 @@ import numpy as np
 
 from analytics.journal_reader import JournalReader
 from analytics.records import ControllerData, MachineData
+from analytics.rollup_reader import RollupReader, RollupSettings, merge_ranges, minute_rows
 from devices import vocabulary
 from devices.journal_schema import (BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
                                     block_start_ns)
 from devices.meter_models import load_model
+from devices.rollup import ROLLUP_FORMAT
 from devices.site import Site
 
 # Samples either side of the window, so interpolation at its ends has a neighbour.
@@ -55,13 +57,18 @@ def counter_rollover_kwh(model_name: str) -> float | None:
 
 
 class JournalInputs(JournalReader):
-    """Read analysis inputs from a journal file (read-only)."""
+    """Read analysis inputs from a journal file (read-only); given RollupSettings, a machine's
+    power is read through the hourly rollups the journal wrote when it packed each hour
+    (analytics.rollup_reader), for the hours whose column block still exists (their points
+    are as they were packed) and that did not lose points (rollup_frozen)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, rollups: RollupSettings | None = None) -> None:
         super().__init__(path)
         self._all_series = self.series()  # read once: looked up for every machine
-        self._has_blocks = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blocks'").fetchone() is not None
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._has_blocks = "blocks" in tables
+        self._has_rollups = {"blocks", "rollup_frozen"} <= tables  # schema version 4
+        self.rollups = None if rollups is None else RollupReader(self, rollups)
 
     def _series_ids(self, measurement: str, **tags: str) -> list[int]:
         return [s.series_id for s in self._all_series
@@ -159,6 +166,56 @@ class JournalInputs(JournalReader):
         return base_time if base_time is not None else empty, \
             base_power if base_power is not None else empty, empty, empty
 
+    # -- rollups (analytics.rollup_reader.RollupSource) -----------------------------------------
+    def _meter_and_rollup(self, machine: str) -> tuple[int, int] | None:
+        meters = self._series_ids(vocabulary.METER, machine=machine)
+        rollups = self._series_ids(vocabulary.ROLLUP, machine=machine)
+        if not self._has_rollups or len(meters) != 1 or len(rollups) != 1:
+            return None
+        return meters[0], rollups[0]
+
+    def rollup_hours(self, machine: str, first_ns: int, last_ns: int) -> list[tuple] | None:
+        ids = self._meter_and_rollup(machine)
+        if ids is None:
+            return None
+        meter, rollup = ids
+        span = (first_ns, last_ns)
+        exact = {start for (start,) in self._db.execute(
+            "SELECT start_ns FROM blocks WHERE series_id = ? AND start_ns >= ? AND start_ns < ?", (meter, *span))}
+        exact -= {start for (start,) in self._db.execute(
+            "SELECT start_ns FROM rollup_frozen WHERE series_id = ? AND start_ns >= ? AND start_ns < ?",
+            (meter, *span))}
+        rows = self._db.execute(
+            "SELECT time_ns, json_extract(fields, '$.hour'), json_extract(fields, '$.histogram'), "
+            "json_extract(fields, '$.power_max_w'), json_extract(fields, '$.format') FROM points "
+            "WHERE series_id = ? AND time_ns >= ? AND time_ns < ? ORDER BY time_ns, id", (rollup, *span))
+        return [r[:4] for r in rows if r[0] in exact and r[1] and r[2] and r[3] is not None
+                and r[4] == ROLLUP_FORMAT]
+
+    def rollup_minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
+        wanted = set(hours_ns.tolist())
+        ids = self._meter_and_rollup(machine)
+        by_hour: dict[int, tuple[str, str | None]] = {}
+        if ids is not None:
+            rows = self._db.execute(
+                "SELECT time_ns, json_extract(fields, '$.minutes'), json_extract(fields, '$.detail') FROM points "
+                "WHERE series_id = ? AND time_ns >= ? AND time_ns <= ? ORDER BY time_ns, id",
+                (ids[1], int(hours_ns.min()), int(hours_ns.max())))
+            by_hour = {t: (m, d) for t, m, d in rows if m and t in wanted}
+        return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))
+
+    def raw_rows(self, machine: str, ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> np.ndarray | None:
+        sids = self._series_ids(vocabulary.METER, machine=machine)
+        if len(sids) != 1:
+            return None
+        pieces = [self.numeric_series(sids[0], ("power_w", "energy_import_kwh"), a, b)
+                  for a, b in merge_ranges(ranges_ns, join_gap_ns)]
+        if not pieces:
+            return np.empty((0, 4))
+        time_ns = np.concatenate([t for t, _ in pieces])
+        values = np.concatenate([v for _, v in pieces], axis=1)
+        return minute_rows(time_ns, values[0], values[1])
+
     def controller(self, machine: str, start_s: float, end_s: float) -> ControllerData | None:
         """Controller changes of a machine (window plus margin), or None without a controller."""
         sids = self._series_ids(vocabulary.CNC, machine=machine)
@@ -206,12 +263,12 @@ def iter_machine_data(source, site: Site, start_s: float, end_s: float,
             th = machine.thresholds
             thresholds = (th.standby_w, th.idle_w, th.processing_w) if th else None
         controller = None if is_service else source.controller(name, start_s, end_s)
-        # through rollups where the source has them (InfluxDB), else every sample
-        read = getattr(source, "power_read", None)
+        # through rollups where the source was given RollupSettings, else every sample
+        rollups = getattr(source, "rollups", None)
         power = None
-        if read is not None and not is_service:
-            power = read(name, start_s, end_s, thresholds, rated,
-                         None if controller is None else controller.time_s)
+        if rollups is not None and not is_service:
+            power = rollups.read(name, start_s - EDGE_MARGIN_S, end_s + EDGE_MARGIN_S, thresholds, rated,
+                                 None if controller is None else controller.time_s)
         if power is not None:
             pt, pw, ct, ce = power.time_s, power.power_w, power.counter_time_s, power.energy_import_kwh
         else:

@@ -1,11 +1,13 @@
-"""A machine's power from InfluxDB through its hourly rollups: raw samples only where the
-analysis needs them (analytics.rollup_plan says where; devices/rollup.py what a rollup holds).
+"""A machine's power through its hourly rollups: raw samples only where the analysis needs
+them (analytics.rollup_plan says where; devices/rollup.py what a rollup holds). The store is
+InfluxDB (analytics.influxql_reader) or the journal (analytics.inputs), each answering the
+three questions of RollupSource.
 
 For one machine over [start - margin, end + margin):
 
 1. the rollups of the hours wholly inside (one query): block statistics and histograms;
-2. raw samples of the hours that have no rollup (not packed yet, written by another program)
-   or are only partly inside;
+2. raw samples of the hours that have no rollup (not packed yet, written by another program,
+   or, in the journal, changed since they were packed) or are only partly inside;
 3. the thresholds, from the site file or calibrated from the merged histogram (the same
    histogram as the samples': calibration bins are fixed);
 4. hours that stand-in samples can replace; for the others, their minutes' statistics; raw
@@ -16,14 +18,12 @@ stand-in samples, plus the histogram of every sample for calibration and the cou
 smallest step (the readings kept are fewer). A machine fed by several meters, a shared
 service (its energy is cut where the machines it serves change state), and every machine when
 max_gap_s is under a minute, are read raw.
-
-InfluxDB answers a request of several statements (separated by semicolons) with one result
-each; the raw minutes of a machine go in a few such requests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from analytics.records import Session
 from analytics.rollup_plan import CutContext, replaceable, stand_in, zone_edges
 from analytics.states import PowerHistogram, calibrate_from_histogram
 from devices import vocabulary
-from devices.rollup import COLUMN, ROLLUP_FORMAT, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
+from devices.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
 
 HOUR_NS = int(ROLLUP_S * 1e9)
 
@@ -59,9 +59,33 @@ class PowerRead:
     raw_samples: int  # samples read from the meter measurement (the rest came from rollups)
 
 
-def _raw_rows(series: list[dict]) -> np.ndarray | None:
-    """(minute_s, time_s, power_w, energy_import_kwh) rows of one meter, or None for several
-    meters. time_s is float64(time_ns) / 1e9, as the other readers compute it."""
+class RollupSource(Protocol):
+    """What RollupReader asks a store, for the one meter that feeds a machine."""
+
+    def rollup_hours(self, machine: str, first_ns: int, last_ns: int) -> list[tuple] | None:
+        """(hour_ns, hour, histogram, power_max_w) of the machine's rollups of ROLLUP_FORMAT
+        starting in [first_ns, last_ns), hour and histogram packed; None for several meters."""
+
+    def rollup_minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
+        """(minutes, detail) texts of the rollups of these hours (time order), and the hours
+        that have no minutes."""
+
+    def raw_rows(self, machine: str, ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> np.ndarray | None:
+        """(minute_s, time_s, power_w, energy_import_kwh) rows of the meter in the ranges
+        (those at most join_gap_ns apart read as one), or None for several meters."""
+
+
+def minute_rows(time_ns: np.ndarray, power_w: np.ndarray, energy_import_kwh: np.ndarray) -> np.ndarray:
+    """(minute_s, time_s, power_w, energy_import_kwh) rows of samples; times are
+    float64(time_ns) / 1e9, as the other readers compute them."""
+    time_ns = np.asarray(time_ns, dtype=np.int64)
+    minute_s = (time_ns - time_ns % (60 * 10**9)).astype(np.float64) / 1e9
+    return np.column_stack([minute_s, time_ns.astype(np.float64) / 1e9, power_w, energy_import_kwh])
+
+
+def raw_rows_of_series(series: list[dict]) -> np.ndarray | None:
+    """minute_rows of one meter's InfluxQL series (columns time, power_w,
+    energy_import_kwh), or None for several meters."""
     meters = {s.get("tags", {}).get(vocabulary.TAG_METER, "") for s in series}
     if len(meters) > 1:
         return None
@@ -71,28 +95,15 @@ def _raw_rows(series: list[dict]) -> np.ndarray | None:
     time_ns = np.array([r[0] for r in rows], dtype=np.int64)
     values = np.array([(np.nan if r[1] is None else r[1], np.nan if r[2] is None else r[2]) for r in rows],
                       dtype=np.float64).reshape(-1, 2)
-    minute_s = (time_ns - time_ns % (60 * 10**9)).astype(np.float64) / 1e9
-    return np.column_stack([minute_s, time_ns.astype(np.float64) / 1e9, values])
+    return minute_rows(time_ns, values[:, 0], values[:, 1])
 
 
 class RollupReader:
-    """Reads machines' power through rollups with an InfluxQLInputs' connection."""
+    """Reads machines' power through rollups from a RollupSource (InfluxDB or the journal)."""
 
-    def __init__(self, source, settings: RollupSettings) -> None:
+    def __init__(self, source: RollupSource, settings: RollupSettings) -> None:
         self.source = source
         self.settings = settings
-
-    def _where(self, machine: str, a_ns: int, b_ns: int) -> str:
-        return self.source.machine_where(machine, a_ns, b_ns)
-
-    def _raw(self, machine: str, ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> np.ndarray | None:
-        """(time_ns, power_w, energy_import_kwh) rows of the meter in the ranges (ranges at
-        most join_gap_ns apart read as one), or None for a machine with several meters."""
-        statements = [f'SELECT "power_w", "energy_import_kwh" FROM "{vocabulary.METER}" '
-                      f'{self._where(machine, a, b)} GROUP BY "{vocabulary.TAG_METER}"'
-                      for a, b in _merge(ranges_ns, join_gap_ns)]
-        series = [s for answer in self.source.query_many(statements) for s in answer]
-        return _raw_rows(series)
 
     def read(self, machine: str, lo_s: float, hi_s: float, thresholds_w, rated_power_w: float | None,
              controller_time_s=None) -> PowerRead | None:
@@ -104,15 +115,9 @@ class RollupReader:
         last_hour = hi_ns // HOUR_NS * HOUR_NS  # hours [first_hour, last_hour) are wholly inside
         if last_hour <= first_hour:
             return None
-        answer = self.source.query_many([
-            f'SELECT "hour", "histogram", "power_max_w", "format" FROM "{vocabulary.ROLLUP}" '
-            f'{self._where(machine, first_hour, last_hour)} GROUP BY "{vocabulary.TAG_METER}"'])[0]
-        if len(answer) != 1:
-            return None  # no rollups, or several meters: the raw path sums them
-        # rollups of another layout count as none (their hours are read raw)
-        rows = [r for r in answer[0]["values"] if r[1] is not None and r[2] is not None and r[4] == ROLLUP_FORMAT]
+        rows = self.source.rollup_hours(machine, first_hour, last_hour)
         if not rows:
-            return None
+            return None  # several meters (the raw path sums them), or no rollups
         hour_ns = np.array([r[0] for r in rows], dtype=np.int64)
         hours = np.concatenate([unpack(r[1], len(STAT_COLUMNS)) for r in rows])
         parts = []
@@ -125,7 +130,7 @@ class RollupReader:
         uncovered += [(h, h + HOUR_NS) for h in range(first_hour, last_hour, HOUR_NS) if h not in covered]
         if last_hour < hi_ns:
             uncovered.append((max(last_hour, lo_ns), hi_ns))
-        raw_uncovered = self._raw(machine, uncovered) if uncovered else np.empty((0, 4))
+        raw_uncovered = self.source.raw_rows(machine, uncovered) if uncovered else np.empty((0, 4))
         if raw_uncovered is None:
             return None
         parts.append(PowerHistogram.of(raw_uncovered[:, 2]))
@@ -141,7 +146,7 @@ class RollupReader:
         kept_samples = np.empty((0, 4))
         unread_hours: list[int] = []
         if len(detail_hours):
-            found, unread_hours = self._minutes(machine, detail_hours)
+            found, unread_hours = self.source.rollup_minutes(machine, detail_hours)
             if found:
                 minutes = np.concatenate([unpack(m, len(STAT_COLUMNS)) for m, _ in found])
                 kept_samples = np.concatenate([unpack(d, 4) for _, d in found if d] or [kept_samples])
@@ -158,7 +163,7 @@ class RollupReader:
         from_rollups = len(raw_detail)
         if len(raw_minutes):
             ranges = [(int(round(m * 1e9)), int(round(m * 1e9)) + 60 * 10**9) for m in raw_minutes]
-            fetched = self._raw(machine, ranges, join_gap_ns=120 * 10**9)
+            fetched = self.source.raw_rows(machine, ranges, join_gap_ns=120 * 10**9)
             if fetched is None:
                 return None
             # joined ranges also bring minutes that stand-ins replace: only the wanted ones
@@ -166,25 +171,6 @@ class RollupReader:
         raw = np.concatenate([raw_uncovered, raw_detail])[:, 1:]  # (time_s, power_w, energy_import_kwh)
         return _assemble(np.concatenate([hours[whole], minutes[small]]), raw, histogram,
                          len(raw) - from_rollups)
-
-    def _minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
-        """(minutes, detail) texts of the rollups of these hours (time order), and the hours
-        that have no minutes. One statement for their span: InfluxDB decodes a series' strings
-        block by block, so one statement per hour would decode the same block again and
-        again. Asked as CSV (InfluxQLInputs.query_csv), and again as JSON when an hour is
-        missing from that answer (CSV leaves errors out)."""
-        wanted = set(hours_ns.tolist())
-        statement = (f'SELECT "minutes", "detail" FROM "{vocabulary.ROLLUP}" '
-                     f'{self._where(machine, int(hours_ns.min()), int(hours_ns.max()) + HOUR_NS)}')
-
-        def texts(answer: list[dict]) -> dict[int, tuple[str, str | None]]:
-            return {int(r[0]): (r[1], r[2]) for series in answer for r in series["values"]
-                    if r[1] and int(r[0]) in wanted}
-
-        by_hour = texts(self.source.query_csv(statement))
-        if len(by_hour) < len(wanted):
-            by_hour = texts(self.source.query_many([statement])[0])
-        return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))
 
 
 def _assemble(kept: np.ndarray, raw: np.ndarray, histogram: PowerHistogram, raw_samples: int) -> PowerRead:
@@ -203,7 +189,7 @@ def _assemble(kept: np.ndarray, raw: np.ndarray, histogram: PowerHistogram, raw_
                      counter_kwh, histogram, float(forward.min()) if len(forward) else None, raw_samples)
 
 
-def _merge(ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> list[tuple[int, int]]:
+def merge_ranges(ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> list[tuple[int, int]]:
     """Sorted ranges with those less than join_gap_ns apart (touching, overlapping) joined."""
     out: list[tuple[int, int]] = []
     for a, b in sorted(ranges_ns):

@@ -15,7 +15,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from analytics.inputs import JournalInputs
+from analytics.inputs import EDGE_MARGIN_S, JournalInputs
 from analytics.parallel import WorkerError, analyze_in_processes
 from analytics.pipeline import analyze
 from collector.influx_adapter import InfluxSettings
@@ -85,9 +85,12 @@ def _comparable(doc: dict) -> dict:
 
 def test_journal_and_influxdb_in_one_and_in_two_processes_give_the_same_result(stored, influx_server):
     site, config, journal_path, start, end, booked = stored
-    one = _analyze(config, start, end, "--processes", "1")
-    two = _analyze(config, start, end, "--processes", "2")
+    one = _analyze(config, start, end, "--processes", "1", "--no-rollups")
+    two = _analyze(config, start, end, "--processes", "2", "--no-rollups")
     assert _comparable(two) == _comparable(one)
+    # through the journal's rollups: the same records, numbers to float rounding
+    for processes in ("1", "2"):
+        assert_same_numbers(_comparable(_analyze(config, start, end, "--processes", processes)), _comparable(one))
     assert len(one["sessions"]) == booked >= 5 and len(one["jobs"]) >= 5
     assert sum(m["energy_kwh"] for m in one["machines"]) > 1.0
 
@@ -258,8 +261,8 @@ def test_rollups_stand_in_for_most_samples_and_change_no_result(stored, influx_s
     raw_total = read_total = 0
     for name, machine in site.machines.items():
         th = machine.thresholds
-        read = rolled.power_read(name, start, end, (th.standby_w, th.idle_w, th.processing_w) if th else None,
-                                 machine.rated_power_w)
+        read = rolled.rollups.read(name, start - EDGE_MARGIN_S, end + EDGE_MARGIN_S,
+                                   (th.standby_w, th.idle_w, th.processing_w) if th else None, machine.rated_power_w)
         assert read is not None, name
         samples = len(plain.power_and_counter(name, start, end)[0])
         assert read.histogram.total == samples  # calibration counts every sample
@@ -277,6 +280,67 @@ def test_rollups_stand_in_for_most_samples_and_change_no_result(stored, influx_s
     a, b = start + 1234.5, end - 777.25
     assert_same_numbers(_comparable(_analyze(config, a, b, *influx)),
                         _comparable(_analyze(config, a, b, *influx, "--no-rollups")))
+
+
+def test_journal_rollups_stand_in_only_for_hours_as_they_were_packed(stored, tmp_path):
+    """From the journal, rollups replace most samples, but never for an hour whose points
+    changed since it was packed: a late reading (its block is gone until the next packing)
+    and readings deleted to make room (the hour's rollup is frozen, its block packed again)."""
+    from analytics.pipeline import AnalysisOptions
+    from analytics.rollup_reader import RollupSettings, cut_context
+    from analytics.sessions import read_booked_sessions
+
+    site, config, journal_path, start, end, _ = stored
+    _analyze(config, start, end)  # packs the hours (and writes their rollups) first
+    copy = tmp_path / "journal.sqlite"
+    with sqlite3.connect(journal_path) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    booked = read_booked_sessions(copy, start, end)
+    options = AnalysisOptions()
+    settings = RollupSettings(cut_context(site, booked, start, end, options), options.max_gap_s, options.hysteresis)
+
+    def raw_samples_read() -> tuple[int, int]:
+        plain, rolled = JournalInputs(copy), JournalInputs(copy, rollups=settings)
+        read_total = all_total = 0
+        for name, machine in site.machines.items():
+            th = machine.thresholds
+            read = rolled.rollups.read(name, start - EDGE_MARGIN_S, end + EDGE_MARGIN_S,
+                                       (th.standby_w, th.idle_w, th.processing_w) if th else None,
+                                       machine.rated_power_w)
+            assert read is not None, name
+            samples = len(plain.power_and_counter(name, start, end)[0])
+            assert read.histogram.total == samples  # calibration counts every sample
+            read_total, all_total = read_total + read.raw_samples, all_total + samples
+        plain.close()
+        rolled.close()
+        return read_total, all_total
+
+    def same_as_every_sample() -> None:
+        rolled = analyze_in_processes(lambda: JournalInputs(copy, rollups=settings), booked, site, start, end,
+                                      processes=1).to_json()
+        every = analyze_in_processes(lambda: JournalInputs(copy), booked, site, start, end, processes=1).to_json()
+        assert_same_numbers(_comparable(rolled), _comparable(every))
+
+    read, total = raw_samples_read()
+    print("raw samples read", read, "of", total)
+    assert read < 0.2 * total, (read, total)
+    same_as_every_sample()
+    # a late reading of 5 kW in the second hour of the last machine, and, to make room for it,
+    # the 600 oldest points deleted (the first machine's first ten minutes)
+    name = list(site.machines)[-1]
+    meter = next(m for m, spec in site.meters.items() if spec.feeds == name)
+    tags = {vocabulary.TAG_SITE: site.site.name, vocabulary.TAG_METER: meter, vocabulary.TAG_MACHINE: name}
+    journal = Journal(copy)
+    count = journal.count()
+    journal.close()
+    journal = Journal(copy, max_points=count + 1 - 600)
+    journal.put([Point(vocabulary.METER, tags, {"power_w": 5000.0}, int((start + 5400.5) * 1e9))])
+    journal.commit()
+    assert journal.counters().get("dropped:journal_full_oldest_deleted") == 600
+    same_as_every_sample()  # the late reading's hour: no block, read raw
+    assert journal.compact() > 0  # both hours packed again: the frozen one keeps its old rollup
+    journal.close()
+    same_as_every_sample()
 
 
 def test_rollups_without_minutes_are_read_raw(stored, influx_server):

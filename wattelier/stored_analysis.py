@@ -131,18 +131,18 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
 
     processes: machines analysed in this many processes (analytics.parallel; None: one per
     processor available). The command line uses None; the default 1 never forks.
-    rollups: from InfluxDB, read power through the journal's hourly rollups where they give
-    the same result (analytics.rollup_reader); False reads every sample.
+    rollups: read power through the hourly rollups (written by the journal when it packs an
+    hour, forwarded to InfluxDB) where they give the same result (analytics.rollup_reader);
+    False reads every sample.
     render: called with the result while a forked process (a thread where fork is not
     available) stores it; its text comes back in StoredRun.rendered, once the results are
     stored.
     """
+    settings = None  # RollupSettings, once the sessions are known (they cut energy)
     if influx is not None:
         from analytics.influxql_reader import InfluxQLInputs
-        from analytics.rollup_reader import RollupSettings, cut_context
 
         database = influx.database if influx.api != "v2" else influx.bucket
-        settings = None
 
         def open_source() -> InfluxQLInputs:
             return InfluxQLInputs(influx.url, database, username=influx.username,
@@ -150,9 +150,6 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
                                   token=None if influx.username else influx.token, rollups=settings)
 
         sessions = open_source().sessions(start_s, end_s)
-        if rollups:
-            o = options or AnalysisOptions()
-            settings = RollupSettings(cut_context(site, sessions, start_s, end_s, o), o.max_gap_s, o.hysteresis)
         source = f"InfluxDB {influx.url} ({database})"
     else:
         from analytics.sessions import read_booked_sessions
@@ -162,8 +159,13 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
         source = f"journal {journal_path}"
 
         def open_source() -> JournalInputs:
-            return JournalInputs(journal_path)
+            return JournalInputs(journal_path, rollups=settings)
 
+    if rollups:
+        from analytics.rollup_reader import RollupSettings, cut_context
+
+        o = options or AnalysisOptions()
+        settings = RollupSettings(cut_context(site, sessions, start_s, end_s, o), o.max_gap_s, o.hysteresis)
     # each process reads one machine at a time, as the analysis asks for it
     result = analyze_in_processes(open_source, sessions, site, start_s, end_s, options, processes)
 

@@ -114,7 +114,7 @@ def analyze(
                                        "every this many seconds, from where the last run stopped."),
     processes: int | None = typer.Option(None, "--processes", min=1, help="Stored mode: analyse the "
                                          "machines in this many processes (default: one per processor)."),
-    rollups: bool = typer.Option(True, "--rollups/--no-rollups", help="From InfluxDB: read power "
+    rollups: bool = typer.Option(True, "--rollups/--no-rollups", help="Stored mode: read power "
                                  "through the hourly rollups where they give the same result "
                                  "(--no-rollups: every sample)."),
 ) -> None:
