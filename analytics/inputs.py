@@ -64,7 +64,9 @@ class JournalInputs(JournalReader):
 
     def __init__(self, path: str | Path, rollups: RollupSettings | None = None) -> None:
         super().__init__(path)
-        self._all_series = self.series()  # read once: looked up for every machine
+        # read once, looked up for every machine: the measurements read here (results and
+        # bookings are many series, read elsewhere)
+        self._all_series = [s for m in (vocabulary.METER, vocabulary.ROLLUP, vocabulary.CNC) for s in self.series(m)]
         tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         self._has_blocks = "blocks" in tables
         self._has_rollups = {"blocks", "rollup_frozen"} <= tables  # schema version 4

@@ -135,16 +135,19 @@ class InfluxTarget:
         return self.settings.target_key(self.resolve_api())
 
     def query_v1(self, query: str, database: str | None = None) -> list[dict]:
-        """Run one InfluxQL statement through /query (v1 API); return its series."""
+        """Run InfluxQL through /query (v1 API): one statement, or several separated by
+        semicolons (an error in any raises); return the first one's series."""
         fields = {"q": query, "epoch": "ns"}
         if database:
             fields["db"] = database
         response = self._request("POST", "/query", "query", body=urllib.parse.urlencode(fields).encode(),
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
-        result = json.loads(response.data)["results"][0]
-        if "error" in result:
-            raise InfluxRejected(f"query {query!r}: {result['error']}", status=200)
-        return result.get("series", [])
+        results = json.loads(response.data)["results"]  # one per statement
+        errors = [r["error"] for r in results if "error" in r]
+        if errors:  # the failing statement's, rather than "not executed" of the others
+            message = next((e for e in errors if e != "not executed"), errors[0])
+            raise InfluxRejected(f"query {query!r}: {message}", status=200)
+        return results[0].get("series", [])
 
     def ensure_database(self) -> bool:
         """v1: create the database when missing; return True when it was created."""
@@ -164,10 +167,12 @@ class InfluxTarget:
         to be recomputed). v1: InfluxQL DELETE; v2: the /api/v2/delete API."""
         if self.resolve_api() == "v1":
             quoted_site = "'" + site.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            statements = []
             for m in measurements:
                 name = '"' + m.replace('"', '\\"') + '"'
-                self.query_v1(f'DELETE FROM {name} WHERE "site" = {quoted_site} AND time >= {start_ns} '
-                              f"AND time < {end_ns}", self.settings.database)
+                statements.append(f'DELETE FROM {name} WHERE "site" = {quoted_site} AND time >= {start_ns} '
+                                  f"AND time < {end_ns}")
+            self.query_v1("; ".join(statements), self.settings.database)  # one request
             return
         import datetime as dt
 

@@ -369,6 +369,34 @@ def test_rollups_without_minutes_are_read_raw(stored, influx_server):
                         _comparable(_analyze(config, start, end, *influx, "--no-rollups")))
 
 
+def test_rerun_on_influxdb_replaces_the_window_results(stored, influx_server):
+    """Results of an earlier run in the window (here: made-up points of every result
+    measurement) are deleted in one request before the new ones are written; an error in any
+    statement of a request is raised."""
+    from collector.errors import InfluxRejected
+    from collector.influx_adapter import InfluxTarget
+    from collector.points import to_line
+
+    site, config, journal_path, start, end, _ = stored
+    settings = InfluxSettings(influx_server.url, api="v1", database="stored_rerun")
+    asyncio.run(forward_all(journal_path, settings))
+    target = InfluxTarget(settings)
+    stale = [Point(m, {"site": site.site.name, "machine": "stale"}, {"end_s": start + 60.0}, int((start + 30) * 1e9))
+             for m in RESULT_MEASUREMENTS]
+    target.write_lines([to_line(p) for p in stale])
+    influx = ["--influx-url", influx_server.url, "--influx-api", "v1", "--influx-db", "stored_rerun"]
+    doc = _analyze(config, start, end, *influx)
+    for m in RESULT_MEASUREMENTS:
+        machines = {row[1] for row in influx_server.query(f'SHOW TAG VALUES FROM "{m}" WITH KEY = "machine"',
+                                                          "stored_rerun")[0]["values"]}
+        assert "stale" not in machines and machines <= set(site.machines) | set(site.services), m
+    stored_states = influx_server.query('SELECT COUNT("end_s") FROM "machine_state"', "stored_rerun")
+    assert stored_states[0]["values"][0][1] == len(doc["states"])
+    with pytest.raises(InfluxRejected, match="database not found"):
+        target.query_v1('SHOW MEASUREMENTS LIMIT 1; SELECT * FROM "no_such_database".."m"', "stored_rerun")
+    target.close()
+
+
 def test_csv_answers_read_as_json_answers(influx_server):
     """query_csv gives the series `query` gives (values as text), reports a statement's
     error, and InfluxDB's CSV leaving out a missing database is why callers check rows."""
