@@ -27,7 +27,7 @@ window's ends.
 
 Where the analysis cuts a machine's energy (window ends, days, sessions, opening hours, tariff
 and hourly-factor edges, controller changes) is listed again in
-analytics.rollup_plan.CutContext.cut_times, which decides what InfluxDB rollups may stand in
+analytics.rollup_plan.CutContext.cut_times, which decides what rollups may stand in
 for: a new cut here goes there too (tests/test_analyze_stored.py compares both paths).
 """
 

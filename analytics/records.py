@@ -58,7 +58,7 @@ class MachineData:
         2**32 * 0.001 for an unsigned 32-bit Wh register; None when unknown (a step backwards
         is then a reset).
     power_histogram: the histogram of the power samples when power_w does not hold them all
-        (rebuilt from InfluxDB rollups, analytics.rollup_plan): calibration counts it instead.
+        (rebuilt from rollups, analytics.rollup_plan): calibration counts it instead.
     """
 
     name: str

@@ -170,7 +170,7 @@ def _valley(smooth: np.ndarray, lo_mode: int, hi_mode: int) -> tuple[int, int]:
 class PowerHistogram:
     """Power samples counted per global log-power bin (devices.rollup.power_bins: bin k holds
     [10**(k/50), 10**((k+1)/50)) W), the input of calibration. Histograms of parts of a series
-    (the hours of InfluxDB rollups) merge into the histogram of the whole, exactly.
+    (the hours of rollups) merge into the histogram of the whole, exactly.
 
     below: finite samples <= 0 W; bins: ascending bin numbers; counts: samples per bin;
     max_w: the largest sample [W] (-inf without samples).
@@ -258,7 +258,7 @@ def calibrate_from_histogram(hist: PowerHistogram, rated_power_w: float | None =
        the rated power.
 
     The bins are fixed (not fitted to the data), so the histogram of a week is the sum of the
-    histograms of its hours: InfluxDB rollups (devices/rollup.py) give the same thresholds as
+    histograms of its hours: rollups (devices/rollup.py) give the same thresholds as
     the samples themselves.
 
     Parameters
