@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
+from devices.sim import ports
 from devices.site import example_site_path, load_site
 
 
 def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on the loopback interface (devices.sim.ports says why not port 0's)."""
+    return ports.free_port("127.0.0.1")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,12 +21,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from devices.sim import ports
+
 
 def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on the loopback interface (devices.sim.ports says why not port 0's)."""
+    return ports.free_port("127.0.0.1")
 
 
 class ServerNotInstalled(RuntimeError):

@@ -30,8 +30,8 @@ from devices.sim.modbus_server import (
     MeterFault,
     ModbusMeterServer,
     SimulatedMeter,
-    free_port,
 )
+from devices.sim.ports import free_port
 
 try:  # tests/ is on sys.path while it is not a package (pytest's default import mode)
     from test_coalesce import brute_force_minimum

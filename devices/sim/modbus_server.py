@@ -39,7 +39,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import socket
 import struct
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -208,13 +207,6 @@ class _Silence(ModbusPDU):
 
     async def datastore_update(self, context, device_id: int) -> ModbusPDU:
         raise NoSuchIdException(f"unit {device_id} does not answer")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on `host` right now (prefer port=0 on the server: no race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class ModbusMeterServer:

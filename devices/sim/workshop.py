@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from devices.meter_models import load_model
 from devices.sim.modbus_server import Framing, ModbusMeterServer, SimulatedMeter
 from devices.sim.opcua_server import CncServer, SimSecurity
 from devices.sim.physics import Workshop
+from devices.sim.ports import free_port
 from devices.site import Controller, SecurityPolicy, Site, Transport
 
 log = logging.getLogger("wattelier.sim")
@@ -47,12 +47,6 @@ DEMO_PASSWORD = "wattelier-demo"
 # Folders under pki_dir: the collector's certificate folder, and one per simulated server.
 COLLECTOR_PKI = "collector"
 SERVERS_PKI = "servers"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def relocate(site: Site, host: str = "127.0.0.1") -> Site:
