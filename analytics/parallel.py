@@ -3,10 +3,11 @@ forked process while this one goes on (`start_forked`).
 
 Each machine is analysed on its own (analytics.pipeline.Analysis.machine: states, jobs,
 sessions, days of one machine); only shared services, members and the totals need them all.
-So the machines are dealt round-robin into groups, one group per process: this process
-analyses the first group while forked workers analyse the others, each reading its own
-machines from its own connection to the store; the parts come back through pipes and are
-added in the site's order, so the result is the same, record for record, as in one process.
+So this process and forked workers take the machines one at a time, the next one not taken
+yet (a counter in shared memory), each reading from its own connection to the store: a process
+that drew quick machines takes more, and all finish together. The parts come back through
+pipes and are added in the site's order, so the result is the same, record for record, as in
+one process.
 
 Workers are forked (POSIX): they start with everything this process has imported, in a few
 milliseconds. Where fork is not available the work runs in this process.
@@ -120,14 +121,32 @@ def start_forked(fn: Callable[[], Any], what: str) -> Forked:
     return Forked(fn, what)
 
 
-def _analyse_group(analysis: Analysis, open_source: Callable[[], MachineSource], site: Site,
-                   names: list[str]) -> dict[str, MachineParts]:
+def _analyse_taken(analysis: Analysis, open_source: Callable[[], MachineSource], site: Site,
+                   names: list[str], take: Callable[[], int]) -> dict[str, MachineParts]:
+    """The parts of the machines this process takes: names[take()] until take() runs past
+    the end."""
     source = open_source()
+    parts: dict[str, MachineParts] = {}
     try:
-        return {md.name: analysis.machine(md)
-                for md in source.iter_machine_data(site, analysis.start_s, analysis.end_s, names)}
+        while (i := take()) < len(names):
+            for md in source.iter_machine_data(site, analysis.start_s, analysis.end_s, [names[i]]):
+                parts[md.name] = analysis.machine(md)
+        return parts
     finally:
         source.close()
+
+
+class _SharedCounter:
+    """0, 1, 2, ... across this process and the processes forked after it was made."""
+
+    def __init__(self) -> None:
+        self._value = multiprocessing.get_context("fork").Value("q", 0)
+
+    def __call__(self) -> int:
+        with self._value.get_lock():
+            taken = self._value.value
+            self._value.value = taken + 1
+        return taken
 
 
 def analyze_in_processes(open_source: Callable[[], MachineSource], sessions: list[Session], site: Site,
@@ -141,14 +160,14 @@ def analyze_in_processes(open_source: Callable[[], MachineSource], sessions: lis
     count = default_processes(len(names)) if processes is None else max(1, min(processes, len(names)))
     if count > 1 and not can_fork():
         count = 1
-    groups = [names[i::count] for i in range(count)]
+    take = _SharedCounter() if count > 1 else iter(range(len(names) + 1)).__next__
     workers: list[Forked] = []
     parts: dict[str, MachineParts] = {}
     try:
-        for group in groups[1:]:
-            workers.append(start_forked(lambda group=group: _analyse_group(analysis, open_source, site, group),
-                                        f"analysing {', '.join(group)}"))
-        parts.update(_analyse_group(analysis, open_source, site, groups[0]))
+        for k in range(1, count):
+            workers.append(start_forked(lambda: _analyse_taken(analysis, open_source, site, names, take),
+                                        f"analysing machines (worker {k} of {count - 1})"))
+        parts.update(_analyse_taken(analysis, open_source, site, names, take))
         for worker in workers:
             parts.update(worker.result())
     finally:

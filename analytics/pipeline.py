@@ -285,14 +285,29 @@ def _clean(value):
     return value
 
 
-def _record_json(record, times=("start_s", "end_s", "day_start_s")) -> dict:
-    out = {}
-    for key, value in vars(record).items():  # the fields, in order; _clean copies lists and dicts
-        if key in times:
-            out[key.removesuffix("_s")] = iso_utc(value)
-            out[key] = _clean(value)
-        else:
-            out[key] = _clean(value)
+_TIME_FIELDS = ("start_s", "end_s", "day_start_s")
+
+
+def _records_json(records: list) -> list[dict]:
+    """Records as JSON objects: each time field also as ISO 8601 (`start` beside `start_s`),
+    NaN and infinities as None, numpy scalars as plain numbers. A week of results holds some
+    7 000 records and twice as many times, many of them twice (a state ends where the next
+    starts): each time is formatted once, and plain values skip _clean."""
+    iso = functools.lru_cache(maxsize=None)(iso_utc)
+    out = []
+    for record in records:
+        item = {}
+        for key, value in vars(record).items():  # the fields, in order; _clean copies lists and dicts
+            if key in _TIME_FIELDS:
+                item[key[:-2]] = iso(value)
+            kind = type(value)
+            if kind is float:
+                item[key] = value if value - value == 0.0 else None  # NaN and infinities fail
+            elif kind is str or kind is int or kind is bool or value is None:
+                item[key] = value
+            else:
+                item[key] = _clean(value)
+        out.append(item)
     return out
 
 
@@ -320,12 +335,12 @@ class AnalysisResult:
             "start": iso_utc(self.start_s),
             "end": iso_utc(self.end_s),
             "timezone": self.timezone,
-            "machines": [_record_json(m) for m in self.machines],
-            "sessions": [_record_json(s) for s in self.sessions],
-            "jobs": [_record_json(j) for j in self.jobs],
-            "members": [_record_json(m) for m in self.members],
-            "usage": [_record_json(u) for u in self.usage],
-            "states": [_record_json(s) for s in self.state_intervals],
+            "machines": _records_json(self.machines),
+            "sessions": _records_json(self.sessions),
+            "jobs": _records_json(self.jobs),
+            "members": _records_json(self.members),
+            "usage": _records_json(self.usage),
+            "states": _records_json(self.state_intervals),
             "emission_factor": self.emission_factor.to_json(),
             "tariff": self.tariff,
             "currency": self.currency,

@@ -4,6 +4,7 @@ in one process and in several (analytics.parallel)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -140,21 +141,46 @@ def test_two_processes_match_the_one_process_pipeline(stored):
     assert got == expected
 
 
+def test_a_process_with_quick_machines_takes_more_of_them(stored, tmp_path):
+    """Machines are taken one at a time by whichever process is free: when this process's
+    reads are slow, the worker analyses more than the half a fixed deal would give it, and
+    every machine is analysed once."""
+    site, _, journal_path, start, end, _ = stored
+    parent = os.getpid()
+    log = tmp_path / "taken.txt"
+
+    class SlowHere(JournalInputs):
+        def iter_machine_data(self, site, start_s, end_s, names=None):
+            if os.getpid() == parent:
+                time.sleep(0.3)
+            with open(log, "a", encoding="utf-8") as out:  # one short append per machine
+                out.write(f"{os.getpid()} {' '.join(names)}\n")
+            return super().iter_machine_data(site, start_s, end_s, names)
+
+    got = analyze_in_processes(lambda: SlowHere(journal_path), [], site, start, end, processes=2)
+    taken = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
+    names = [n for _, *group in taken for n in group]
+    assert sorted(names) == sorted(list(site.machines) + list(site.services))
+    assert [m["machine"] for m in got.to_json()["machines"]] == list(site.machines) + list(site.services)
+    by_worker = sum(len(group) for pid, *group in taken if int(pid) != parent)
+    assert by_worker > len(names) / 2 + 1, taken
+
+
 def test_a_failing_or_vanishing_worker_is_reported(stored):
     site, _, journal_path, start, end, _ = stored
     parent = os.getpid()
 
     class Broken(JournalInputs):
-        def iter_machine_data(self, *args, **kwargs):
+        def __init__(self, *args, **kwargs):  # every process opens its source first
             if os.getpid() != parent:
                 raise ValueError("unreadable block in machine data")
-            return super().iter_machine_data(*args, **kwargs)
+            super().__init__(*args, **kwargs)
 
     # raised again as itself (callers catch the same types as in one process), with a note
     # naming the process and its traceback
     with pytest.raises(ValueError, match="unreadable block in machine data") as raised:
         analyze_in_processes(lambda: Broken(journal_path), [], site, start, end, processes=2)
-    assert any(note.startswith("in the process analysing ") and "iter_machine_data" in note
+    assert any(note.startswith("in the process analysing ") and "__init__" in note
                for note in raised.value.__notes__)
 
     class Unpicklable(Exception):
@@ -162,19 +188,19 @@ def test_a_failing_or_vanishing_worker_is_reported(stored):
             raise TypeError("cannot travel")
 
     class BrokenBadly(JournalInputs):
-        def iter_machine_data(self, *args, **kwargs):
+        def __init__(self, *args, **kwargs):  # every process opens its source first
             if os.getpid() != parent:
                 raise Unpicklable("a worker-only failure")
-            return super().iter_machine_data(*args, **kwargs)
+            super().__init__(*args, **kwargs)
 
     with pytest.raises(WorkerError, match="failed:(.|\n)*a worker-only failure"):
         analyze_in_processes(lambda: BrokenBadly(journal_path), [], site, start, end, processes=2)
 
     class Vanishing(JournalInputs):
-        def iter_machine_data(self, *args, **kwargs):
+        def __init__(self, *args, **kwargs):  # every process opens its source first
             if os.getpid() != parent:
                 os._exit(3)
-            return super().iter_machine_data(*args, **kwargs)
+            super().__init__(*args, **kwargs)
 
     with pytest.raises(WorkerError, match="stopped without a result \\(exit code 3\\)"):
         analyze_in_processes(lambda: Vanishing(journal_path), [], site, start, end, processes=2)
@@ -197,8 +223,11 @@ def test_results_stored_by_a_forked_process_while_rendering(stored, monkeypatch)
     plain = run_once(site, start, end, journal_path=journal_path)
     in_here = _stored_results(journal_path)
     assert plain.points_written == len(in_here) > 0 and plain.rendered is None
-    forked = run_once(site, start, end, journal_path=journal_path, render=lambda r: f"{len(r.jobs)} jobs")
+    collecting = []  # the cycle collector is paused during the run, and running again after
+    forked = run_once(site, start, end, journal_path=journal_path,
+                      render=lambda r: collecting.append(gc.isenabled()) or f"{len(r.jobs)} jobs")
     assert forked.rendered == f"{len(plain.result.jobs)} jobs"
+    assert collecting == [False] and gc.isenabled()
     assert (forked.points_written, forked.points_replaced) == (plain.points_written, len(in_here))
     assert _stored_results(journal_path) == in_here
 
@@ -213,6 +242,7 @@ def test_results_stored_by_a_forked_process_while_rendering(stored, monkeypatch)
     with pytest.raises(sqlite3.OperationalError, match="database is locked") as raised:
         run_once(site, start, end, journal_path=journal_path, render=lambda r: rendered.append(r) or "text")
     assert len(rendered) == 1  # rendered while storing, never returned
+    assert gc.isenabled()
     assert any(note.startswith("in the process storing the results") for note in raised.value.__notes__)
 
 
