@@ -38,12 +38,14 @@ def test_demo_collects_every_device_and_matches_ground_truth(tmp_path):
 
     assert summary["write_attempts"] == 0
     assert summary["ok"] is True
-    assert summary["jobs_completed"] >= 3
+    # with seed 1 at pace 60, the example's jobs end 4 s, 18 s and 24 s after the start: a 20 s
+    # run (start-up and analysis on top) stops either side of the third
+    truth = json.loads((out / "ground_truth.json").read_text())
+    assert summary["jobs_completed"] == len(truth["jobs"]) >= 2
     with open(out / "sessions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and set(rows[0]) == {"machine", "member", "start", "end"}
     assert {r["member"] for r in rows} <= set(site.members)
-    truth = json.loads((out / "ground_truth.json").read_text())
     assert all(j["energy_kwh"] > 0 for j in truth["jobs"])
     assert "Energy per meter" in proc.stdout
     # the analysis ran over the demo and set its jobs beside the ground truth
