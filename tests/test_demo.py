@@ -92,7 +92,7 @@ def test_demo_into_victoria_metrics_v2_every_point_arrives(tmp_path, victoria_se
     summary = json.loads((out / "summary.json").read_text())
     assert summary["influxdb"]["api"] == "v2" and summary["influxdb"]["backlog"] == 0
     expected = expected_victoria(journal_points(out / "journal.sqlite"))
-    stored = victoria_samples(victoria_server)
+    stored = victoria_samples(victoria_server, expected)
     missing = set(expected) - set(stored)
     assert not missing, sorted(missing)[:5]
     assert {k: stored[k] for k in expected} == pytest.approx(expected, rel=1e-11)

@@ -69,7 +69,7 @@ async def test_v2_path_into_victoria_metrics(tmp_path, victoria_server):
     assert forwarder.target.api == "v2"  # VictoriaMetrics sends no InfluxDB version
     assert forwarder.stats.forwarded == len(points)
     expected = expected_victoria(journal_points(tmp_path / "j.sqlite"))
-    stored = victoria_samples(victoria_server)
+    stored = victoria_samples(victoria_server, expected)
     assert set(expected) <= set(stored)
     # VictoriaMetrics keeps about 12 significant digits (its decimal compression).
     assert {k: stored[k] for k in expected} == pytest.approx(expected, rel=1e-11)
