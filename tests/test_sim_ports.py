@@ -18,21 +18,23 @@ def test_ports_are_free_below_the_ephemeral_range_and_not_handed_out_twice():
 
 
 def test_a_listening_port_is_never_chosen(monkeypatch):
+    low, high = (int(x) for x in ports.EPHEMERAL_RANGE_FILE.read_text().split())
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        # the only candidate below the range is the busy port: the kernel's choice instead
-        monkeypatch.setattr(ports, "LOWEST_PORT", taken - 1000)
-        monkeypatch.setattr(ports, "ephemeral_low", lambda: taken + 1)
-        monkeypatch.setattr(ports, "_handed_out", set(range(taken - 1000, taken)))
-        port = ports.free_port()
-        assert port != taken and port not in range(taken - 1000, taken)
+        # no room below the range, and the lower half of the kernel's range already handed
+        # out: the kernel's choices, never the listening port nor one handed out before
+        middle = (low + high) // 2
+        monkeypatch.setattr(ports, "ephemeral_low", lambda: ports.LOWEST_PORT + 10)
+        monkeypatch.setattr(ports, "_handed_out", set(range(low, middle)))
+        given = [ports.free_port() for _ in range(20)]
+        assert taken not in given and all(middle <= p <= high for p in given)
 
 
 def test_without_room_below_the_range_the_kernel_chooses(monkeypatch):
     kernel_low = ports.ephemeral_low()
     monkeypatch.setattr(ports, "ephemeral_low", lambda: ports.LOWEST_PORT + 10)
-    port = ports.free_port()
-    assert port >= kernel_low  # from the ephemeral range
-    assert port in ports._handed_out
+    given = [ports.free_port() for _ in range(50)]
+    assert all(p >= kernel_low for p in given)  # from the ephemeral range
+    assert len(set(given)) == len(given) and set(given) <= ports._handed_out
