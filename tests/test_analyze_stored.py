@@ -152,7 +152,7 @@ def test_a_process_with_quick_machines_takes_more_of_them(stored, tmp_path):
     class SlowHere(JournalInputs):
         def iter_machine_data(self, site, start_s, end_s, names=None):
             if os.getpid() == parent:
-                time.sleep(0.3)
+                time.sleep(1.0)  # long beside a machine's analysis, even on a loaded machine
             with open(log, "a", encoding="utf-8") as out:  # one short append per machine
                 out.write(f"{os.getpid()} {' '.join(names)}\n")
             return super().iter_machine_data(site, start_s, end_s, names)
