@@ -15,6 +15,7 @@ milliseconds. Where fork is not available the work runs in this process.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -160,7 +161,7 @@ def analyze_in_processes(open_source: Callable[[], MachineSource], sessions: lis
     count = default_processes(len(names)) if processes is None else max(1, min(processes, len(names)))
     if count > 1 and not can_fork():
         count = 1
-    take = _SharedCounter() if count > 1 else iter(range(len(names) + 1)).__next__
+    take = _SharedCounter() if count > 1 else itertools.count().__next__
     workers: list[Forked] = []
     parts: dict[str, MachineParts] = {}
     try:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from devices.sim import ports
+from devices.sim.ports import free_port  # noqa: F401 (tests import it from here)
 from devices.site import example_site_path, load_site
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface (devices.sim.ports says why not port 0's)."""
-    return ports.free_port("127.0.0.1")
 
 
 @pytest.fixture

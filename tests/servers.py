@@ -21,12 +21,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from devices.sim import ports
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface (devices.sim.ports says why not port 0's)."""
-    return ports.free_port("127.0.0.1")
+from devices.sim.ports import free_port
 
 
 class ServerNotInstalled(RuntimeError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from devices.sim import ports
 
 
@@ -38,3 +40,10 @@ def test_without_room_below_the_range_the_kernel_chooses(monkeypatch):
     given = [ports.free_port() for _ in range(50)]
     assert all(p >= kernel_low for p in given)  # from the ephemeral range
     assert len(set(given)) == len(given) and set(given) <= ports._handed_out
+
+
+def test_when_every_port_was_handed_out_it_says_so(monkeypatch):
+    monkeypatch.setattr(ports, "ephemeral_low", lambda: ports.LOWEST_PORT + 10)
+    monkeypatch.setattr(ports, "_handed_out", set(range(1, 65536)))
+    with pytest.raises(RuntimeError, match="not handed out already"):
+        ports.free_port()

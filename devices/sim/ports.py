@@ -57,6 +57,6 @@ def free_port(host: str = "127.0.0.1") -> int:
             sock.bind((host, 0))
             port = sock.getsockname()[1]
         if port not in _handed_out:
-            break
-    _handed_out.add(port)
-    return port
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free TCP port on {host} that was not handed out already")
