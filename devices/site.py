@@ -5,14 +5,21 @@ whose `problems` each name the file, the key path and what is wrong, e.g.
 ``site.toml: meters.router-1.unit_id: must be 1..247, got 0``.
 
 Secrets never live in the file: a password or token is named by an environment variable
-(`password_env`, `token_env`) or read from a secrets file given by path (`secrets_file`).
+(`password_env`, `token_env`) or read from a secrets file given by path (`secrets_file`); a URL
+holding credentials (`http://user:pass@host`) is refused (`url_credentials_problem`).
+
+`site_warnings(site, source)` lists what is possible but implausible (an emission factor of
+52 kg CO2e/kWh, a threshold above the rated power): `wattelier check` prints them and still
+passes.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 import re
+import urllib.parse
 import tomllib
 import zoneinfo
 from enum import Enum
@@ -25,6 +32,19 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 SECRET_KEYS = {"password", "token", "secret", "api_key", "apikey", "passwd"}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TIME_ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+){0,3}$")
+MAX_TIME_ZONE_CHARS = 64  # the longest IANA name has 32 characters
+URL_SECRET_PARAMETERS = {"u", "p"} | SECRET_KEYS  # InfluxDB 1.x reads u= and p= from the query
+USERINFO_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#]*@")  # user[:password]@ before the host
+# Above this an electricity emission factor is implausible: the most carbon-intensive grids
+# (coal-fired) emit about 1 kg CO2e/kWh over their life cycle.
+MAX_PLAUSIBLE_KG_CO2E_PER_KWH = 1.2
+INFLUX_SECRET_HINT = ("set the user in [influxdb] username and the password or token in the "
+                      "environment variable named by token_env (default WATTELIER_INFLUX_TOKEN) "
+                      "or as influx_token in the secrets file")
+FABMANAGER_SECRET_HINT = ("put the Open API token in the environment variable named by token_env "
+                          "(default WATTELIER_FABMANAGER_TOKEN) or as fabmanager_token in the "
+                          "secrets file")
 
 
 class SiteError(Exception):
@@ -33,6 +53,16 @@ class SiteError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)` for a message, cut to about `limit` characters (a file may hold a huge
+    value)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return text[:limit] + "..." + size
 
 
 def _between(low: float, high: float):
@@ -47,22 +77,27 @@ def _between(low: float, high: float):
 
 
 def _positive(value: float) -> float:
-    if not value > 0:
-        raise ValueError(f"must be greater than 0, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"must be a finite number greater than 0, got {value}")
     return value
 
 
 def _non_negative(value: float) -> float:
-    if not value >= 0:
-        raise ValueError(f"must be 0 or more, got {value}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"must be a finite number, 0 or more, got {value}")
     return value
 
 
 def _time_zone(value: str) -> str:
+    """An IANA time zone name that zoneinfo can load. Checked for shape and length first:
+    zoneinfo turns the name into a file path, and a long one raises OSError (name too long)."""
+    unknown = f"unknown time zone {shown(value)} (use an IANA name such as 'Europe/Paris')"
+    if len(value) > MAX_TIME_ZONE_CHARS or not TIME_ZONE_RE.match(value):
+        raise ValueError(unknown)
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(unknown) from None
     return value
 
 
@@ -250,8 +285,11 @@ class InfluxDB(_Model):
 
 
 def _http_url(value: str) -> str:
+    credentials = url_credentials_problem(value, FABMANAGER_SECRET_HINT)
+    if credentials:
+        raise ValueError(credentials)
     if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"must look like https://fablab.example.org (the Fab-manager address), got {value!r}")
+        raise ValueError(f"must look like https://fablab.example.org (the Fab-manager address), got {shown(value)}")
     return value.rstrip("/")
 
 
@@ -270,9 +308,17 @@ class FabManager(_Model):
     timeout_s: Annotated[float, _between(1, 600)] = 30.0
 
 
+# A journal point costs about 440 bytes on disk (row, series index, column blocks, WAL).
+JOURNAL_BYTES_PER_POINT = 440
+
+
 class JournalSettings(_Model):
+    """The local journal. max_points bounds it: about JOURNAL_BYTES_PER_POINT bytes a point on
+    disk, so the default 10 000 000 points is about 4.4 GB, room for a small edge box (a
+    week of 16 meters at 1 Hz is also about 10 million points)."""
+
     path: str = "wattelier-journal.sqlite"
-    max_points: Annotated[int, _between(1000, 10**10)] = 50_000_000
+    max_points: Annotated[int, _between(1000, 10**10)] = 10_000_000
     overflow: str = "drop_oldest"
     commit_interval_s: Annotated[float, _between(0.01, 1.0)] = 0.5
 
@@ -336,7 +382,7 @@ def _pydantic_problems(error: ValidationError, source: str) -> list[str]:
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
         if item["type"] not in _PYDANTIC_MESSAGES and "input" in item and item["type"] != "value_error":
-            message = f"{message}, got {item['input']!r}"
+            message = f"{message}, got {shown(item['input'])}"
         problems.append(f"{source}: {_dotted(loc)}: {message}")
     return problems
 
@@ -352,8 +398,58 @@ def _find_secrets(data: Any, loc: tuple[str, ...] = ()) -> list[tuple[str, ...]]
     return found
 
 
+def url_credentials_problem(url: str, instead: str = INFLUX_SECRET_HINT) -> str | None:
+    """What is wrong with a URL that carries credentials (`http://user:pass@host`, or InfluxDB's
+    `?u=...&p=...`), None for a URL without. A URL is logged and stored (the journal keys its
+    forwarding cursors by it), so a secret in it would leak; `instead` says where it goes.
+    The URL itself is never repeated in the message."""
+    if USERINFO_RE.match(url.strip()):
+        return f"credentials do not belong in the URL (user:password@host): {instead}"
+    try:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    except ValueError:  # not a URL at all: the format checks say so
+        return None
+    found = sorted(key for key in query if key.lower() in URL_SECRET_PARAMETERS)
+    if found:
+        return (f"credentials do not belong in the URL (query parameter {', '.join(found)}): "
+                f"{instead}")
+    return None
+
+
+def _day_problems(day: str, texts: list[str]) -> list[tuple[str, str]]:
+    """(key path, problem) of one weekday's opening ranges: a range must end after it starts
+    (no range crosses midnight) and the ranges of a day must not overlap."""
+    problems = []
+    spans: list[tuple[int, int, int]] = []
+    for i, text in enumerate(texts):
+        match = HOURS_RE.match(text)
+        if not match:  # refused by the field's own validation
+            continue
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if end <= start:
+            problems.append((f"opening_hours.{day}.{i}", f"{text!r} does not end after it starts; "
+                             "a range cannot cross midnight: split it, e.g. '22:00-24:00' on this "
+                             "day and '00:00-06:00' on the next"))
+            continue
+        spans.append((start, end, i))
+    spans.sort()
+    reach, widest = -1, -1  # the latest end so far, and the index of its range
+    for start, end, i in spans:
+        if start < reach:
+            problems.append((f"opening_hours.{day}.{i}", f"{texts[i]!r} overlaps {texts[widest]!r}; "
+                             "the ranges of a day must not overlap (merge them)"))
+        if end > reach:
+            reach, widest = end, i
+    return problems
+
+
 def _cross_checks(site: Site, source: str) -> list[str]:
-    """Checks that need the whole file: names, references between sections, device files."""
+    """Checks that need the whole file: names, references between sections, device files.
+
+    The site may be the lenient one of `_without_invalid`, in which a required value that was
+    missing is None: each check of such a value skips None (the missing key is reported).
+    """
     from devices import meter_models, node_maps
 
     problems: list[str] = []
@@ -373,11 +469,12 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     known_models = set(meter_models.available_models())
     for name, meter in site.meters.items():
         path = f"meters.{name}"
-        if meter.model not in known_models:
-            bad(f"{path}.model", f"unknown meter model {meter.model!r}; known models: "
+        if meter.model is not None and meter.model not in known_models:
+            bad(f"{path}.model", f"unknown meter model {shown(meter.model)}; known models: "
                 + ", ".join(sorted(known_models)))
-        if meter.feeds != "site" and meter.feeds not in site.machines and meter.feeds not in site.services:
-            bad(f"{path}.feeds", f"{meter.feeds!r} is not a machine, a service or 'site'")
+        if (meter.feeds is not None and meter.feeds != "site" and meter.feeds not in site.machines
+                and meter.feeds not in site.services):
+            bad(f"{path}.feeds", f"{shown(meter.feeds)} is not a machine, a service or 'site'")
         if meter.transport is Transport.RTU:
             if not meter.serial_port:
                 bad(f"{path}.serial_port", "required when transport = 'rtu'")
@@ -395,12 +492,18 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     known_maps = set(node_maps.available_node_maps())
     for name, ctl in site.controllers.items():
         path = f"controllers.{name}"
-        if ctl.machine not in site.machines:
-            bad(f"{path}.machine", f"{ctl.machine!r} is not a machine of this site")
-        if not ctl.endpoint.startswith("opc.tcp://"):
-            bad(f"{path}.endpoint", f"must start with 'opc.tcp://', got {ctl.endpoint!r}")
-        if ctl.node_map not in known_maps:
-            bad(f"{path}.node_map", f"unknown node map {ctl.node_map!r}; known: "
+        if ctl.machine is not None and ctl.machine not in site.machines:
+            bad(f"{path}.machine", f"{shown(ctl.machine)} is not a machine of this site")
+        if ctl.endpoint is not None:
+            credentials = url_credentials_problem(
+                ctl.endpoint, "set username, and the password in the environment variable named "
+                "by password_env or in the secrets file")
+            if credentials:
+                bad(f"{path}.endpoint", credentials)
+            elif not ctl.endpoint.startswith("opc.tcp://"):
+                bad(f"{path}.endpoint", f"must start with 'opc.tcp://', got {shown(ctl.endpoint)}")
+        if ctl.node_map is not None and ctl.node_map not in known_maps:
+            bad(f"{path}.node_map", f"unknown node map {shown(ctl.node_map)}; known: "
                 + ", ".join(sorted(known_maps)))
         if ctl.node_map == "generic" and not ctl.nodes:
             bad(f"{path}.nodes", "the generic node map needs a nodes table (quantity = node id)")
@@ -445,11 +548,45 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     for name, tariff in site.tariffs.items():
         if tariff.offpeak_hours and tariff.offpeak_price_per_kwh is None:
             bad(f"tariffs.{name}.offpeak_price_per_kwh", "required when offpeak_hours is set")
-    if site.influxdb is not None and not re.match(r"^https?://[^/\s]+", site.influxdb.url):
-        bad("influxdb.url", f"must look like http://host:8086 or https://host, got {site.influxdb.url!r}")
+    for day in WEEKDAYS:
+        for path, message in _day_problems(day, getattr(site.opening_hours, day)):
+            bad(path, message)
+    if site.influxdb is not None:
+        url = site.influxdb.url
+        credentials = url_credentials_problem(url)
+        if credentials:
+            bad("influxdb.url", credentials)
+        elif not re.match(r"^https?://[^/\s?#]+", url):
+            bad("influxdb.url", f"must look like http://host:8086 or https://host, got {shown(url)}")
+        elif "?" in url or "#" in url:
+            bad("influxdb.url", "must be the server's base address, without ?query or #fragment "
+                "(settings have their own keys: database, bucket, org, username)")
     if site.journal.overflow not in ("drop_oldest", "reject_new"):
-        bad("journal.overflow", f"must be 'drop_oldest' or 'reject_new', got {site.journal.overflow!r}")
+        bad("journal.overflow", f"must be 'drop_oldest' or 'reject_new', got {shown(site.journal.overflow)}")
     return problems
+
+
+def site_warnings(site: Site, source: str = "site.toml") -> list[str]:
+    """What a valid site holds that is possible but implausible, one line each (file, key
+    path, what is odd, the plausible range): the site is usable, but a value is likely a
+    mistake of unit or of digits."""
+    warnings = []
+    for name, factor in site.emission_factors.items():
+        value = factor.kg_co2e_per_kwh
+        if value > MAX_PLAUSIBLE_KG_CO2E_PER_KWH:
+            grams = f"; if that is g CO2e/kWh, write {value / 1000:g}" if value >= 10 else ""
+            warnings.append(
+                f"{source}: emission_factors.{name}.kg_co2e_per_kwh: {value:g} kg CO2e/kWh is "
+                f"implausible for electricity: plausible is 0 to {MAX_PLAUSIBLE_KG_CO2E_PER_KWH:g} "
+                f"(the most carbon-intensive grids emit about 1 kg/kWh, France about 0.05){grams}")
+    for name, machine in site.machines.items():
+        th = machine.thresholds
+        if th is not None and th.processing_w > machine.rated_power_w:
+            warnings.append(
+                f"{source}: machines.{name}.thresholds.processing_w: {th.processing_w:g} W is above "
+                f"the rated power ({machine.rated_power_w:g} W): the machine would never be seen "
+                "processing; plausible is below rated_power_w")
+    return warnings
 
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
@@ -458,54 +595,131 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _without_invalid(data: dict, error: ValidationError, passes: int = 3) -> Site | None:
+_PLACEHOLDERS: dict[Any, Any] = {str: "missing", float: 1.0, int: 1}
+
+
+def _at(data: Any, loc: tuple[Any, ...]) -> Any:
+    """The value at `loc` in parsed TOML, or None when the path does not lead anywhere."""
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and -len(data) <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _drop(data: dict, loc: tuple[Any, ...]) -> None:
+    """Remove the value at `loc` (defaults apply); an invalid list item removes its list."""
+    parent = _at(data, loc[:-1])
+    if isinstance(parent, dict):
+        parent.pop(loc[-1], None)
+    elif isinstance(parent, list) and len(loc) >= 2:
+        _drop(data, loc[:-1])
+
+
+def _owner_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model of the table holding the key at `loc`, for a key of [site] or of a section
+    entry such as [meters.NAME]: the tables whose missing keys get placeholders."""
+    if len(loc) == 2 and loc[0] == "site":
+        return SiteInfo
+    if len(loc) == 3 and loc[0] in _SECTION_MODELS:
+        return _SECTION_MODELS[loc[0]]
+    return None
+
+
+def _repair(data: dict, error: ValidationError, filled: list[tuple[Any, ...]]) -> None:
+    """Make `data` closer to valid: drop each invalid value; give each missing required key
+    of [site] or of a section entry a placeholder (listed in `filled`); drop any other table
+    that misses a key (all such tables are optional)."""
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        if item["type"] != "missing":
+            if loc:
+                _drop(data, loc)
+            continue
+        if loc == ("site",):
+            data["site"] = {}
+            continue
+        model, table = _owner_model(loc), _at(data, loc[:-1])
+        field = model.model_fields.get(str(loc[-1])) if model is not None else None
+        if field is not None and field.annotation in _PLACEHOLDERS and isinstance(table, dict):
+            table[loc[-1]] = _PLACEHOLDERS[field.annotation]
+            filled.append(loc)
+        elif len(loc) > 1:
+            _drop(data, loc[:-1])
+
+
+def _unfilled(site: Site, filled: list[tuple[Any, ...]]) -> Site:
+    """The site with each placeholder of `_repair` set back to None (a missing value)."""
+    for loc in filled:
+        if len(loc) == 2:
+            site = site.model_copy(update={"site": site.site.model_copy(update={loc[1]: None})})
+            continue
+        section, name, key = loc
+        entries = getattr(site, section)
+        if name in entries:
+            entries[name] = entries[name].model_copy(update={key: None})
+    return site
+
+
+def _without_invalid(data: dict, error: ValidationError, passes: int = 5) -> Site | None:
     """The site with every invalid value removed (defaults apply), for the cross-section checks.
 
-    Entries that miss a required key are built without validation, so that a machine with one
-    mistake still counts as a machine when meters and controllers refer to it. None when the
-    file is too broken for that.
+    An entry that misses a required key is kept, that key set to None, so that a machine with
+    one mistake still counts as a machine when meters and controllers refer to it, and every
+    value it does have is validated (an enum is an enum, a table a model). None when the file
+    is too broken for that.
     """
     data = copy.deepcopy(data)
+    filled: list[tuple[Any, ...]] = []
     for _ in range(passes):
-        incomplete: set[tuple[str, str]] = set()
-        for item in error.errors():
-            loc = item["loc"]
-            if item["type"] == "missing" and len(loc) == 3 and loc[0] in _SECTION_MODELS:
-                incomplete.add((str(loc[0]), str(loc[1])))
-                continue
-            parent: Any = data
-            for part in loc[:-1]:
-                if isinstance(parent, dict) and part in parent or isinstance(parent, list):
-                    parent = parent[part]
-                else:
-                    parent = None
-                    break
-            if isinstance(parent, dict):
-                parent.pop(loc[-1], None)
-            elif isinstance(parent, list) and len(loc) >= 2:
-                grand: Any = data
-                for part in loc[:-2]:
-                    grand = grand[part]
-                grand.pop(loc[-2], None)
-        for section, name in incomplete:
-            entry = data.get(section, {}).get(name)
-            if isinstance(entry, dict):
-                data[section][name] = _SECTION_MODELS[section].model_construct(**entry)
+        _repair(data, error, filled)
         try:
-            return Site.model_validate(data)
+            site = Site.model_validate(data)
         except ValidationError as exc:
             error = exc
-        except (TypeError, KeyError, IndexError):
-            return None
+            continue
+        return _unfilled(site, filled)
+    return None
+
+
+BOM = "\ufeff"
+MAX_DEPTH = 8  # a site file nests 4 levels (controllers.NAME.nodes.KEY); deeper is not a site
+
+
+def _too_deep(data: Any) -> tuple[Any, ...] | None:
+    """The key path of a value nested deeper than MAX_DEPTH, None if there is none (found
+    without recursion, so that no nesting depth can exhaust the stack)."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        value, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            return loc
+        if isinstance(value, dict):
+            stack.extend((v, loc + (k,)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, loc + (i,)) for i, v in enumerate(value))
     return None
 
 
 def parse_site(text: str, source: str = "site.toml") -> Site:
     """Parse and validate site TOML text; `source` names the file in messages."""
+    if text.startswith(BOM):
+        raise SiteError([f"{source}: starts with a UTF-8 byte order mark; save it as UTF-8 "
+                         "without BOM"])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SiteError([f"{source}: not valid TOML: {exc}"]) from exc
+    except RecursionError as exc:
+        raise SiteError([f"{source}: arrays or tables nested too deeply to read (a site file "
+                         f"nests at most 4 levels)"]) from exc
+    deep = _too_deep(data)
+    if deep is not None:
+        raise SiteError([f"{source}: {_dotted(deep[:4])}...: nested more than {MAX_DEPTH} levels "
+                         "deep; a site file nests at most 4 levels (see the example site)"])
     problems = [
         f"{source}: {_dotted(loc)}: secrets never live in the site file; name an environment "
         f"variable ({loc[-1]}_env) or use secrets_file"

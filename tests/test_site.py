@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from devices.site import SiteError, example_site_path, load_site, parse_site
+from devices.secrets import SecretsError, read_secret, secrets_problem
+from devices.site import (JOURNAL_BYTES_PER_POINT, JournalSettings, SiteError, example_site_path,
+                          load_site, parse_site, site_warnings, url_credentials_problem)
 from wattelier.cli import app
 
 EXAMPLE = example_site_path().read_text(encoding="utf-8")
@@ -96,7 +99,7 @@ def test_cli_check_ok_and_broken(tmp_path: Path):
     bad_path = tmp_path / "broken.toml"
     bad_path.write_text(_broken_text(), encoding="utf-8")
     bad = runner.invoke(app, ["check", str(bad_path)])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     for _, _, expected in BROKEN:
         assert expected in bad.output
     assert f"{len(BROKEN)} problem(s)" in bad.output or "problem(s)" in bad.output
@@ -118,3 +121,198 @@ def test_a_fab_manager_id_names_one_machine_and_one_member():
         "each id names one member, or its bookings would count twice",
     ], info.value.problems
     assert len(info.value.problems) == 2
+
+
+# ---- issue 14: robust site files -------------------------------------------------------------
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(SiteError) as info:
+        parse_site(text, "s.toml")
+    return info.value.problems
+
+
+def test_an_entry_missing_a_required_key_still_counts_for_the_other_checks():
+    # The meter without model is still checked (its feeds names no machine), and the
+    # controller without endpoint still names its machine: no AttributeError on either.
+    text = (EXAMPLE.replace('model = "eastron-sdm630"\nfeeds = "router-1"', 'feeds = "router-9"', 1)
+            .replace('endpoint = "opc.tcp://127.0.0.1:14840/wattelier/router"\n', "", 1)
+            .replace('machine = "mill-1"', 'machine = "mill-9"', 1))
+    assert _problems(text) == [
+        "s.toml: meters.router-1.model: missing (this key is required)",
+        "s.toml: controllers.router-1-cnc.endpoint: missing (this key is required)",
+        "s.toml: meters.router-1.feeds: 'router-9' is not a machine, a service or 'site'",
+        "s.toml: controllers.mill-1-cnc.machine: 'mill-9' is not a machine of this site",
+    ]
+
+
+def test_an_incomplete_thresholds_table_of_an_incomplete_machine():
+    text = EXAMPLE + "\n[machines.saw.thresholds]\nstandby_w = 5.0\n[meters.saw]\nmodel = 'abb-b23'\nfeeds = 'saw'\nhost = 'h'\n"
+    assert _problems(text) == [
+        "s.toml: machines.saw.kind: missing (this key is required)",
+        "s.toml: machines.saw.rated_power_w: missing (this key is required)",
+        "s.toml: machines.saw.thresholds.idle_w: missing (this key is required)",
+        "s.toml: machines.saw.thresholds.processing_w: missing (this key is required)",
+    ]  # and the meter feeding it is not reported: the machine still counts
+
+
+def test_a_time_zone_that_zoneinfo_cannot_open_is_a_problem(monkeypatch):
+    import zoneinfo
+
+    def name_too_long(key):
+        raise OSError(36, "File name too long")
+
+    monkeypatch.setattr(zoneinfo, "ZoneInfo", name_too_long)  # what a tzdata install raises
+    problems = _problems(EXAMPLE.replace('timezone = "Europe/Paris"', 'timezone = "Europe/Lyon"', 1))
+    assert problems == ["s.toml: site.timezone: unknown time zone 'Europe/Lyon' (use an IANA name "
+                        "such as 'Europe/Paris')"]
+
+
+@pytest.mark.parametrize("zone", ["x" * 65, "Europe/" * 300, "../etc/passwd", "/etc/localtime", "", "Europe/Paris/"])
+def test_time_zone_names_of_the_wrong_shape(zone):
+    problems = _problems(EXAMPLE.replace('timezone = "Europe/Paris"', f'timezone = "{zone}"', 1))
+    assert len(problems) == 1 and problems[0].startswith("s.toml: site.timezone: unknown time zone")
+    assert len(problems[0]) < 200
+
+
+def test_a_byte_order_mark_is_named(tmp_path: Path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.encode("utf-8"))
+    with pytest.raises(SiteError) as info:
+        load_site(path)
+    assert info.value.problems == [f"{path}: starts with a UTF-8 byte order mark; save it as UTF-8 without BOM"]
+
+
+@pytest.mark.parametrize("ranges,expected", [
+    ('["12:30-08:30"]', ["s.toml: opening_hours.monday.0: '12:30-08:30' does not end after it starts; a range "
+                         "cannot cross midnight: split it, e.g. '22:00-24:00' on this day and '00:00-06:00' on the next"]),
+    ('["08:30-08:30"]', ["s.toml: opening_hours.monday.0: '08:30-08:30' does not end after it starts; a range "
+                         "cannot cross midnight: split it, e.g. '22:00-24:00' on this day and '00:00-06:00' on the next"]),
+    ('["08:00-18:00", "09:00-10:00", "12:00-13:00"]',
+     ["s.toml: opening_hours.monday.1: '09:00-10:00' overlaps '08:00-18:00'; the ranges of a day must not overlap (merge them)",
+      "s.toml: opening_hours.monday.2: '12:00-13:00' overlaps '08:00-18:00'; the ranges of a day must not overlap (merge them)"]),
+    ('["13:00-14:00", "08:00-12:00", "11:59-12:30"]',
+     ["s.toml: opening_hours.monday.2: '11:59-12:30' overlaps '08:00-12:00'; the ranges of a day must not overlap (merge them)"]),
+])
+def test_impossible_opening_hours_are_refused(ranges, expected):
+    text = EXAMPLE.replace('monday = ["08:30-12:30", "13:30-19:00"]', f"monday = {ranges}", 1)
+    assert _problems(text) == expected
+
+
+def test_opening_hours_that_touch_or_fill_the_day_are_valid():
+    text = (EXAMPLE.replace('monday = ["08:30-12:30", "13:30-19:00"]', 'monday = ["08:00-12:00", "12:00-24:00"]', 1)
+            .replace('saturday = ["10:00-17:00"]', 'saturday = ["00:00-24:00"]', 1))
+    site = parse_site(text)
+    assert site.opening_hours.ranges(0)[1] == (dt.time(12), None)
+
+
+def test_warnings_name_the_implausible_and_the_plausible_range(example_site):
+    assert site_warnings(example_site) == []
+    text = (EXAMPLE.replace("kg_co2e_per_kwh = 0.052", "kg_co2e_per_kwh = 52", 1)
+            .replace("processing_w = 1800.0", "processing_w = 18000.0", 1))
+    assert site_warnings(parse_site(text), "w.toml") == [
+        "w.toml: emission_factors.location.kg_co2e_per_kwh: 52 kg CO2e/kWh is implausible for electricity: "
+        "plausible is 0 to 1.2 (the most carbon-intensive grids emit about 1 kg/kWh, France about 0.05); "
+        "if that is g CO2e/kWh, write 0.052",
+        "w.toml: machines.router-1.thresholds.processing_w: 18000 W is above the rated power (9000 W): the "
+        "machine would never be seen processing; plausible is below rated_power_w",
+    ]
+    coal = parse_site(EXAMPLE.replace("kg_co2e_per_kwh = 0.052", "kg_co2e_per_kwh = 1.1", 1))
+    assert site_warnings(coal) == []
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_non_finite_numbers_are_refused(value):
+    text = (EXAMPLE.replace("rated_power_w = 9000.0", f"rated_power_w = {value}", 1)
+            .replace("kg_co2e_per_kwh = 0.052", f"kg_co2e_per_kwh = {value}", 1))
+    problems = _problems(text)
+    assert any(p.startswith("s.toml: machines.router-1.rated_power_w: must be a finite number") for p in problems)
+    assert any(p.startswith("s.toml: emission_factors.location.kg_co2e_per_kwh: must be a finite") for p in problems)
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("http://bob:hunter2@influx:8086", "(user:password@host)"),
+    ("bob:hunter2@influx:8086", "(user:password@host)"),
+    ("http://influx:8086/?u=bob&p=hunter2", "(query parameter p, u)"),
+    ("https://influx:8086/write?Token=hunter2", "(query parameter Token)"),
+])
+def test_credentials_in_a_url_are_refused_and_never_echoed(url, expected):
+    problem = url_credentials_problem(url)
+    assert problem is not None and expected in problem and "hunter2" not in problem
+    assert "username" in problem and "token_env" in problem and "influx_token" in problem
+    problems = _problems(EXAMPLE + f'\n[influxdb]\nurl = "{url}"\n')
+    assert problems == [f"s.toml: influxdb.url: {problem}"]
+    fab = _problems(EXAMPLE + f'\n[fabmanager]\nurl = "{url}"\n')
+    assert len(fab) == 1 and "fabmanager_token" in fab[0] and "hunter2" not in fab[0]
+
+
+def test_urls_without_credentials_pass():
+    for url in ("http://127.0.0.1:8086", "https://influx.example.org/prefix", "http://[::1", "not a url"):
+        assert url_credentials_problem(url) is None
+    ctl = EXAMPLE.replace("opc.tcp://127.0.0.1:14840/", "opc.tcp://op:hunter2@127.0.0.1:14840/", 1)
+    problems = _problems(ctl)
+    assert len(problems) == 1 and problems[0].startswith("s.toml: controllers.router-1-cnc.endpoint: "
+                                                         "credentials do not belong in the URL")
+    assert "password_env" in problems[0] and "hunter2" not in problems[0]
+    query = _problems(EXAMPLE + '\n[influxdb]\nurl = "http://influx:8086/?db=x"\n')
+    assert query == ["s.toml: influxdb.url: must be the server's base address, without ?query or #fragment "
+                     "(settings have their own keys: database, bucket, org, username)"]
+
+
+def test_nesting_too_deep_is_a_problem_not_a_recursion_error():
+    for text in ("a = " + "[" * 5000 + "]" * 5000, "machines." + ".".join(["a"] * 3000) + " = 1"):
+        problems = _problems(text)
+        assert len(problems) == 1 and "nested" in problems[0]
+
+
+def test_the_journal_bound_fits_a_small_edge_box():
+    default = JournalSettings().max_points
+    assert default * JOURNAL_BYTES_PER_POINT <= 5e9  # about 4.4 GB
+    assert "22 GB" in EXAMPLE and "4.4 GB" in EXAMPLE
+
+
+# ---- the secrets file: one set of rules for check, collect and every reader -------------------
+
+def _site_with_secrets(tmp_path: Path, content: str | bytes, mode: int = 0o600):
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(EXAMPLE, encoding="utf-8")  # names secrets_file = "secrets.toml"
+    secrets = tmp_path / "secrets.toml"
+    if isinstance(content, bytes):
+        secrets.write_bytes(content)
+    else:
+        secrets.write_text(content, encoding="utf-8")
+    secrets.chmod(mode)
+    return load_site(site_file), secrets
+
+
+def test_a_secrets_file_others_can_read_is_refused_everywhere(tmp_path: Path, monkeypatch):
+    site, secrets = _site_with_secrets(tmp_path, 'influx_token = "t0k"\n', 0o640)
+    expected = f"{secrets}: secrets file readable by others (mode -rw-r-----); run `chmod 600 {secrets}`"
+    assert secrets_problem(site) == expected
+    with pytest.raises(SecretsError, match="readable by others"):
+        read_secret(site, None, "influx_token")
+    secrets.chmod(0o600)
+    assert secrets_problem(site) is None
+    assert read_secret(site, None, "influx_token") == "t0k"
+    monkeypatch.setenv("MY_TOKEN", "from-env")
+    assert read_secret(site, "MY_TOKEN", "influx_token") == "from-env"
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("influx_token = 12\n", "influx_token must be a string (in quotes), got a int"),
+    ("[controllers.mill-1-cnc]\npassword = true\n", "controllers.mill-1-cnc.password must be a string"),
+    ("influx_token = \n", "secrets file is not valid TOML"),
+    (b"\xef\xbb\xbfinflux_token = 'x'\n", "starts with a UTF-8 byte order mark"),
+    (b"influx_token = '\xff'\n", "secrets file is not UTF-8 text"),
+])
+def test_a_secrets_file_that_cannot_be_used(tmp_path: Path, content, expected):
+    site, secrets = _site_with_secrets(tmp_path, content)
+    problem = secrets_problem(site)
+    assert problem is not None and problem.startswith(f"{secrets}: ") and expected in problem
+    key = "controllers.mill-1-cnc.password" if "controllers" in expected else "influx_token"
+    with pytest.raises(SecretsError) as info:
+        read_secret(site, None, key)
+    assert str(info.value) == problem
+
+
+def test_no_secrets_file_is_no_problem(example_site):
+    assert secrets_problem(example_site) is None  # the example names one that does not exist

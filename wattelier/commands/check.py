@@ -1,4 +1,4 @@
-"""`wattelier check SITE.toml`: validate a site file."""
+"""`wattelier check SITE.toml`: validate a site file (and its secrets file)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,28 @@ from pathlib import Path
 
 import typer
 
-from devices.site import SiteError, load_site
+from devices.secrets import secrets_problem
+from devices.site import SiteError, load_site, site_warnings
 
 
 def check(site_file: Path = typer.Argument(..., help="The site file to validate.")) -> None:
-    """Validate a site file; print every problem with its key path and exit 1 if any."""
+    """Validate a site file and its secrets file; print every problem with its key path and
+    exit 2 if any. Implausible values are printed as warnings and still pass."""
     try:
         site = load_site(site_file)
     except SiteError as exc:
-        for problem in exc.problems:
+        problems = exc.problems
+    else:
+        problems = [p for p in (secrets_problem(site),) if p is not None]
+    if problems:
+        for problem in problems:
             typer.echo(problem, err=True)
-        typer.echo(f"{len(exc.problems)} problem(s) in {site_file}", err=True)
-        raise typer.Exit(1)
+        typer.echo(f"{len(problems)} problem(s) in {site_file}", err=True)
+        raise typer.Exit(2)
+    warnings = site_warnings(site, str(site_file))
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(
         f"{site_file}: OK — site {site.site.name!r}: {len(site.machines)} machines, "
-        f"{len(site.meters)} meters, {len(site.controllers)} controllers, {len(site.members)} members")
+        f"{len(site.meters)} meters, {len(site.controllers)} controllers, {len(site.members)} members"
+        + (f" ({len(warnings)} warning(s))" if warnings else ""))

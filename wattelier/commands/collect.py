@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,13 +10,16 @@ from typing import TYPE_CHECKING
 import typer
 
 from collector.errors import ConfigError
-from devices.secrets import SecretsError
+from devices.secrets import SecretsError, secrets_problem
+from devices.site import example_site_path, site_warnings, url_credentials_problem
 from wattelier.commands.common import (CONFIG_HELP, INFLUX_API_HELP, INFLUX_BUCKET_HELP,
                                        INFLUX_DB_HELP, INFLUX_ORG_HELP, INFLUX_URL_HELP,
                                        influx_or_exit, site_or_exit)
 
 if TYPE_CHECKING:
     from collector.runtime import Collector
+
+log = logging.getLogger("wattelier.collect")
 
 
 async def _run(collector: "Collector") -> None:
@@ -40,6 +44,15 @@ def collect(
 ) -> None:
     """Read every controller and meter of the site into the journal; SIGTERM or Ctrl-C stops."""
     site = site_or_exit(config)
+    refusal = secrets_problem(site)
+    if refusal is None and influx_url is not None:
+        credentials = url_credentials_problem(influx_url)
+        refusal = f"--influx-url: {credentials}" if credentials else None
+    if refusal is not None:
+        typer.echo(f"refusing to start: {refusal}", err=True)
+        raise typer.Exit(2)
+    for warning in site_warnings(site, str(config or example_site_path())):
+        log.warning("%s", warning)
     influx = influx_or_exit(site, influx_url, influx_api, influx_db, influx_bucket, influx_org)
     try:
         from collector.runtime import Collector, journal_for  # asyncua and pymodbus: load on use
