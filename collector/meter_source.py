@@ -58,6 +58,11 @@ class MeterSource:
 
     Counters: `polls`, `points_emitted`, `requests_sent`, `cycles_skipped` (polls not started
     because the previous one overran its slot), `errors_by_kind`, and the `health` object.
+
+    `poll_span_max_s`: the longest time, over the polls that emitted a point, from the first
+    request's send (the point's time stamp) to the last answer [s]. A meter takes each value
+    while its request is on its way, so a value is at most that late on its time stamp: the
+    timing uncertainty of any reading of this source.
     """
 
     def __init__(self, name: str, meter: Meter, model: MeterModel, link: ModbusLink, *,
@@ -85,6 +90,7 @@ class MeterSource:
         self.points_emitted = 0
         self.requests_sent = 0
         self.cycles_skipped = 0
+        self.poll_span_max_s = 0.0
         self._transport_failures = 0
         self._last_counter: dict[str, float] = {}
         self._backwards: dict[str, tuple[int, float]] = {}  # quantity -> (polls below, last value)
@@ -138,6 +144,7 @@ class MeterSource:
                 if time_ns is None:
                     time_ns = sent_ns
                 values.update(decode_block(block, words))
+            answered_ns = time.time_ns()
         except DeviceError as exc:
             await self._poll_failed(exc)
             return None
@@ -154,9 +161,11 @@ class MeterSource:
         fields = self._judge(values, sink)
         if not fields:
             return None
-        point = Point(vocabulary.METER, dict(self.tags), fields, time_ns or time.time_ns())
+        point = Point(vocabulary.METER, dict(self.tags), fields, time_ns or answered_ns)
         sink.put([point])
         self.points_emitted += 1
+        if time_ns is not None:
+            self.poll_span_max_s = max(self.poll_span_max_s, (answered_ns - time_ns) / 1e9)
         return point
 
     async def _poll_failed(self, exc: DeviceError) -> None:

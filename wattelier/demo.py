@@ -9,7 +9,11 @@ ground truth over the same instants.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
+import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +27,7 @@ from collector.journal import Journal
 from collector.forward_store import journal_status
 from collector.influx_adapter import InfluxSettings
 from collector.runtime import Collector
-from devices.meter_models import load_model
+from devices.meter_models import MeterPoint, load_model
 from devices.sim.workshop import SimulatedWorkshop, iso, relocate
 from devices.site import Site
 
@@ -34,34 +38,132 @@ class DemoResult:
     ok: bool
 
 
-def _live_table(site: Site, workshop: SimulatedWorkshop, collector: Collector, elapsed_s: float,
-                seconds: float) -> Table:
-    table = Table(title=f"wattelier demo — {site.site.name} — {elapsed_s:4.0f} / {seconds:.0f} s")
-    for column in ("machine", "state", "power (W)", "energy (kWh)", "points"):
-        table.add_column(column, justify="right" if column not in ("machine", "state") else "left")
-    now = time.time()
-    counts = collector.sink.counts
-    for machine in list(site.machines) + list(site.services) + ["site"]:
-        state = workshop.model.machine_state(machine, now) if machine in site.machines else ""
-        power = energy = ""
-        points = 0
-        for meter_name, meter in site.meters.items():
-            if meter.feeds == machine:
+class LiveView:
+    """The live table: per machine, state, power, energy used since the run began, points.
+
+    The energy column is the meter's counter now minus its first reading of the run (the
+    counters themselves hold the meters' lifetime energy)."""
+
+    def __init__(self, site: Site, workshop: SimulatedWorkshop, collector: Collector,
+                 seconds: float) -> None:
+        self.site, self.workshop, self.collector, self.seconds = site, workshop, collector, seconds
+        self.first_counter_kwh: dict[str, float] = {}
+
+    def observe(self) -> None:
+        """Note each meter's first counter reading of the run."""
+        for meter_name in self.site.meters:
+            latest = self.collector.sink.latest.get(f"meter:{meter_name}", {})
+            if "energy_import_kwh" in latest:
+                self.first_counter_kwh.setdefault(meter_name, latest["energy_import_kwh"])
+
+    def table(self, elapsed_s: float) -> Table:
+        self.observe()
+        site, collector = self.site, self.collector
+        table = Table(title=f"wattelier demo — {site.site.name} — {elapsed_s:4.0f} / {self.seconds:.0f} s")
+        for column in ("machine", "state", "power W", "kWh this run", "points"):
+            table.add_column(column, justify="left" if column in ("machine", "state") else "right")
+        now = time.time()
+        counts = collector.sink.counts
+        for machine in list(site.machines) + list(site.services) + ["site"]:
+            state = self.workshop.model.machine_state(machine, now) if machine in site.machines else ""
+            power_w = used_kwh = None
+            points = 0
+            for meter_name, meter in site.meters.items():
+                if meter.feeds != machine:
+                    continue
                 latest = collector.sink.latest.get(f"meter:{meter_name}", {})
                 if "power_w" in latest:
-                    power = f"{latest['power_w']:.0f}"
+                    power_w = (power_w or 0.0) + latest["power_w"]
                 if "energy_import_kwh" in latest:
-                    energy = f"{latest['energy_import_kwh']:.3f}"
+                    first = self.first_counter_kwh[meter_name]
+                    used_kwh = (used_kwh or 0.0) + latest["energy_import_kwh"] - first
                 points += counts.get(f"meter:{meter_name}", 0)
-        for ctl_name, ctl in site.controllers.items():
-            if ctl.machine == machine:
-                points += counts.get(f"cnc:{ctl_name}", 0)
-        table.add_row(machine, state, power, energy, str(points))
-    return table
+            for ctl_name, ctl in site.controllers.items():
+                if ctl.machine == machine:
+                    points += counts.get(f"cnc:{ctl_name}", 0)
+            table.add_row(machine, state, "" if power_w is None else f"{power_w:.0f}",
+                          "" if used_kwh is None else f"{used_kwh:.4f}", str(points))
+        return table
 
 
-def summarise(site: Site, workshop: SimulatedWorkshop, journal_path: Path, seconds: float) -> DemoResult:
-    """Points per device and, per meter, collector energy beside ground truth."""
+@contextlib.contextmanager
+def logs_above(live: Live):
+    """Log lines printed above the live table instead of through it: the handlers that write to
+    the terminal write, while the table is shown, to the live display's console."""
+    handlers = [h for h in logging.getLogger().handlers
+                if isinstance(h, logging.StreamHandler) and h.stream in (sys.stderr, sys.stdout,
+                                                                           sys.__stderr__, sys.__stdout__)]
+    streams = [h.stream for h in handlers]
+    proxy = _ConsoleStream(live.console)
+    for handler in handlers:
+        handler.setStream(proxy)
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
+
+
+class _ConsoleStream(io.TextIOBase):
+    """A text stream whose lines go to a rich console (printed above a live display)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self.console.print(self._partial, markup=False, highlight=False, soft_wrap=True)
+            self._partial = ""
+
+
+def counter_check(model, feeds: str, point: MeterPoint, first_s: float, first_kwh: float,
+                  last_s: float, last_kwh: float, poll_span_s: float) -> dict:
+    """The collector's energy (a meter's counter delta between two readings) beside the
+    simulator's ground truth between the readings' time stamps, and the error allowed.
+
+    Two things separate them, and nothing else may:
+    - the register step: each reading is the true counter rounded to the register's
+      resolution (MeterPoint.resolution), so a difference of two readings is off by less than
+      one step;
+    - timing: a reading is stamped when its poll's first request is sent, and the meter takes
+      the value when it answers the request holding the counter, at most `poll_span_s` later
+      (the longest poll of the run, first send to last answer, MeterSource.poll_span_max_s).
+      A late reading counts the energy of that delay too: at most the true energy of
+      [t, t + poll_span_s] after either reading, whichever is larger (both are late the same
+      way, so their delays partly cancel; the larger alone bounds the difference).
+    allowed = step + max(E(t0, t0 + span), E(t1, t1 + span)), E from the simulator's model.
+    A wrong scale or register address is off by far more (tests/test_demo.py shows both fail).
+    """
+    collected = last_kwh - first_kwh
+    truth = model.energy_kwh(feeds, last_s) - model.energy_kwh(feeds, first_s)
+    step_kwh = point.resolution(last_kwh)
+    timing_kwh = max(model.energy_kwh(feeds, t + poll_span_s) - model.energy_kwh(feeds, t)
+                     for t in (first_s, last_s))
+    allowed = step_kwh + timing_kwh
+    within = abs(collected - truth) <= allowed
+    return {
+        "collector_energy_kwh": round(collected, 6), "truth_energy_kwh": round(truth, 6),
+        "difference_kwh": round(collected - truth, 6),
+        "counter_resolution_kwh": step_kwh, "poll_span_s": round(poll_span_s, 4),
+        "timing_allowance_kwh": timing_kwh, "allowed_error_kwh": allowed,
+        "within_allowed": bool(within),
+    }
+
+
+def summarise(site: Site, workshop: SimulatedWorkshop, journal_path: Path, seconds: float,
+              poll_spans_s: dict[str, float] | None = None) -> DemoResult:
+    """Points per device and, per meter, collector energy beside ground truth (counter_check).
+
+    poll_spans_s: per meter, the longest poll of the run [s] (MeterSource.poll_span_max_s)."""
+    poll_spans_s = poll_spans_s or {}
     reader = JournalReader(journal_path)
     counts = reader.count_by_series()
     devices: dict[str, dict] = {}
@@ -88,19 +190,12 @@ def summarise(site: Site, workshop: SimulatedWorkshop, journal_path: Path, secon
         times, counter = reader.field(series.series_id, "energy_import_kwh")
         if len(times) < 2:
             continue
-        point = load_model(meter.model).point("energy_import_kwh")
-        collected = float(counter[-1] - counter[0])
-        truth = model.energy_kwh(meter.feeds, times[-1]) - model.energy_kwh(meter.feeds, times[0])
-        resolution = point.resolution(float(counter[-1]))
-        within = abs(collected - truth) <= resolution
-        ok &= within
-        energies.append({
-            "meter": name, "feeds": meter.feeds, "model": meter.model,
-            "from": iso(times[0]), "to": iso(times[-1]),
-            "collector_energy_kwh": round(collected, 6), "truth_energy_kwh": round(truth, 6),
-            "difference_kwh": round(collected - truth, 6),
-            "counter_resolution_kwh": resolution, "within_resolution": bool(within),
-        })
+        check = counter_check(model, meter.feeds, load_model(meter.model).point("energy_import_kwh"),
+                              float(times[0]), float(counter[0]), float(times[-1]), float(counter[-1]),
+                              poll_spans_s.get(name, 0.0))
+        ok &= check["within_allowed"]
+        energies.append({"meter": name, "feeds": meter.feeds, "model": meter.model,
+                         "from": iso(times[0]), "to": iso(times[-1]), **check})
     drops = reader.drops()
     reader.close()
     writes = workshop.write_attempts()
@@ -126,7 +221,7 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     if console is None:
         console = Console()
         if not console.is_terminal:  # a log file or a pipe: do not squeeze the tables
-            console = Console(width=max(console.width, 120))
+            console = Console(width=80)
     out.mkdir(parents=True, exist_ok=True)
     journal_path = out / "journal.sqlite"
     for suffix in ("", "-wal", "-shm"):
@@ -142,13 +237,13 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     task = asyncio.create_task(collector.run(stop))
     start = time.monotonic()
     collect_start_s = time.time()
+    view = LiveView(site, workshop, collector, seconds)
     try:
         if console.is_terminal:
-            with Live(_live_table(site, workshop, collector, 0, seconds), console=console,
-                      refresh_per_second=2) as live:
+            with Live(view.table(0), console=console, refresh_per_second=2) as live, logs_above(live):
                 while (elapsed := time.monotonic() - start) < seconds:
                     await asyncio.sleep(0.5)
-                    live.update(_live_table(site, workshop, collector, elapsed, seconds))
+                    live.update(view.table(elapsed))
         else:
             next_print = 0.0
             while (elapsed := time.monotonic() - start) < seconds:
@@ -156,8 +251,9 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
                     total = sum(collector.sink.counts.values())
                     console.print(f"[{elapsed:5.1f} s] {total} points collected")
                     next_print += 10.0
+                view.observe()
                 await asyncio.sleep(0.25)
-            console.print(_live_table(site, workshop, collector, seconds, seconds))
+            console.print(view.table(seconds))
     finally:
         stop.set()
         await task
@@ -166,7 +262,8 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     end = time.time()
     workshop.write_sessions_csv(out / "sessions.csv", end)
     workshop.write_truth_json(out / "ground_truth.json", end)
-    result = summarise(site, workshop, journal_path, seconds)
+    spans = {name: source.poll_span_max_s for name, source in collector.meter_sources.items()}
+    result = summarise(site, workshop, journal_path, seconds, spans)
     result.summary["analysis"] = _analyse(site, workshop, journal_path, collect_start_s, end)
     if influx is not None:
         await _forward_rest(journal_path, influx)  # the bookings and results written since
@@ -233,7 +330,21 @@ def _analyse(site: Site, workshop: SimulatedWorkshop, journal_path: Path, start_
                      "analytics_energy_kwh": round(m["analytics_energy_kwh"], 6)}
                     for m in sorted(members.values(), key=lambda m: m["member"])],
         "result_points_written": run.points_written,
+        "currency": run.result.currency,
+        "emission_factor_kg_per_kwh": run.result.emission_factor.kg_co2e_per_kwh,
+        "by_machine": [_totals(m.machine, m.energy_kwh, m.co2e_kg, m.cost, jobs=m.jobs,
+                               processing_s=m.processing_s, is_service=m.is_service)
+                       for m in run.result.machines],
+        "by_member": [_totals(m.member, m.energy_kwh + m.shared_services_kwh, m.co2e_kg, m.cost,
+                              jobs=m.jobs, processing_s=m.processing_s, sessions=m.sessions)
+                      for m in run.result.members],
     }
+
+
+def _totals(name: str, energy_kwh: float, co2e_kg: float | None, cost: float | None, **more) -> dict:
+    return {"name": name, "energy_kwh": round(energy_kwh, 6),
+            "co2e_kg": None if co2e_kg is None else round(co2e_kg, 6),
+            "cost": None if cost is None else round(cost, 6), **more}
 
 
 async def _forward_rest(journal_path: Path, influx: InfluxSettings, timeout_s: float = 60.0) -> None:
@@ -264,44 +375,71 @@ def _add_forwarding(result: DemoResult, collector: Collector, journal_path: Path
 
 
 def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
+    """What a manager looks at first (energy, CO2e and cost per machine and per member over the
+    run), then the check against the simulator's ground truth; each table fits 80 columns."""
     s = result.summary
-    table = Table(title="Energy per meter: collector (counter delta) vs simulator ground truth")
-    for column in ("meter", "feeds", "model", "collector kWh", "truth kWh", "difference kWh",
-                   "resolution kWh", "ok"):
-        table.add_column(column)
-    for e in s["energy"]:
-        table.add_row(e["meter"], e["feeds"], e["model"], f"{e['collector_energy_kwh']:.5f}",
-                      f"{e['truth_energy_kwh']:.5f}", f"{e['difference_kwh']:+.6f}",
-                      f"{e['counter_resolution_kwh']:.6f}", "yes" if e["within_resolution"] else "NO")
-    console.print(table)
-    points = ", ".join(f"{k} {v['points']}" for k, v in s["devices"].items())
-    console.print(f"points per device: {points}")
-    console.print(f"jobs completed: {s['jobs_completed']}; write attempts on machines: "
-                  f"{s['write_attempts']}; drops: {s['drops'] or 'none'}")
     a = s.get("analysis")
     if a:
-        jobs = Table(title=f"Jobs: analytics vs simulator ground truth ({a['jobs_found']} of "
-                           f"{a['jobs_in_window']} found, {a['jobs_with_right_member']} with the right member)")
-        for column in ("machine", "job", "start", "s", "member", "found for", "truth kWh", "analytics kWh", "diff %"):
-            jobs.add_column(column)
-        for j in a["jobs"]:
-            jobs.add_row(j["machine"], j["job_id"], j["start"][11:19], f"{j['duration_s']:.0f}", j["member"],
-                         j["member_found"] or "-", f"{j['truth_energy_kwh']:.5f}",
-                         "-" if j["analytics_energy_kwh"] is None else f"{j['analytics_energy_kwh']:.5f}",
-                         "-" if j["difference_pct"] is None else f"{j['difference_pct']:+.2f}")
-        console.print(jobs)
-        members = Table(title="Members: energy of their jobs, analytics vs ground truth")
-        for column in ("member", "jobs", "truth kWh", "analytics kWh"):
-            members.add_column(column)
-        for m in a["members"]:
-            members.add_row(m["member"], str(m["jobs"]), f"{m['truth_energy_kwh']:.5f}",
-                            f"{m['analytics_energy_kwh']:.5f}")
-        console.print(members)
+        currency = a["currency"] or ""
+        for title, rows, first in (("Per machine over the run", a["by_machine"], "machine"),
+                                   ("Per member over the run (their sessions)", a["by_member"], "member")):
+            table = Table(title=title)
+            for column in (first, "jobs", "processing", "kWh", "kgCO2e", f"cost {currency}".strip()):
+                table.add_column(column, justify="left" if column == first else "right")
+            for r in rows:
+                table.add_row(r["name"] + (" (service)" if r.get("is_service") else ""), str(r["jobs"]),
+                              _duration(r["processing_s"]), f"{r['energy_kwh']:.4f}",
+                              _maybe(r["co2e_kg"], ".5f"), _maybe(r["cost"], ".4f"))
+            if rows:
+                table.add_section()
+                table.add_row("total", str(sum(r["jobs"] for r in rows)),
+                              _duration(sum(r["processing_s"] for r in rows)),
+                              f"{sum(r['energy_kwh'] for r in rows):.4f}",
+                              _maybe(_sum(r["co2e_kg"] for r in rows), ".5f"),
+                              _maybe(_sum(r["cost"] for r in rows), ".4f"))
+            console.print(table)
+        console.print(f"CO2e at {a['emission_factor_kg_per_kwh']} kgCO2e/kWh; cost at the site's tariff.")
+
+    table = Table(title="Check: each meter's counter against the simulator's truth")
+    for column in ("meter", "collector kWh", "difference kWh", "allowed kWh", "ok"):
+        table.add_column(column, justify="left" if column == "meter" else "right")
+    for e in s["energy"]:
+        table.add_row(e["meter"], f"{e['collector_energy_kwh']:.5f}",
+                      f"{e['difference_kwh']:+.6f}", f"{e['allowed_error_kwh']:.6f}",
+                      "yes" if e["within_allowed"] else "NO")
+    console.print(table)
+    if a:
+        diffs = [abs(j["difference_pct"]) for j in a["jobs"] if j["difference_pct"] is not None]
+        worst = f", energy within {max(diffs):.2f} %" if diffs else ""
+        console.print(f"jobs: {a['jobs_found']} of {a['jobs_in_window']} found, "
+                      f"{a['jobs_with_right_member']} with the right member{worst}")
+    console.print(f"write attempts on machines: {s['write_attempts']}; "
+                  f"drops: {s['drops'] or 'none'}")
     if "influxdb" in s:
         i = s["influxdb"]
         console.print(f"InfluxDB {i['url']} ({i['api']} API): {i['points_forwarded']} of "
                       f"{i['points_journaled']} journaled points forwarded, backlog {i['backlog']}, "
                       f"quarantined {i['quarantined']}")
-    console.print(f"summary written to {out / 'summary.json'}" + ("" if result.ok else
-                  " — SOMETHING IS WRONG: see above"))
+    console.print(f"details (every job, member and device): {out / 'summary.json'}")
+    journal = out / "journal.sqlite"
+    console.print("look further:", soft_wrap=True)
+    console.print(f"  wattelier journal --journal {journal}", soft_wrap=True)
+    console.print(f"  wattelier analyze --journal {journal} --json", soft_wrap=True)
+    console.print("all checks passed" if result.ok else "SOMETHING IS WRONG: see the checks above")
 
+
+def _maybe(value: float | None, spec: str) -> str:
+    if value is None:
+        return "-"
+    text = format(value, spec)
+    return text.lstrip("-") if float(text) == 0 else text  # no "-0.0000"
+
+
+def _sum(values) -> float | None:
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
