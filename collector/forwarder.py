@@ -17,6 +17,20 @@ refused lines are in quarantine). The next batch is read while the current one i
 Sending a batch again is harmless: a point has its edge timestamp, so the server overwrites
 it with the same values (DESIGN.md, decision 3). A crash between a write and the cursor update
 therefore costs one repeated batch, never a lost or a doubled point.
+
+Stopping is bounded whatever the server does. Once `stop` is set the forwarder keeps sending
+for at most `drain_timeout_s`; then the request in flight, if any, is cut (its socket is shut
+down: InfluxTarget.abort) and the forwarder returns within ABORT_GRACE_S more, so
+
+    forwarder stop <= drain_timeout_s + ABORT_GRACE_S (1 s)
+
+even against a black-holed server (one that accepts the connection and never answers), where
+a request would otherwise wait for its `timeout_s`. A wait for a retry that would end after
+the deadline is not waited for at all. Every request runs in a daemon thread of its own, not in
+the event loop's executor: a request that cannot be cut (a connection still being opened, a
+slow name lookup) is left behind and does not hold up the exit, which joins executor threads.
+What was not accepted stays in the journal (the cursor moves only on an accepted write) and is
+sent at the next start.
 """
 
 from __future__ import annotations
@@ -24,7 +38,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +50,7 @@ from collector.forward_store import Batch, ForwardStore
 from collector.influx_adapter import InfluxTarget
 
 log = logging.getLogger("wattelier.collector.forwarder")
+ABORT_GRACE_S = 1.0  # after the drain deadline: how long a cut request may take to return [s]
 
 
 @dataclass
@@ -43,13 +60,15 @@ class ForwarderStats:
     batches: int = 0
     requests: int = 0
     retries: int = 0
+    requests_cut: int = 0  # requests in flight at the drain deadline, cut
+    requests_left_behind: int = 0  # of those, still not returned ABORT_GRACE_S later
     up: bool | None = None
     last_error: str = ""
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 class _Stopped(Exception):
-    """The drain deadline passed while waiting to retry."""
+    """The drain deadline passed (while waiting to retry, or with a request in flight)."""
 
 
 class Forwarder:
@@ -74,7 +93,9 @@ class Forwarder:
         self.store: ForwardStore | None = None
         self._failures = 0
         self._down_since: float | None = None
-        self._deadline: float | None = None
+        self._deadline: float | None = None  # monotonic time the drain ends, once stopping
+        self._stopping = asyncio.Event()  # set when the drain starts
+        self._expired = asyncio.Event()  # set when the drain deadline has passed
         self._wake = asyncio.Event()
 
     # -- health and waiting ----------------------------------------------------------------
@@ -109,15 +130,70 @@ class Forwarder:
         return wait
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
-        """Sleep, cut short by the drain deadline (raises _Stopped when it passed)."""
-        if self._deadline is not None:
-            left = self._deadline - time.monotonic()
+        """Wait `seconds` before a retry; raise _Stopped at once when the drain deadline is
+        known to come first, or when it passes meanwhile."""
+        end = time.monotonic() + seconds
+        while True:
+            if self._expired.is_set() or (self._deadline is not None and end >= self._deadline):
+                raise _Stopped
+            left = end - time.monotonic()
             if left <= 0:
-                raise _Stopped
-            if seconds >= left:
-                await asyncio.sleep(left)
-                raise _Stopped
-        await asyncio.sleep(seconds)
+                return
+            # Before the stop, wake at the stop to check the wait against the deadline.
+            event = self._expired if self._deadline is not None else self._stopping
+            try:
+                await asyncio.wait_for(event.wait(), timeout=left)
+            except asyncio.TimeoutError:
+                return
+
+    async def _call(self, blocking: Callable, *args):
+        """Run a blocking call of the target (a request) in a daemon thread and return its
+        result. At the drain deadline the request is cut (InfluxTarget.abort), given
+        ABORT_GRACE_S to return, and _Stopped is raised; a thread that still has not returned
+        is left behind (a daemon: it does not hold up the exit)."""
+        if self._expired.is_set():
+            raise _Stopped
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future = loop.create_future()
+        # Read an error nobody awaits any more (a cut request), so asyncio does not report it.
+        outcome.add_done_callback(lambda future: future.cancelled() or future.exception())
+
+        def settle(result, error: Exception | None) -> None:
+            if not outcome.done():
+                if error is None:
+                    outcome.set_result(result)
+                else:
+                    outcome.set_exception(error)
+
+        def work() -> None:
+            try:
+                done = (blocking(*args), None)
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                done = (None, exc)
+            try:
+                loop.call_soon_threadsafe(settle, *done)
+            except RuntimeError:
+                pass  # the event loop is closed: nobody waits for this request any more
+
+        threading.Thread(target=work, name="influx-request", daemon=True).start()
+        expired = asyncio.ensure_future(self._expired.wait())
+        try:
+            await asyncio.wait([outcome, expired], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            expired.cancel()
+        if outcome.done():
+            return outcome.result()  # an answer that came with the deadline still counts
+        self.stats.requests_cut += 1
+        sockets = self.target.abort()
+        log.info("drain timeout: cut the request in flight to InfluxDB %s (%d connection(s))",
+                 self.target.settings.url, sockets)
+        try:
+            await asyncio.wait_for(asyncio.shield(outcome), ABORT_GRACE_S)
+        except asyncio.TimeoutError:
+            self.stats.requests_left_behind += 1
+        except Exception:  # noqa: BLE001, S110 - the cut request's own error: stopping anyway
+            pass
+        raise _Stopped
 
     def wake(self) -> None:
         """New points are in the journal: do not wait for the idle period to end."""
@@ -128,9 +204,9 @@ class Forwarder:
         """Settle the API (auto) and the target's database, retrying while unreachable."""
         while True:
             try:
-                await asyncio.to_thread(self.target.resolve_api)
+                await self._call(self.target.resolve_api)
                 if self.target.api == "v1":
-                    await asyncio.to_thread(self.target.ensure_database)
+                    await self._call(self.target.ensure_database)
                 break
             except InfluxError as exc:
                 if isinstance(exc, InfluxAuthError) and self.target.api == "v1":
@@ -144,9 +220,9 @@ class Forwarder:
     async def _write(self, lines: list[str], body: bytes | None = None) -> None:
         self.stats.requests += 1
         if body is None:
-            await asyncio.to_thread(self.target.write_lines, lines)
+            await self._call(self.target.write_lines, lines)
         else:
-            await asyncio.to_thread(self.target.write_body, body)
+            await self._call(self.target.write_body, body)
 
     def _prepare(self, after_id: int) -> Batch:
         """Read the next batch and encode its body (runs in a thread, ahead of sending)."""
@@ -182,7 +258,7 @@ class Forwarder:
                 if self.target.api == "v1" and not created_database:
                     created_database = True
                     try:
-                        await asyncio.to_thread(self.target.ensure_database)
+                        await self._call(self.target.ensure_database)
                         continue
                     except InfluxError as create_exc:
                         exc = create_exc  # noqa: PLW2901 - report why the database is missing
@@ -234,7 +310,7 @@ class Forwarder:
                     await recording  # the cursor moves in order
                 recording = asyncio.create_task(self._record(batch, quarantined))
                 after = batch.last_id
-                if self._deadline is not None and time.monotonic() > self._deadline:
+                if self._expired.is_set():
                     break
         except _Stopped:
             pass
@@ -252,6 +328,9 @@ class Forwarder:
                     log.warning("forwarder stopped with %d points not yet in InfluxDB; they stay in "
                                 "the journal and are sent at the next start", left)
                 self.store.close()
+            else:
+                log.warning("forwarder stopped before InfluxDB %s answered; every point stays in the "
+                            "journal and is sent at the next start", self.target.settings.url)
             await asyncio.to_thread(self.target.close)
 
     async def _record(self, batch: Batch, quarantined: list[tuple[int, str, str]]) -> None:
@@ -262,5 +341,9 @@ class Forwarder:
         self.stats.quarantined += len(quarantined) + len(batch.unformattable)
 
     async def _arm_deadline(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
+        """Once `stop` is set, let the drain run drain_timeout_s, then mark it expired."""
         await stop.wait()
         self._deadline = time.monotonic() + drain_timeout_s
+        self._stopping.set()
+        await asyncio.sleep(drain_timeout_s)
+        self._expired.set()

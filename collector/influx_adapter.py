@@ -14,14 +14,28 @@ Every failure becomes one of our errors (collector.errors):
 - `InfluxRejected` (400, 422): the server refused some lines of the batch for good;
 - `InfluxTooLarge` (413): send it in smaller batches;
 - `InfluxAuthError` (401, 403) and `InfluxNotFound` (404: no such database or bucket).
+
+Stopping: `abort()`, called from any thread, cuts every request in flight at once (the socket
+of each open connection, ours and influxdb-client's, is shut down): the blocked request raises
+`InfluxUnavailable` in its thread instead of waiting for `timeout_s` (a black-holed server
+accepts the connection and never answers). A connection still being opened is not cut; it
+ends within its connect timeout, min(5 s, timeout_s).
+
+Secrets: the token (or password) travels in the Authorization header only, which nothing
+logs; settings refuse a URL carrying a secret (collector.influx_config.check_url), and every
+error message is scrubbed of the token in case a server echoes it back.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import gzip
 import json
 import logging
+import re
+import socket
+import threading
 import time
 import urllib.parse
 
@@ -52,6 +66,69 @@ def parse_retry_after(value: str | None, now_s: float | None = None) -> float | 
     if when is None:
         return None
     return max(0.0, when.timestamp() - (now_s if now_s is not None else time.time()))
+
+
+_POOL_PREFIX = re.compile(r"^HTTPS?Connection(?:Pool)?\(host=[^)]*\): ")
+
+
+def _reason(exc: BaseException) -> str:
+    """A network error's text without urllib3's `HTTPConnectionPool(host=..., port=...): ` (the
+    message names the URL already)."""
+    text = str(exc)
+    while (cut := _POOL_PREFIX.sub("", text)) != text:
+        text = cut
+    return text or type(exc).__name__
+
+
+class _OpenSockets:
+    """The sockets of a pool's open connections, so that a stop can cut the requests in flight
+    on them from another thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: set = set()
+
+    def add(self, sock) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def discard(self, sock) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def abort(self) -> int:
+        """Shut every socket down (a blocked read or write returns at once); return how many."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP socket, under TLS too
+            except (OSError, TypeError):
+                pass  # already closed, or not a plain socket
+        return len(sockets)
+
+
+def _tracking_pool(pool_cls: type, sockets: _OpenSockets) -> type:
+    """A subclass of a urllib3 connection pool class whose connections register their socket."""
+
+    class TrackedConnection(pool_cls.ConnectionCls):
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+        def close(self) -> None:
+            sockets.discard(self.sock)
+            super().close()
+
+    return type(f"Tracked{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": TrackedConnection})
+
+
+def _track_sockets(manager, sockets: _OpenSockets) -> None:
+    """Make a urllib3 PoolManager's future connections register their sockets in `sockets`."""
+    classes = getattr(manager, "pool_classes_by_scheme", None)
+    if isinstance(classes, dict):
+        manager.pool_classes_by_scheme = {scheme: _tracking_pool(cls, sockets)
+                                          for scheme, cls in classes.items()}
 
 
 def _error_for(status: int, body: bytes | str | None, headers, doing: str) -> InfluxError:
@@ -86,9 +163,29 @@ class InfluxTarget:
             num_pools=2, maxsize=2, retries=False,
             cert_reqs="CERT_REQUIRED" if settings.verify_tls else "CERT_NONE",
             timeout=urllib3.Timeout(connect=min(5.0, settings.timeout_s), read=settings.timeout_s))
+        self._sockets = _OpenSockets()
+        _track_sockets(self._http, self._sockets)
         self.api = settings.api
         self._client = None  # an influxdb_client.InfluxDBClient once v2 is used
         self._write_api = None
+        token = settings.token or ""
+        basic = base64.b64encode(f"{settings.username}:{token}".encode()).decode() if settings.username else ""
+        # A token under 4 characters is blanked nowhere: it would garble every message.
+        self._secrets = [secret for secret in (token, basic) if len(token) >= 4 and secret]
+
+    def _scrub(self, error: InfluxError) -> InfluxError:
+        """The error with the token (and the v1 basic-auth form of it) blanked out of its text,
+        should a server or a library echo it."""
+        text = str(error)
+        if any(secret in text for secret in self._secrets):
+            for secret in self._secrets:
+                text = text.replace(secret, "***")
+            error.args = (text, *error.args[1:])
+        return error
+
+    def abort(self) -> int:
+        """Cut every request in flight now (safe from any thread); return the sockets shut."""
+        return self._sockets.abort()
 
     # -- plumbing --------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -110,9 +207,9 @@ class InfluxTarget:
                                           headers={**self._headers(), **(headers or {})},
                                           preload_content=True)
         except urllib3.exceptions.HTTPError as exc:
-            raise InfluxUnavailable(f"{doing}: {self.settings.url} unreachable: {exc}") from exc
+            raise self._scrub(InfluxUnavailable(f"{doing}: {self.settings.url} unreachable: {_reason(exc)}")) from exc
         if response.status >= 300:
-            raise _error_for(response.status, response.data, response.headers, doing)
+            raise self._scrub(_error_for(response.status, response.data, response.headers, doing))
         return response
 
     # -- discovery -------------------------------------------------------------------------
@@ -188,9 +285,10 @@ class InfluxTarget:
                 delete_api.delete(start, stop, f'_measurement="{m}" AND site="{site_literal}"',
                                   bucket=self.settings.bucket, org=self.settings.org)
             except ApiException as exc:
-                raise _error_for(exc.status or 0, exc.body, exc.headers, "delete") from exc
+                raise self._scrub(_error_for(exc.status or 0, exc.body, exc.headers, "delete")) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise InfluxUnavailable(f"delete: {self.settings.url} unreachable: {exc}") from exc
+                raise self._scrub(InfluxUnavailable(f"delete: {self.settings.url} unreachable: "
+                                                    f"{_reason(exc)}")) from exc
 
     # -- writing ---------------------------------------------------------------------------
     def encode(self, lines: list[str]) -> bytes:
@@ -232,6 +330,8 @@ class InfluxTarget:
             self._client = InfluxDBClient(url=s.url, token=s.token or "", org=s.org,
                                           timeout=int(s.timeout_s * 1000), enable_gzip=bool(s.gzip_level),
                                           verify_ssl=s.verify_tls)
+            rest = getattr(getattr(self._client, "api_client", None), "rest_client", None)
+            _track_sockets(getattr(rest, "pool_manager", None), self._sockets)
             self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         return self._write_api
 
@@ -245,12 +345,10 @@ class InfluxTarget:
                                  write_precision=WritePrecision.NS)
         except ApiException as exc:
             if exc.status == 0 or exc.status is None:
-                raise InfluxUnavailable(f"write: {s.url} unreachable: {exc.reason}") from exc
-            raise _error_for(exc.status, exc.body, exc.headers, "write") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise InfluxUnavailable(f"write: {s.url} unreachable: {exc}") from exc
-        except OSError as exc:
-            raise InfluxUnavailable(f"write: {s.url} unreachable: {exc}") from exc
+                raise self._scrub(InfluxUnavailable(f"write: {s.url} unreachable: {exc.reason}")) from exc
+            raise self._scrub(_error_for(exc.status, exc.body, exc.headers, "write")) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._scrub(InfluxUnavailable(f"write: {s.url} unreachable: {_reason(exc)}")) from exc
 
     def close(self) -> None:
         if self._client is not None:

@@ -7,7 +7,17 @@ does not stop the others: each source handles its own errors and reconnects.
 
 Stopping (SIGTERM, Ctrl-C, the end of a demo) is bounded: sources stop reading (at most
 STOP_GRACE_S), a last self-metrics point is taken, the journal commits what it holds, then the
-forwarder sends what it can within its drain timeout; the rest stays in the journal.
+forwarder sends what it can within its drain timeout, cuts the request in flight and closes;
+the rest stays in the journal, sent at the next start. From the signal to the end:
+
+    stop <= STOP_GRACE_S (5 s) + the journal's last commit + drain_timeout_s
+            + ABORT_GRACE_S (1 s) + FORWARDER_CLOSE_S (2 s)
+
+whatever InfluxDB does (down, refusing, or black-holed: connected and silent), and
+independently of `timeout_s`; about 18 s with the default drain_timeout_s of 10 s, well under
+the systemd unit's TimeoutStopSec of 60 s (keep drain_timeout_s under TimeoutStopSec - 20 s).
+The forwarder normally ends by itself within drain_timeout_s + ABORT_GRACE_S; it is cancelled
+if it has not after FORWARDER_CLOSE_S more.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from collector.cnc_source import CncSource
-from collector.forwarder import Forwarder
+from collector.forwarder import ABORT_GRACE_S, Forwarder
 from collector.influx_adapter import InfluxSettings, InfluxTarget
 from collector.influx_config import influx_settings_for
 from collector.journal import Journal
@@ -32,7 +42,8 @@ from devices.secrets import secrets_path
 from devices.site import Site
 
 log = logging.getLogger("wattelier.collector")
-STOP_GRACE_S = 5.0
+STOP_GRACE_S = 5.0  # sources stop reading within this [s]
+FORWARDER_CLOSE_S = 2.0  # after its drain and cut: the backlog count and closing [s]
 
 
 def journal_for(site: Site, path: str | None = None) -> Journal:
@@ -163,12 +174,15 @@ class Collector:
                 await link.close()
             self.self_metrics.emit(self.sink, await asyncio.to_thread(self.metrics_snapshot))
             journal_stop.set()
-            await journal_task
+            try:
+                await journal_task
+            except Exception as exc:  # noqa: BLE001 - still stop the forwarder within the bound
+                log.error("journal: last commit failed while stopping: %s", exc)
             if forward_task is not None:
                 forward_stop.set()
                 self.forwarder.wake()
-                # The drain timeout, plus one request in flight at most.
-                limit = self.drain_timeout_s + self.influx.timeout_s + 5.0
+                # The forwarder cuts its request in flight at the end of the drain.
+                limit = self.drain_timeout_s + ABORT_GRACE_S + FORWARDER_CLOSE_S
                 try:
                     await asyncio.wait_for(forward_task, timeout=limit)
                 except asyncio.TimeoutError:
