@@ -2,6 +2,10 @@
 
 The journal is the embedded store (DESIGN.md, decision 1); its schema is in
 devices/journal_schema.py. Reads go series by series, in time order.
+
+Opening checks the file first (devices.journal_schema.check_journal, read-only): a file that is
+not a journal, a damaged one or one of a newer schema raises JournalError (one line: the path,
+what is wrong, what to do) and is left as it is; so does damage a later read runs into.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.journal_schema import DROP_PREFIX
+from devices.journal_schema import DROP_PREFIX, JournalDamaged, RECOVERY_HINT, connect_readonly
 
 
 @dataclass(frozen=True)
@@ -23,14 +27,24 @@ class SeriesInfo:
     tags: dict[str, str]
 
 
+def _json(path: Path, text: str, what: str):
+    """A JSON value stored in the journal; JournalDamaged when it is not JSON."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise JournalDamaged(path, f"damaged ({what} is not JSON: {exc}): {RECOVERY_HINT}") from exc
+
+
 class JournalReader:
-    """Read-only access to a journal file."""
+    """Read-only access to a journal file. FileNotFoundError when there is none; JournalError
+    (devices.journal_schema) when it is not a journal, is damaged or is of a newer schema."""
 
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no journal here (run `wattelier collect` or `wattelier demo`)")
-        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.path = path
+        self._db: sqlite3.Connection = connect_readonly(path)
 
     def close(self) -> None:
         self._db.close()
@@ -43,8 +57,11 @@ class JournalReader:
             query += " WHERE measurement = ?"
             args = (measurement,)
         out = []
-        for sid, meas, tag_json in self._db.execute(query + " ORDER BY id", args):
-            tag_dict = json.loads(tag_json)
+        for sid, meas, tag_json in self._db.execute(query + " ORDER BY id", args).fetchall():
+            tag_dict = _json(self.path, tag_json, f"the tags of series {sid}")
+            if not isinstance(tag_dict, dict):
+                raise JournalDamaged(self.path, f"damaged (the tags of series {sid} are not an object): "
+                                                f"{RECOVERY_HINT}")
             if all(tag_dict.get(k) == v for k, v in tags.items()):
                 out.append(SeriesInfo(sid, meas, tag_dict))
         return out
@@ -65,17 +82,22 @@ class JournalReader:
         rows = self._db.execute(query + " ORDER BY time_ns, id", args).fetchall()
         if not rows:
             return np.empty(0), np.empty(0)
-        data = np.array(rows, dtype=np.float64)
+        try:
+            data = np.array(rows, dtype=np.float64)
+        except (TypeError, ValueError) as exc:  # a time that is not a number
+            raise JournalDamaged(self.path, f"damaged (a point of series {series_id} has no numeric "
+                                            f"time: {exc}): {RECOVERY_HINT}") from exc
         return data[:, 0] / 1e9, data[:, 1]
 
     def points(self, series_id: int) -> list[tuple[int, dict]]:
         """(time_ns, fields) of every point of a series, in time order."""
-        return [(t, json.loads(f)) for t, f in self._db.execute(
-            "SELECT time_ns, fields FROM points WHERE series_id = ? ORDER BY time_ns, id", (series_id,))]
+        rows = self._db.execute("SELECT time_ns, fields FROM points WHERE series_id = ? ORDER BY time_ns, id",
+                                (series_id,)).fetchall()
+        return [(t, _json(self.path, f, f"the fields of a point of series {series_id}")) for t, f in rows]
 
     def count_by_series(self) -> dict[int, int]:
-        return dict(self._db.execute("SELECT series_id, count(*) FROM points GROUP BY series_id"))
+        return dict(self._db.execute("SELECT series_id, count(*) FROM points GROUP BY series_id").fetchall())
 
     def drops(self) -> dict[str, int]:
         return {name[len(DROP_PREFIX):]: value for name, value in self._db.execute(
-            "SELECT name, value FROM counters WHERE name LIKE ?", (DROP_PREFIX + "%",))}
+            "SELECT name, value FROM counters WHERE name LIKE ?", (DROP_PREFIX + "%",)).fetchall()}

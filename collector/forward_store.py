@@ -5,20 +5,28 @@ the collector commits). Points are forwarded in id order (the order they were jo
 oldest first); per target, `forward_cursor.last_id` is the last point the server accepted or
 that was quarantined, so everything above it is the backlog. Advancing the cursor and counting
 forwarded and quarantined points happen in one transaction.
+
+Targets are stored without credentials (devices.journal_schema.public_target: no user,
+password or query token of a URL), and so are the errors kept with them. `record_target` keeps,
+per configured URL, when it was configured, its last error and its last accepted write, so
+`wattelier journal` shows a target that never accepted a write with its backlog and error.
+SQLite errors are raised as JournalError (devices.journal_schema).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.points import json_fields_to_line
-from devices.journal_schema import (DROP_PREFIX, FORWARDED_PREFIX, QUARANTINED_PREFIX,
-                                    SCHEMA_SQL)
+from devices.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, FORWARDED_PREFIX,
+                                    QUARANTINED_PREFIX, SCHEMA_SQL, check_journal,
+                                    connect_readonly, journal_error, public_target)
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = int(BUSY_TIMEOUT_S * 1000)
 
 
 @dataclass
@@ -59,6 +67,9 @@ class JournalStatus:
     backlog: dict[str, int] = field(default_factory=dict)
     oldest_unsent_ns: dict[str, int | None] = field(default_factory=dict)
     quarantine: dict[str, int] = field(default_factory=dict)
+    never_accepted: set[str] = field(default_factory=set)  # configured, no write accepted yet
+    last_error: dict[str, tuple[str, int]] = field(default_factory=dict)  # (error, when ns), if not
+    # followed by an accepted write
 
     @property
     def drops(self) -> dict[str, int]:
@@ -66,26 +77,32 @@ class JournalStatus:
                 if k.startswith(DROP_PREFIX) and v}
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                         timeout=BUSY_TIMEOUT_MS / 1000)
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
 class ForwardStore:
     """Read unsent points and record what a target accepted."""
 
     def __init__(self, path: str | Path, target: str) -> None:
         self.path = Path(path)
-        self.target = target
+        self.target = public_target(target)
+        if self.path.exists():
+            check_journal(self.path, new_ok=True)  # JournalError: never written into
         # Two connections: batches are read in one thread while the cursor of the previous
         # batch is recorded in another.
-        self._writer = self._connect()
-        self._writer.executescript(SCHEMA_SQL)
-        self._db = self._connect()
+        try:
+            self._writer = _connect(self.path)
+            self._writer.executescript(SCHEMA_SQL)
+            self._db = _connect(self.path)
+        except sqlite3.Error as exc:
+            raise journal_error(self.path, exc, "opening it to forward") from exc
         self._prefixes: dict[int, str] = {}
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                             timeout=BUSY_TIMEOUT_MS / 1000)
-        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
 
     def close(self) -> None:
         self._db.close()
@@ -134,13 +151,20 @@ class ForwardStore:
         """The batch is done: accepted by the server, except `quarantined` (id, line, error)."""
         now_ns = time.time_ns()
         forwarded = len(batch) - len(quarantined)
-        quarantined = batch.unformattable + quarantined
+        quarantined = [(pid, line, public_target(error)) for pid, line, error in batch.unformattable + quarantined]
+        try:
+            self._record(batch.last_id, quarantined, forwarded, now_ns)
+        except sqlite3.Error as exc:
+            raise journal_error(self.path, exc, "recording what InfluxDB accepted") from exc
+
+    def _record(self, last_id: int, quarantined: list[tuple[int, str, str]], forwarded: int,
+                now_ns: int) -> None:
         db = self._writer
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("INSERT INTO forward_cursor(target, last_id, updated_ns) VALUES (?, ?, ?) "
                        "ON CONFLICT(target) DO UPDATE SET last_id = excluded.last_id, "
-                       "updated_ns = excluded.updated_ns", (self.target, batch.last_id, now_ns))
+                       "updated_ns = excluded.updated_ns", (self.target, last_id, now_ns))
             if quarantined:
                 db.executemany("INSERT INTO quarantine(target, point_id, line, error, quarantined_ns) "
                                "VALUES (?, ?, ?, ?, ?)",
@@ -152,7 +176,8 @@ class ForwardStore:
                            [c for c in counts if c[1]])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite ends some transactions itself (disk full)
+                db.execute("ROLLBACK")
             raise
 
     def quarantined(self, limit: int = 100) -> list[QuarantinedLine]:
@@ -162,25 +187,74 @@ class ForwardStore:
         return [QuarantinedLine(*row) for row in rows]
 
 
-def journal_status(path: str | Path) -> JournalStatus:
-    """Backlog per target, oldest unsent point, quarantine sizes and counters of a journal."""
+def record_target(path: str | Path, url: str, error: str | None = None, accepted: bool = False) -> None:
+    """Note a forwarding target in the journal (without credentials): configured (first call),
+    its latest error, or that it accepted a write. For the forwarder: once at start (before
+    connecting, so a server down from the start is shown), when it stops accepting writes
+    (error) and when it is back (accepted). Raises JournalError."""
+    path = Path(path)
+    now_ns = time.time_ns()
+    base = public_target(url).rstrip("/")
+    try:
+        db = _connect(path)
+        try:
+            db.executescript(SCHEMA_SQL)
+            db.execute("INSERT INTO forward_target(url, configured_ns) VALUES (?, ?) "
+                       "ON CONFLICT(url) DO NOTHING", (base, now_ns))
+            if error is not None:
+                db.execute("UPDATE forward_target SET last_error = ?, last_error_ns = ? WHERE url = ?",
+                           (public_target(error)[:500], now_ns, base))
+            if accepted:
+                db.execute("UPDATE forward_target SET last_ok_ns = ? WHERE url = ?", (now_ns, base))
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise journal_error(path, exc, "recording the forwarding target") from exc
+
+
+def _url_of(target: str) -> str:
+    return target.split(" ", 1)[0]
+
+
+def journal_status(path: str | Path, configured: Iterable[str] = ()) -> JournalStatus:
+    """Backlog per target, oldest unsent point, quarantine sizes, last errors and counters of a
+    journal. configured: URLs of targets the site file names (shown even when the journal
+    has no trace of them). FileNotFoundError when there is no journal, JournalError when it
+    cannot be read."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no journal here (run `wattelier collect` or `wattelier demo`)")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    db = connect_readonly(path)
     try:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
         count, oldest, newest = db.execute(
             "SELECT count(*), min(time_ns), max(time_ns) FROM points").fetchone()
-        status = JournalStatus(count, oldest, newest, dict(db.execute("SELECT name, value FROM counters")))
+        counters = dict(db.execute("SELECT name, value FROM counters").fetchall()) if "counters" in tables else {}
+        status = JournalStatus(count, oldest, newest, {public_target(k): v for k, v in counters.items()})
+        cursors = []
         if "forward_cursor" in tables:
-            for target, last_id in db.execute("SELECT target, last_id FROM forward_cursor ORDER BY target"):
-                n, first = db.execute("SELECT count(*), min(time_ns) FROM points WHERE id > ?",
-                                      (last_id,)).fetchone()
-                status.backlog[target] = n
-                status.oldest_unsent_ns[target] = first
-            for target, n in db.execute("SELECT target, count(*) FROM quarantine GROUP BY target"):
-                status.quarantine[target] = n
+            cursors = db.execute("SELECT target, last_id FROM forward_cursor ORDER BY target").fetchall()
+            for target, n in db.execute("SELECT target, count(*) FROM quarantine GROUP BY target").fetchall():
+                status.quarantine[public_target(target)] = n
+        for target, last_id in cursors:
+            n, first = db.execute("SELECT count(*), min(time_ns) FROM points WHERE id > ?", (last_id,)).fetchone()
+            status.backlog[public_target(target)] = n
+            status.oldest_unsent_ns[public_target(target)] = first
+        known = {_url_of(t) for t in status.backlog}
+        noted = db.execute("SELECT url, last_error, last_error_ns, last_ok_ns FROM forward_target "
+                           "ORDER BY url").fetchall() if "forward_target" in tables else []
+        urls = [public_target(u) for u, *_ in noted] + [public_target(u).rstrip("/") for u in configured]
+        for url in dict.fromkeys(urls):
+            if url not in known:  # configured, never accepted a write: everything is unsent
+                status.backlog[url] = count
+                status.oldest_unsent_ns[url] = oldest
+                status.never_accepted.add(url)
+                known.add(url)
+        for url, error, error_ns, ok_ns in noted:
+            if error is not None and (ok_ns is None or error_ns > ok_ns):
+                for target in status.backlog:
+                    if _url_of(target) == public_target(url):
+                        status.last_error[target] = (public_target(error), error_ns)
         return status
     finally:
         db.close()
@@ -188,7 +262,7 @@ def journal_status(path: str | Path) -> JournalStatus:
 
 def quarantined_lines(path: str | Path, limit: int = 20) -> list[tuple[str, QuarantinedLine]]:
     """The most recent quarantined lines of a journal, with their target."""
-    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    db = connect_readonly(path)
     try:
         rows = db.execute("SELECT target, point_id, line, error, quarantined_ns FROM quarantine "
                           "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
@@ -196,4 +270,5 @@ def quarantined_lines(path: str | Path, limit: int = 20) -> list[tuple[str, Quar
         rows = []
     finally:
         db.close()
-    return [(row[0], QuarantinedLine(*row[1:])) for row in rows]
+    return [(public_target(row[0]), QuarantinedLine(row[1], row[2], public_target(row[3]), row[4]))
+            for row in rows]

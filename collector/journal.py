@@ -10,8 +10,26 @@ the overflow policy decides:
   never deleted (KEPT_MEASUREMENTS).
 - ``reject_new``: keep what is stored and refuse new points, counting each.
 
+Under either policy, points already accepted by every forwarding target (below the lowest
+cursor; none while a configured target has accepted nothing) go first, oldest first, and are
+not counted as dropped: they are in InfluxDB. Only when they cannot make room does a policy
+refuse or delete an unsent point. The log says once when the journal becomes full (losing
+points) and once when it has room again.
+
 Every point refused or deleted is counted by reason in the `counters` table and never lost
 silently.
+
+Opening checks the file first, read-only (devices.journal_schema.check_journal): a damaged
+file, one that is not a journal, or one of a newer schema raises JournalError and is never
+written into. `collector=True` also takes the collector's lock (`JOURNAL.lock`, flock): a
+second collector on the same journal is refused, naming the process that holds it; the lock
+dies with its holder. Other writers (the analysis storing results, sessions) take no lock:
+SQLite serialises their transactions (busy timeout).
+
+A disk that refuses writes (full, read-only): commit() raises JournalFull or JournalUnwritable
+and keeps the batch in memory for the next try; run() logs it once, and once when writing
+works again. Beyond `max_buffered` points held, the oldest are dropped and counted
+(`journal_write_failed`).
 
 Column blocks (devices/journal_schema.py): `compact()` packs complete hours of the fields
 analytics reads into binary blocks; `run()` does it every `compact_every_s`. Every insert or
@@ -20,9 +38,11 @@ delete of points deletes the blocks of the hours it touches in the same transact
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -34,8 +54,10 @@ from collector.errors import ConfigError
 from collector.points import Point
 from collector import journal_blocks
 from devices import vocabulary
-from devices.journal_schema import (BLOCK_FIELDS, DROP_PREFIX, SCHEMA_SQL, SCHEMA_VERSION,
-                                    block_start_ns)
+from devices.journal_schema import (BLOCK_FIELDS, BUSY_TIMEOUT_S, DROP_PREFIX, SCHEMA_SQL,
+                                    SCHEMA_VERSION, JournalError, JournalFull, JournalLocked,
+                                    JournalUnwritable, block_start_ns, check_journal, journal_error,
+                                    public_target)
 
 if TYPE_CHECKING:
     import asyncio
@@ -47,6 +69,68 @@ log = logging.getLogger("wattelier.collector.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
 KEPT_MEASUREMENTS = (vocabulary.BOOKING,)
 """Never deleted by ``drop_oldest`` (members' bookings: entered once, not measured again)."""
+FORWARDED_DELETED = "journal_full_forwarded_deleted"
+"""Counter (not a drop: those points are in InfluxDB) of sent points deleted to make room."""
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open (SQLite ends some itself: disk full, I/O)."""
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the original error is the one to report
+
+
+def _check_writable(path: Path) -> None:
+    """Make the journal's folder; JournalUnwritable when it, or the journal, cannot be written
+    (os.access: a read-only mount or an immutable file refuse root too)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalUnwritable(path, f"cannot make its folder {path.parent} ({exc.strerror}): "
+                                      "give --journal a writable place") from exc
+    if path.exists() and not os.access(path, os.W_OK):
+        raise JournalUnwritable(path, "the file is read-only (permissions, attributes or a read-only "
+                                      "file system): make it writable, or give --journal a writable place")
+    if not os.access(path.parent, os.W_OK):
+        raise JournalUnwritable(path, f"its folder {path.parent} is read-only, and SQLite writes its log "
+                                      "beside the journal: make the folder writable, or give --journal a "
+                                      "writable place")
+
+
+class CollectorLock:
+    """`JOURNAL.lock` beside a journal, locked (flock) by the collector writing it, with its
+    PID inside. The kernel releases the lock when its holder ends, however it ends."""
+
+    def __init__(self, journal_path: Path) -> None:
+        self.path = journal_path.with_name(journal_path.name + ".lock")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise JournalUnwritable(journal_path, f"cannot make its lock file {self.path} ({exc.strerror}): "
+                                                  "make its folder writable, or give --journal a writable "
+                                                  "place") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise JournalLocked(journal_path, f"another collector (PID {holder}) is writing this journal: "
+                                              "stop it first, or give this one its own journal with "
+                                              "--journal NEW.sqlite") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, a second collector says "PID unknown"
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Unlock (the file stays: removing it could race with the next collector taking it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Journal:
@@ -54,7 +138,11 @@ class Journal:
 
     def __init__(self, path: str | Path, max_points: int = 50_000_000,
                  overflow: str = "drop_oldest", commit_interval_s: float = 0.5,
-                 compact_every_s: float = 600.0) -> None:
+                 compact_every_s: float = 600.0, *, collector: bool = False,
+                 max_buffered: int = 1_000_000) -> None:
+        """collector: this is the collector's journal: take the collector lock (JournalLocked
+        when another collector holds it). max_buffered: points held in memory at most while
+        the journal cannot be written."""
         if overflow not in OVERFLOW_POLICIES:
             raise ConfigError(f"journal overflow policy must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
         if not 0 < commit_interval_s <= 1.0:
@@ -69,19 +157,48 @@ class Journal:
         self._lock = threading.Lock()  # one writer at a time on the connection
         self._buffer_lock = threading.Lock()
         self._series_ids: dict[str, int] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA_SQL)
-        journal_blocks.upgrade(self._db)
-        self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
-        self._count = self._stored_count()
-        for sid, key in self._db.execute("SELECT id, key FROM series"):
-            self._series_ids[key] = sid
+        self.max_buffered = max_buffered
         self.points_written = 0
         self._deleted = 0  # points removed by replace_window (recomputed results)
+        self._full = False  # the last commit had to lose unsent points (logged once)
+        self._failing: type[JournalError] | None = None  # writes fail since _failing_since
+        self._failing_since = 0.0
+        _check_writable(self.path)
+        self._lock_file = CollectorLock(self.path) if collector else None
+        try:
+            self._db = self._open()
+        except BaseException:
+            if self._lock_file is not None:
+                self._lock_file.release()
+            raise
+
+    def _open(self) -> sqlite3.Connection:
+        """Check the file (read-only), then open it to write and bring its schema up to date."""
+        path = self.path
+        if path.exists() and check_journal(path, new_ok=True) == 0:
+            log.info("journal %s: an empty file, made into a new journal", path)
+        db = None
+        try:
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+                if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() else None
+            if version is None or version[0] != str(SCHEMA_VERSION):  # nothing written when current:
+                db.executescript(SCHEMA_SQL)  # a full disk is then seen by the first commit
+                journal_blocks.upgrade(db)
+                db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+            db.execute("BEGIN IMMEDIATE")  # a read-only file or folder fails here, at start
+            db.execute("ROLLBACK")
+            self._count = self._stored_count(db)
+            self._series_ids = {key: sid for sid, key in db.execute("SELECT id, key FROM series")}
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise journal_error(path, exc, "opening it to write") from exc
+        return db
 
     # -- Sink protocol ---------------------------------------------------------------------
     def put(self, points: Sequence[Point]) -> None:
@@ -107,13 +224,23 @@ class Journal:
         with self._lock:
             try:
                 return self._commit_locked(points, drops)
-            except sqlite3.Error:
-                # Nothing of this batch is on disk: put it back so the next commit retries it.
-                with self._buffer_lock:
-                    self._buffer[:0] = points
-                for reason, n in drops.items():
-                    self.drop(reason, n)
-                raise
+            except sqlite3.Error as exc:
+                self._hold_back(points, drops)
+                raise journal_error(self.path, exc, "writing points") from exc
+
+    def _hold_back(self, points: list[Point], drops: dict[str, int]) -> None:
+        """Nothing of a failed batch is on disk: keep it for the next commit, the newest
+        max_buffered points at most (the oldest beyond are dropped and counted)."""
+        with self._buffer_lock:
+            self._buffer[:0] = points
+            excess = len(self._buffer) - self.max_buffered
+            if excess > 0:
+                del self._buffer[:excess]
+            for reason, n in drops.items():
+                self._pending_drops[reason] = self._pending_drops.get(reason, 0) + n
+            if excess > 0:
+                self._pending_drops["journal_write_failed"] = (
+                    self._pending_drops.get("journal_write_failed", 0) + excess)
 
     def replace_window(self, measurements: Sequence[str], site: str, start_ns: int, end_ns: int,
                        points: Sequence[Point]) -> tuple[int, int]:
@@ -155,35 +282,38 @@ class Journal:
 
         with self._lock:
             deleted_before = self._deleted
-            written = self._commit_locked(list(points), {}, before=delete)
+            try:
+                written = self._commit_locked(list(points), {}, before=delete)
+            except sqlite3.Error as exc:
+                raise journal_error(self.path, exc, "replacing results") from exc
             return self._deleted - deleted_before, written
 
     def _commit_locked(self, points: list[Point], drops: dict[str, int], before=None) -> int:
         db = self._db
         drops = dict(drops)  # the caller puts back its own counts if this transaction fails
         db.execute("BEGIN IMMEDIATE")
+        count_before = self._count
         try:
             self._count = self._stored_count()  # other processes (analysis results) write too
             removed = before(db) if before is not None else 0
             room = self.max_points - self._count
+            losing = False
             if len(points) > room:
+                # Points every target has accepted go first: they are in InfluxDB.
+                freed = self._delete_oldest(db, len(points) - room, self._forwarded_everywhere(db))
+                if freed:
+                    drops[FORWARDED_DELETED] = freed  # counted apart from drops, below
+                room += freed
+            if len(points) > room:
+                losing = True
                 if self.overflow == "reject_new":
                     refused = len(points) - max(room, 0)
                     points = points[: max(room, 0)]
                     drops["journal_full_rejected"] = drops.get("journal_full_rejected", 0) + refused
                 else:
-                    excess = len(points) - room
                     # bookings are never deleted to make room: they are the only copy of what
                     # members booked by hand, and few (KEPT_MEASUREMENTS)
-                    oldest = (f"SELECT id FROM points WHERE series_id NOT IN (SELECT id FROM series "
-                              f"WHERE measurement IN ({','.join('?' for _ in KEPT_MEASUREMENTS)})) "
-                              "ORDER BY id LIMIT ?")
-                    last_id = db.execute(f"SELECT max(id) FROM ({oldest})", (*KEPT_MEASUREMENTS, excess)).fetchone()[0]
-                    if last_id is not None:
-                        journal_blocks.invalidate_up_to_id(db, last_id)
-                    deleted = db.execute(f"DELETE FROM points WHERE id IN ({oldest})",
-                                         (*KEPT_MEASUREMENTS, excess)).rowcount
-                    self._count -= deleted
+                    deleted = self._delete_oldest(db, len(points) - room)
                     room += deleted
                     drops["journal_full_oldest_deleted"] = drops.get("journal_full_oldest_deleted", 0) + deleted
                     if len(points) > room:  # one batch bigger than the journal, or bookings fill it
@@ -216,7 +346,7 @@ class Journal:
                     blocked.append((sid, p.time_ns))
             journal_blocks.invalidate_for_inserts(db, blocked)
             db.executemany("INSERT INTO points(series_id, time_ns, fields) VALUES (?, ?, ?)", rows)
-            counters = {"points_written": len(rows)}
+            counters = {"points_written": len(rows), FORWARDED_DELETED: drops.pop(FORWARDED_DELETED, 0)}
             counters.update({DROP_PREFIX + r: n for r, n in drops.items()})
             db.executemany(
                 "INSERT INTO counters(name, value) VALUES (?, ?) "
@@ -226,22 +356,71 @@ class Journal:
             db.execute("UPDATE meta SET value = ? WHERE key = 'points_stored'", (str(new_count),))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
-            self._series_ids = {k: v for k, v in self._db.execute("SELECT key, id FROM series")}
+            _rollback(db)
+            self._count = count_before
+            try:
+                self._series_ids = {k: v for k, v in db.execute("SELECT key, id FROM series")}
+            except sqlite3.Error:
+                self._series_ids = {}  # looked up again, one by one, by the next commit
             raise
         self._count = new_count
         self._deleted += removed
         self.points_written += len(rows)
+        if losing and not self._full:
+            self._full = True
+            log.warning("journal %s is full (max_points %d) and the points in it are not all sent: %s",
+                        self.path, self.max_points,
+                        "new readings are refused and counted (journal_full_rejected) until points sent "
+                        "to every InfluxDB target can make room" if self.overflow == "reject_new" else
+                        "the oldest unsent points are deleted to make room and counted "
+                        "(journal_full_oldest_deleted)")
+        elif self._full and not losing and rows:
+            self._full = False
+            log.warning("journal %s has room again: every new reading is kept", self.path)
         return len(rows)
 
-    def _stored_count(self) -> int:
+    def _forwarded_everywhere(self, db: sqlite3.Connection) -> int:
+        """The id up to which every forwarding target has accepted the points (0 when there is
+        no target, or a configured target has accepted nothing yet)."""
+        targets, lowest = db.execute("SELECT count(*), min(last_id) FROM forward_cursor").fetchone()
+        if not targets:
+            return 0
+        unused = db.execute(
+            "SELECT 1 FROM forward_target t WHERE NOT EXISTS (SELECT 1 FROM forward_cursor c "
+            "WHERE substr(c.target, 1, length(t.url) + 1) = t.url || ' ') LIMIT 1").fetchone()
+        return 0 if unused else lowest
+
+    def _delete_oldest(self, db: sqlite3.Connection, limit: int, up_to_id: int | None = None) -> int:
+        """Delete up to `limit` of the oldest points (by id, at most up_to_id), never those of
+        KEPT_MEASUREMENTS, with the blocks of their hours; return how many went."""
+        if limit <= 0 or up_to_id == 0:
+            return 0
+        kept = ",".join("?" for _ in KEPT_MEASUREMENTS)
+        oldest = f"SELECT id FROM points WHERE series_id NOT IN (SELECT id FROM series WHERE measurement IN ({kept}))"
+        args: list = list(KEPT_MEASUREMENTS)
+        if up_to_id is not None:
+            oldest += " AND id <= ?"
+            args.append(up_to_id)
+        oldest += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        last_id = db.execute(f"SELECT max(id) FROM ({oldest})", args).fetchone()[0]
+        if last_id is None:
+            return 0
+        journal_blocks.invalidate_up_to_id(db, last_id)
+        deleted = db.execute(f"DELETE FROM points WHERE id IN ({oldest})", args).rowcount
+        self._count -= deleted
+        return deleted
+
+    def _stored_count(self, db: sqlite3.Connection | None = None) -> int:
         """Points stored, kept in `meta` by every write (counting millions of rows at each
         start would take seconds); counted once for a journal that has no such entry yet."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'points_stored'").fetchone()
-        if row is not None:
+        db = db or self._db
+        row = db.execute("SELECT value FROM meta WHERE key = 'points_stored'").fetchone()
+        if row is not None and str(row[0]).isdigit():
             return int(row[0])
-        count = self._db.execute("SELECT count(*) FROM points").fetchone()[0]
-        self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('points_stored', ?)", (str(count),))
+        count = db.execute("SELECT count(*) FROM points").fetchone()[0]
+        db.execute("INSERT INTO meta(key, value) VALUES ('points_stored', ?) "
+                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(count),))
         return count
 
     def compact(self, horizon_ns: int | None = None, hours_per_transaction: int = 24,
@@ -249,6 +428,12 @@ class Journal:
         """Pack every complete hour before horizon_ns (default: now less 2 min for late
         points) that has no column block yet; return the points packed. Short transactions,
         so commits of new points go on meanwhile. progress(series_done, series_total)."""
+        try:
+            return self._compact(horizon_ns, hours_per_transaction, progress)
+        except sqlite3.Error as exc:
+            raise journal_error(self.path, exc, "packing column blocks") from exc
+
+    def _compact(self, horizon_ns: int | None, hours_per_transaction: int, progress) -> int:
         if horizon_ns is None:
             horizon_ns = time.time_ns() - 120 * 10**9
         with self._lock:
@@ -264,7 +449,7 @@ class Journal:
                                                                     hours_per_transaction)
                         self._db.execute("COMMIT")
                     except BaseException:
-                        self._db.execute("ROLLBACK")
+                        _rollback(self._db)
                         raise
                 packed += n
             if progress is not None:
@@ -284,17 +469,36 @@ class Journal:
                 await asyncio.wait_for(stop.wait(), timeout=self.commit_interval_s)
             except asyncio.TimeoutError:
                 pass
-            try:
-                await asyncio.to_thread(self.commit)
-            except sqlite3.Error as exc:
-                log.error("journal commit failed, will retry: %s", exc)
-            if time.monotonic() >= next_compact:
+            await asyncio.to_thread(self._write_in_run, self.commit, bool(self._buffer or self._pending_drops))
+            if time.monotonic() >= next_compact and self._failing is None:
                 next_compact = time.monotonic() + self.compact_every_s
-                try:
-                    await asyncio.to_thread(self.compact)
-                except sqlite3.Error as exc:
-                    log.error("journal compaction failed, will retry: %s", exc)
-        await asyncio.to_thread(self.commit)
+                await asyncio.to_thread(self._write_in_run, self.compact, True)
+        if not await asyncio.to_thread(self._write_in_run, self.commit, True):
+            log.error("journal %s: %d readings held in memory could not be written before stopping "
+                      "and are lost", self.path, self.buffered)
+
+    def _write_in_run(self, write, tried: bool) -> bool:
+        """Run commit or compact for run(): a failure is logged once (and once when writing
+        works again, if `tried` says there was something to write), never raised. Returns
+        whether the journal could be written."""
+        try:
+            write()
+        except JournalError as exc:
+            if self._failing is not type(exc):
+                self._failing = type(exc)
+                self._failing_since = time.monotonic()
+                what = f"disk full at {self.path}" if isinstance(exc, JournalFull) else str(exc)
+                log.error("%s: readings are kept in memory (at most %d, then the oldest are dropped and "
+                          "counted as journal_write_failed) and written when it works again; retrying "
+                          "every %.1f s", what, self.max_buffered, self.commit_interval_s)
+            return False
+        if tried and self._failing is not None:
+            what = f"disk full at {self.path} is over" if self._failing is JournalFull \
+                else f"journal {self.path} is written again"
+            log.warning("%s after %.0f s: the readings held in memory are written", what,
+                        time.monotonic() - self._failing_since)
+            self._failing = None
+        return True
 
     # -- inspection ------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
@@ -308,7 +512,7 @@ class Journal:
         """Points not yet accepted by a forwarding target."""
         with self._lock:
             row = self._db.execute("SELECT last_id FROM forward_cursor WHERE target = ?",
-                                   (target,)).fetchone()
+                                   (public_target(target),)).fetchone()
             return self._db.execute("SELECT count(*) FROM points WHERE id > ?",
                                     (row[0] if row else 0,)).fetchone()[0]
 
@@ -316,7 +520,13 @@ class Journal:
         return self._count
 
     def close(self) -> None:
-        self.commit()
-        with self._lock:
-            self._db.close()
+        """Commit what is held, close, and release the collector lock (also when the commit
+        fails: JournalError)."""
+        try:
+            self.commit()
+        finally:
+            with self._lock:
+                self._db.close()
+            if self._lock_file is not None:
+                self._lock_file.release()
 

@@ -52,7 +52,7 @@ def upgrade(db: sqlite3.Connection) -> None:
     from version 3, the packed hours are packed again so each gets its rollup; if points were
     ever deleted to make room, each series' first hour may have lost some and gets none."""
     row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None or int(row[0]) >= 4:
+    if row is None or int(row[0]) >= 4:  # a version that is not a number was refused at opening
         return
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -67,7 +67,8 @@ def upgrade(db: sqlite3.Connection) -> None:
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite ends some transactions itself (disk full, I/O error)
+            db.execute("ROLLBACK")
         raise
 
 
