@@ -89,3 +89,21 @@ def allocate_service(service_energy: Cumulative, processing: dict[str, tuple[np.
         share = np.where(on[name], 1.0 / np.maximum(depth, 1), 0.0)
         out[name] = WeightedCumulative(service_energy, cuts, share, outside_rate=0.0)
     return out
+
+
+def double_bookings(machines: list[str], start_s: list[float], end_s: list[float]) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of sessions of one machine whose windows overlap (a double
+    booking): attribution shares such an overlap equally, which a workshop usually wants to
+    know about. Sessions that only touch (one ends when the next starts) do not overlap."""
+    by_machine: dict[str, list[int]] = {}
+    for k, machine in enumerate(machines):
+        by_machine.setdefault(machine, []).append(k)
+    pairs = []
+    for indices in by_machine.values():
+        indices.sort(key=lambda k: (start_s[k], end_s[k]))
+        open_ends: list[int] = []
+        for k in indices:
+            open_ends = [i for i in open_ends if end_s[i] > start_s[k]]
+            pairs.extend((min(i, k), max(i, k)) for i in open_ends)
+            open_ends.append(k)
+    return sorted(pairs)

@@ -28,8 +28,18 @@ def test_version():
 
 def test_backfill_two_days(tmp_path):
     journal = tmp_path / "history.sqlite"
-    result = CliRunner().invoke(app, ["simulate", "--backfill", "2", "--journal", str(journal), "--seed", "4"])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["simulate", "--backfill", "2", "--journal", str(journal), "--seed", "4",
+                                      "--out", str(out)])
     assert result.exit_code == 0, result.output
+    # the bookings the history was made under are stored (so an analysis attributes its jobs to
+    # members) and written as the sessions CSV of --out
+    from wattelier.sessions_store import load_sessions
+
+    stored = load_sessions(journal)
+    assert stored and f"{len(stored)} sessions (bookings) written" in result.output
+    with open(out / "sessions.csv", newline="") as f:
+        assert len(f.readlines()) == len(stored) + 1
     site = load_site(example_site_path())
     reader = JournalReader(journal)
     counts = reader.count_by_series()

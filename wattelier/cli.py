@@ -26,6 +26,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: units and sections in square brackets ("[s]", "[influxdb]")
+    # are shown as written, not read as rich markup.
+    rich_markup_mode=None,
 )
 
 
@@ -58,14 +61,34 @@ def main(
 atexit.register(gc.freeze)
 
 
-app.command("check")(check_cmd.check)
-app.command("simulate")(simulate_cmd.simulate)
-app.command("collect")(collect_cmd.collect)
-app.command("demo")(demo_cmd.demo)
-app.command("journal")(journal_cmd.journal)
-app.command("certs")(certs_cmd.certs)
-app.add_typer(sessions_cmd.app, name="sessions")
-app.command("analyze")(analyze_cmd.analyze)
+app.command("check", short_help="Validate a site file and its secrets file.")(check_cmd.check)
+app.command("simulate", short_help="Serve a simulated workshop (OPC UA, Modbus TCP).")(simulate_cmd.simulate)
+app.command("collect", short_help="Read controllers and meters into the journal.")(collect_cmd.collect)
+app.command("demo", short_help="Simulated workshop + collector + analysis, checked.")(demo_cmd.demo)
+app.command("journal", short_help="What the journal holds: backlog, quarantine, drops.")(journal_cmd.journal)
+app.command("certs", short_help="Make the collector's OPC UA certificate and key.")(certs_cmd.certs)
+app.add_typer(sessions_cmd.app, name="sessions", short_help="Members' sessions: add, import, list.")
+app.command("analyze", short_help="Energy, CO2e and cost per machine, job and member.")(analyze_cmd.analyze)
+
+
+def run() -> None:
+    """The `wattelier` entry point: the app, with a last guard against a traceback.
+
+    Expected failures (bad input, a server down, a port in use) are reported by each command in
+    one line with exit code 2. Anything else is a bug of ours: it is reported in one line too,
+    naming the error, with how to get the details (`--verbose` prints the traceback) and where
+    to report it; exit code 70 (EX_SOFTWARE, sysexits.h)."""
+    try:
+        app()  # usage errors, Ctrl-C and typer.Exit end in SystemExit with their exit code
+    except Exception as exc:  # noqa: BLE001: the last guard, see the docstring
+        if "--verbose" in sys.argv or "-v" in sys.argv:
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(f"wattelier: unexpected error {type(exc).__name__}"
+                   f"{': ' + detail if detail else ''} (a bug: run again with --verbose for the "
+                   "details and report them)", err=True)
+        sys.exit(70)
+
 
 if __name__ == "__main__":
-    app()
+    run()

@@ -320,11 +320,12 @@ def _write_state(state_path: Path, until_s: float) -> None:
 
 
 def _report(run: StoredRun, start_s: float, end_s: float, echo) -> None:
+    from wattelier.analysis_summary import summary_lines
+
     doc = run.result.to_json()
     echo(f"analysed {_iso(start_s)} to {_iso(end_s)} from the {run.source}: "
          f"{len(doc.get('jobs', []))} jobs, {len(doc.get('sessions', []))} sessions, "
          f"{len(doc.get('members', []))} members; {run.points_written} result points written"
          + (f" ({run.points_replaced} earlier ones replaced)" if run.points_replaced else ""))
-    for m in doc.get("machines", []):
-        echo(f"  {m['machine']:<14} {m['energy_kwh']:10.3f} kWh  coverage {m['coverage']:.2f}  "
-             f"jobs {m['jobs']}  unattributed {m['unattributed_energy_kwh']:.3f} kWh")
+    for line in summary_lines(doc):
+        echo(line)

@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +42,36 @@ from devices.sim.ports import free_port
 from devices.site import Controller, SecurityPolicy, Site, Transport
 
 log = logging.getLogger("wattelier.sim")
+
+
+class SimulatorError(Exception):
+    """The simulated workshop cannot start (a port in use, an address not on this computer)."""
+
+
+async def _listen(server, host: str | None, port: int | None, what: str) -> None:
+    """Start one simulated server; a port it cannot listen on becomes a SimulatorError that
+    names the port and what to do (asyncua's own log of the failure, with its traceback, is
+    held back: the error says it in one line)."""
+    quiet = logging.getLogger("asyncua.server.server")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        await server.start()
+    except (OSError, RuntimeError) as exc:
+        reason = "the port is in use" if _in_use(host, port) else "the address is not on this computer or not allowed"
+        raise SimulatorError(f"{what}: cannot listen on {host}:{port}: {reason}; stop what uses "
+                             "it or give the site file another port") from exc
+    finally:
+        quiet.setLevel(level)
+
+
+def _in_use(host: str | None, port: int | None) -> bool:
+    """Whether binding host:port fails because something already listens there."""
+    try:
+        with socket.create_server((host or "127.0.0.1", port or 0)):
+            return False
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE
 SIGNAL_TICK_S = 0.05
 # The simulated controllers' password when the site's password_env variable is unset. Not a
 # secret: it only opens the simulator on this computer.
@@ -78,6 +110,15 @@ def relocate(site: Site, host: str = "127.0.0.1") -> Site:
 def iso(t_s: float) -> str:
     """ISO 8601 UTC with milliseconds."""
     return dt.datetime.fromtimestamp(t_s, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_sessions_csv(path: Path, sessions) -> None:
+    """Simulated bookings as `machine,member,start,end` (UTC), the CSV `sessions import` reads."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["machine", "member", "start", "end"])
+        for s in sessions:
+            writer.writerow([s.machine, s.member, iso(s.start_s), iso(s.end_s)])
 
 
 class SimulatedWorkshop:
@@ -124,7 +165,11 @@ class SimulatedWorkshop:
                 sims.append(sim)
             framing = Framing.RTU_OVER_TCP if members[0][1].transport is Transport.RTU_OVER_TCP else Framing.TCP
             server = ModbusMeterServer(sims, host=host, port=port, framing=framing)
-            await server.start()
+            try:
+                await _listen(server, host, port, "meters " + ", ".join(n for n, _ in members))
+            except SimulatorError:
+                await self.stop()
+                raise
             self.modbus_servers.append(server)
         by_endpoint: dict[str, list[tuple[str, Controller]]] = {}
         for name, ctl in sorted(self.site.controllers.items()):
@@ -135,7 +180,12 @@ class SimulatedWorkshop:
                                path=parts.path, security=self._security(ctls))
             for _, ctl in ctls:
                 server.add_machine(ctl.machine, ctl.node_map, ctl.machine_browse_name or ctl.machine)
-            await server.start()
+            try:
+                await _listen(server, parts.hostname, parts.port or 4840,
+                              "controllers " + ", ".join(n for n, _ in ctls))
+            except SimulatorError:
+                await self.stop()
+                raise
             self.cnc_servers.append(server)
             for _, ctl in ctls:
                 self._machine_server[ctl.machine] = server
@@ -289,11 +339,7 @@ class SimulatedWorkshop:
 
     def write_sessions_csv(self, path: Path, until_s: float) -> None:
         """The members' bookings the simulation ran, as `machine,member,start,end` (UTC)."""
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["machine", "member", "start", "end"])
-            for s in self.model.sessions(until_s):
-                writer.writerow([s.machine, s.member, iso(s.start_s), iso(s.end_s)])
+        write_sessions_csv(path, self.model.sessions(until_s))
 
     def write_truth_json(self, path: Path, until_s: float) -> None:
         path.write_text(json.dumps(self.ground_truth(until_s), indent=2), encoding="utf-8")

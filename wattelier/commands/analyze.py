@@ -18,16 +18,19 @@ from wattelier.json_output import json_document
 POWER_HELP = "Power readings, CSV: time,machine,power_w[,energy_import_kwh] (offline mode)."
 SESSIONS_HELP = "Sessions, CSV: machine,member,start,end (as `wattelier simulate --out` writes)."
 CONFIG_HELP = ("Site file (TOML): time zone, opening hours, thresholds, tariffs, emission "
-               "factors. Without --power: analyse the data stored for this site.")
+               "factors. Without --power: analyse the data stored for this site. Default: the "
+               "example site shipped with wattelier.")
 
 
-def _time_or_exit(text: str | None, option: str) -> float | None:
-    from analytics.csv_input import parse_time_s
+def _time_or_exit(text: str | None, option: str, tz) -> float | None:
+    """Unix seconds of --from/--to: ISO 8601 (without offset: in the site's time zone, as
+    `sessions add` reads it) or Unix seconds."""
+    from analytics.sessions import parse_time_s
 
     if text is None:
         return None
     try:
-        return parse_time_s(text)
+        return parse_time_s(text, tz)
     except ValueError as exc:
         typer.echo(f"{option}: {exc}", err=True)
         raise typer.Exit(2)
@@ -40,21 +43,34 @@ def _fail(problems: list[str], what: str) -> None:
     raise typer.Exit(2)
 
 
-def _read_sessions(path: Path):
-    """Sessions through the shared importer (analytics.sessions) when present, else the
-    minimal CSV reader of analytics.csv_input."""
-    from analytics.csv_input import CsvError
+def _read_sessions(path: Path, site):
+    """Sessions of a CSV file with the checks of `wattelier sessions import` (analytics.sessions):
+    with a site, unknown machines and members are refused and times without offset are in its
+    zone; double bookings of one machine are listed as warnings (their overlap is shared)."""
+    from analytics.attribution import double_bookings
+    from analytics.sessions import SessionsError, read_sessions_csv
 
     try:
-        from analytics.sessions import SessionsError, read_sessions_csv
-    except ImportError:
-        from analytics.csv_input import read_sessions_csv
-
-        SessionsError = CsvError  # noqa: N806
-    try:
-        return read_sessions_csv(path)
-    except (CsvError, SessionsError) as exc:
+        if site is None:
+            sessions = read_sessions_csv(path)
+        else:
+            sessions = read_sessions_csv(path, site.tz, machines=list(site.machines) + list(site.services),
+                                         members=list(site.members))
+    except SessionsError as exc:
         _fail(list(exc.problems), "sessions file")
+    for i, j in double_bookings([s.machine for s in sessions], [s.start_s for s in sessions],
+                                [s.end_s for s in sessions]):
+        a, b = sessions[i], sessions[j]
+        typer.echo(f"warning: {path}: {a.machine} is booked twice at once, by {a.member} and "
+                   f"{b.member} (from {_iso(max(a.start_s, b.start_s))}): the overlap is shared "
+                   "equally between them", err=True)
+    return sessions
+
+
+def _iso(time_s: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(time_s, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _stop_on_sigterm() -> None:
@@ -68,18 +84,10 @@ def _stop_on_sigterm() -> None:
 
 
 def _summary(doc: dict) -> None:
-    typer.echo(f"{doc['start']} .. {doc['end']} ({doc['timezone']})")
-    for m in doc["machines"]:
-        typer.echo(f"  {m['machine']:<16} {m['energy_kwh']:10.3f} kWh  coverage {m['coverage']:6.1%}  "
-                   f"processing {m['processing_s'] / 3600:7.2f} h  jobs {m['jobs']:4d}  "
-                   f"unattributed {m['unattributed_energy_kwh']:8.3f} kWh")
-    for m in doc["members"]:
-        co2 = "" if m["co2e_kg"] is None else f"  {m['co2e_kg']:8.3f} kg CO2e"
-        typer.echo(f"  {m['member']:<16} {m['energy_kwh']:10.3f} kWh  processing "
-                   f"{m['processing_s'] / 3600:7.2f} h{co2}")
-    factor = doc["emission_factor"]
-    typer.echo(f"emission factor {factor['kg_co2e_per_kwh']} kg CO2e/kWh ({factor['basis']}): "
-               f"{factor['source']} {factor['vintage']}".rstrip())
+    from wattelier.analysis_summary import summary_lines
+
+    for line in summary_lines(doc):
+        typer.echo(line)
     for warning in doc["warnings"]:
         typer.echo(f"warning: {warning}", err=True)
 
@@ -95,10 +103,12 @@ def analyze(
         "location", "--emission-basis", help="Scope 2 method of the site's factor: location or market."),
     hourly_factors: Path | None = typer.Option(
         None, "--hourly-factors", help="Hourly emission factors, CSV: time,kg_co2e_per_kwh."),
-    start: str | None = typer.Option(None, "--from", help="Window start: ISO 8601 or Unix seconds "
-                                     "(default: first reading; stored mode: 24 h before --to)."),
-    end: str | None = typer.Option(None, "--to", help="Window end: ISO 8601 or Unix seconds "
-                                   "(default: last reading; stored mode: now)."),
+    start: str | None = typer.Option(None, "--from", help="Window start: ISO 8601 (without offset: "
+                                     "in the site's time zone) or Unix seconds (default: first "
+                                     "reading; stored mode: 24 h before --to)."),
+    end: str | None = typer.Option(None, "--to", help="Window end: ISO 8601 (without offset: in "
+                                   "the site's time zone) or Unix seconds (default: last reading; "
+                                   "stored mode: now)."),
     merge_gap: float = typer.Option(60.0, "--merge-gap", min=0.0,
                                     help="Pauses shorter than this join processing into one job [s]."),
     allocate_services: bool = typer.Option(
@@ -121,17 +131,14 @@ def analyze(
     """Energy, time, CO2e and cost per machine, job, session and member.
 
     Offline (--power FILE.csv): one JSON document or a summary, nothing stored. Stored
-    (--config SITE.toml without --power): reads the journal, or InfluxDB when the site file or
+    (without --power, for --config SITE.toml or the example site): reads the journal, or InfluxDB when the site file or
     --influx-url names one, and writes the machine_state, job, session and usage measurements
     back (re-running a window replaces its results)."""
-    start_s = _time_or_exit(start, "--from")
-    end_s = _time_or_exit(end, "--to")
-    if power is None:
-        if config is None:
-            typer.echo("give --power FILE.csv (offline) or --config SITE.toml (data stored for "
-                       "the site)", err=True)
-            raise typer.Exit(2)
-        site = site_or_exit(config)
+    site = site_or_exit(config) if config is not None or power is None else None
+    tz = site.tz if site is not None else None
+    start_s = _time_or_exit(start, "--from", tz)
+    end_s = _time_or_exit(end, "--to", tz)
+    if power is None:  # stored mode, for the site file given or the shipped example
         if start_s is not None and end_s is not None and not end_s > start_s:
             typer.echo("--to must be after --from", err=True)
             raise typer.Exit(2)
@@ -144,12 +151,18 @@ def analyze(
                                   emission_factor_kg_per_kwh=emission_factor, emission_basis=emission_basis)
         if every is not None:
             _stop_on_sigterm()
+        from analytics.influxql_reader import InfluxQLError
+
         try:
             run_stored_analysis(site, start_s, end_s, json_out, journal_path=journal, influx=influx,
                                 options=options, every_s=every, echo=typer.echo, processes=processes,
                                 rollups=rollups)
         except FileNotFoundError as exc:
             typer.echo(str(exc), err=True)
+            raise typer.Exit(2)
+        except InfluxQLError as exc:
+            typer.echo(f"cannot read InfluxDB: {exc}; start it, or check --influx-url and the site "
+                       "file's [influxdb] section", err=True)
             raise typer.Exit(2)
         return
 
@@ -158,12 +171,11 @@ def analyze(
     from analytics.pipeline import analyze as run_analysis
     from analytics.records import MachineData
 
-    site = site_or_exit(config) if config is not None else None
     try:
         series = read_power_csv(power)
     except CsvError as exc:
         _fail(exc.problems, "power file")
-    session_list = _read_sessions(sessions) if sessions is not None else []
+    session_list = _read_sessions(sessions, site) if sessions is not None else []
     hourly = None
     if hourly_factors is not None:
         try:

@@ -12,7 +12,7 @@ from wattelier.commands.common import (CONFIG_HELP, INFLUX_API_HELP, INFLUX_BUCK
 
 
 def demo(
-    seconds: float = typer.Option(60.0, "--seconds", min=5, help="How long to run [s]."),
+    seconds: float = typer.Option(60.0, "--seconds", min=5, help="How long to run, in seconds."),
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the journal and summary.json."),
     seed: int = typer.Option(1, "--seed", help="Seed of the simulated workshop."),
     pace: float = typer.Option(60.0, "--pace", min=1, help="Jobs and pauses run this many times faster."),
@@ -24,6 +24,16 @@ def demo(
     influx_org: str = typer.Option(None, "--influx-org", help=INFLUX_ORG_HELP),
 ) -> None:
     """Run a simulated workshop and the collector, then compare collected energy with the truth."""
+    if out.exists() and not out.is_dir():
+        typer.echo(f"--out {out}: is a file, not a folder; give a folder (it is made if missing), "
+                   "e.g. --out demo-out", err=True)
+        raise typer.Exit(2)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"--out {out}: cannot make the folder ({exc.strerror}); give a folder you can "
+                   "write to", err=True)
+        raise typer.Exit(2)
     site = site_or_exit(config)
     influx = influx_or_exit(site, influx_url, influx_api, influx_db, influx_bucket, influx_org)
     import asyncio

@@ -39,12 +39,18 @@ async def _serve(workshop: "SimulatedWorkshop", seconds: float | None, out: Path
     typer.echo(f"write attempts from clients: {workshop.write_attempts()}")
 
 
-def _backfill(site, days: float, journal_path: Path, seed: int) -> None:
+def _backfill(site, days: float, journal_path: Path, seed: int, out: Path | None) -> None:
+    """Simulated history into the journal: readings, and the bookings they were made under (so
+    that an analysis of the journal attributes the jobs to members); with `out`, the bookings
+    also as out/sessions.csv."""
     from rich.progress import Progress
 
+    from analytics.records import Session
     from collector.journal import Journal
     from collector.points import Point
     from devices.sim.backfill import backfill_rows, backfill_workshop
+    from devices.sim.workshop import write_sessions_csv
+    from wattelier.sessions_store import store_sessions
 
     end = time.time() // 3600 * 3600
     start = end - days * 86400
@@ -57,10 +63,17 @@ def _backfill(site, days: float, journal_path: Path, seed: int) -> None:
             journal.put([Point(r.measurement, r.tags, r.fields, r.time_ns) for r in rows])
             written += journal.commit()
             progress.update(task, completed=chunk_end - start)
+    sessions = workshop.sessions(end)
+    added, _ = store_sessions(journal, site.site.name,
+                              [Session(s.machine, s.member, s.start_s, s.end_s, "simulator") for s in sessions])
     journal.close()
     jobs = workshop.jobs(end)
-    typer.echo(f"{written} points for {len(jobs)} jobs in {len(workshop.sessions(end))} sessions "
-               f"written to {journal_path}")
+    typer.echo(f"{written} points for {len(jobs)} jobs and {added} sessions (bookings) written to "
+               f"{journal_path}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_sessions_csv(out / "sessions.csv", sessions)
+        typer.echo(f"sessions written to {out / 'sessions.csv'}")
 
 
 def simulate(
@@ -68,7 +81,8 @@ def simulate(
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed gives the same workshop."),
     pace: float = typer.Option(1.0, "--pace", min=1, help="Jobs and pauses run this many times faster."),
     seconds: float = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
-    out: Path = typer.Option(None, "--out", help="Write sessions.csv and ground_truth.json here at the end."),
+    out: Path = typer.Option(None, "--out", help="Write sessions.csv (and, when serving, "
+                             "ground_truth.json) into this folder at the end."),
     backfill: float = typer.Option(None, "--backfill", min=0.01,
                                    help="Instead of serving, write this many days of history into --journal."),
     journal: Path = typer.Option(Path("wattelier-journal.sqlite"), "--journal", help="Journal file for --backfill."),
@@ -82,10 +96,16 @@ def simulate(
     """
     site = site_or_exit(config)
     if backfill:
-        _backfill(site, backfill, journal, seed)
+        _backfill(site, backfill, journal, seed, out)
         return
     from devices.sim.workshop import SimulatedWorkshop  # asyncua and pymodbus: load on use
 
     import asyncio
 
-    asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=pki), seconds, out))
+    from devices.sim.workshop import SimulatorError
+
+    try:
+        asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=pki), seconds, out))
+    except SimulatorError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
