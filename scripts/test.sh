@@ -21,5 +21,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# A system Python that refuses pip outside a virtual environment (PEP 668, Debian and Ubuntu):
+# the tests run in .venv, made here once.
+if "$PYTHON" - <<'PY'
+import os, sys, sysconfig
+in_venv = sys.prefix != sys.base_prefix
+managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+sys.exit(0 if managed and not in_venv else 1)
+PY
+then
+    [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+    PYTHON=.venv/bin/python
+fi
+
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[test]'
 exec "$PYTHON" -m pytest -q -p no:cacheprovider "$@"
