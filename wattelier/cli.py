@@ -75,11 +75,17 @@ def run() -> None:
     """The `wattelier` entry point: the app, with a last guard against a traceback.
 
     Expected failures (bad input, a server down, a port in use) are reported by each command in
-    one line with exit code 2. Anything else is a bug of ours: it is reported in one line too,
+    one line with exit code 2; a journal refused (damaged, newer, locked, unwritable) is
+    reported here for every command that opens one. Anything else is a bug of ours: it is reported in one line too,
     naming the error, with how to get the details (`--verbose` prints the traceback) and where
     to report it; exit code 70 (EX_SOFTWARE, sysexits.h)."""
+    from devices.journal_schema import JournalError
+
     try:
         app()  # usage errors, Ctrl-C and typer.Exit end in SystemExit with their exit code
+    except JournalError as exc:  # any command that opens a journal: its path and what to do
+        typer.echo(str(exc), err=True)
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001: the last guard, see the docstring
         if "--verbose" in sys.argv or "-v" in sys.argv:
             raise
