@@ -8,7 +8,10 @@ do. Nothing is skipped silently: a row or event that cannot be used is an error;
 out on purpose (a cancelled booking, a Fab-manager machine the site does not know) is counted
 in an `ImportReport` (and logged when the caller passes none).
 
-Times are float seconds since the Unix epoch (UTC), kept to the millisecond.
+Times are float seconds since the Unix epoch (UTC), kept to the millisecond, between
+1970-01-01 and 2262-04-11 (the journal stores them as 64-bit nanoseconds; Unix seconds written
+as such must lie between 2000 and 2100, to catch milliseconds). A time outside is refused
+with its file and line, as is a DURATION that would end outside.
 
 CSV (`read_sessions_csv`)
     A header row, then one session per row. Columns `machine,member,start,end` (any order,
@@ -84,6 +87,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analytics.bookings_reader import read_booked_sessions  # noqa: F401  (reading stored sessions)
+from analytics.csv_input import check_time_s
 from analytics.records import Session
 
 if TYPE_CHECKING:
@@ -192,8 +196,20 @@ def parse_time_s(text: str, tz: dt.tzinfo | None = None) -> float:
         if tz is None:
             raise ValueError(f"{text!r} has no UTC offset: add one (e.g. +01:00, or Z for UTC) or "
                              "give the time zone the file is written in")
-        when = localize_strict(when, tz)
-    return when.timestamp()
+    try:
+        value = _seconds(localize_strict(when, tz) if when.tzinfo is None else when)
+    except OverflowError:  # localize_strict's UTC time of a year-1 or year-9999 local time
+        value = float("-inf")
+    return check_time_s(value, text)
+
+
+def _seconds(when: dt.datetime) -> float:
+    """Unix seconds of an aware time; -inf when its UTC time falls off the calendar (year 1
+    with a positive offset, year 9999 with a negative one), for check_time_s to refuse."""
+    try:
+        return when.timestamp()
+    except OverflowError:
+        return float("-inf")
 
 
 def _to_ms(t_s: float) -> float:
@@ -472,7 +488,7 @@ def _zone(name: str) -> dt.tzinfo:
     for candidate in candidates:
         try:
             return zoneinfo.ZoneInfo(candidate)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             continue
     raise ValueError(f"TZID {name!r} is not an IANA time zone name (such as Europe/Paris); "
                      "export the calendar with IANA zone names or in UTC")
@@ -487,7 +503,10 @@ def _ical_time(prop: _Property, tz: dt.tzinfo | None) -> tuple[dt.datetime, dt.t
     match = _DATE_TIME.fullmatch(value)
     if match:
         y, mo, d, h, mi, s, utc = match.groups()
-        naive = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), min(int(s), 59))
+        try:
+            naive = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), min(int(s), 59))
+        except ValueError as exc:
+            raise ValueError(f"{prop.name} {value!r} is not a date and time ({exc})") from None
         if utc:
             return naive.replace(tzinfo=dt.timezone.utc), dt.timezone.utc
         zone = zone or tz
@@ -501,7 +520,10 @@ def _ical_time(prop: _Property, tz: dt.tzinfo | None) -> tuple[dt.datetime, dt.t
         if zone is None:
             raise ValueError(f"{prop.name} {value!r} is a whole day and no time zone was given")
         y, mo, d = (int(g) for g in match.groups())
-        return dt.datetime(y, mo, d, tzinfo=zone), zone
+        try:
+            return dt.datetime(y, mo, d, tzinfo=zone), zone
+        except ValueError as exc:
+            raise ValueError(f"{prop.name} {value!r} is not a date ({exc})") from None
     raise ValueError(f"{prop.name} {value!r} is not a DATE-TIME (20241027T093000, "
                      "20241027T083000Z) nor a DATE (20241027)")
 
@@ -513,10 +535,23 @@ def _add_duration(start: dt.datetime, zone: dt.tzinfo, text: str) -> dt.datetime
         raise ValueError(f"DURATION {text!r} is not a duration such as PT1H30M or P1D")
     sign, weeks, days, hours, minutes, seconds = match.groups()
     factor = -1 if sign == "-" else 1
-    nominal = dt.timedelta(days=factor * (7 * int(weeks or 0) + int(days or 0)))
-    exact = dt.timedelta(hours=int(hours or 0), minutes=int(minutes or 0), seconds=int(seconds or 0))
-    local = start.astimezone(zone).replace(tzinfo=None) + nominal
-    return local.replace(tzinfo=zone).astimezone(dt.timezone.utc) + factor * exact
+    try:
+        nominal = dt.timedelta(days=factor * (7 * int(weeks or 0) + int(days or 0)))
+        exact = dt.timedelta(hours=int(hours or 0), minutes=int(minutes or 0), seconds=int(seconds or 0))
+        local = start.astimezone(zone).replace(tzinfo=None) + nominal
+        return local.replace(tzinfo=zone).astimezone(dt.timezone.utc) + factor * exact
+    except (OverflowError, ValueError):  # beyond datetime's years 1..9999, or digits beyond int's
+        raise ValueError(f"DURATION {text.strip()[:40]!r} ends outside the calendar; a booking "
+                         "lasts hours or days (e.g. PT2H, P1D)") from None
+
+
+def _storable(when: dt.datetime, what: str, prop: _Property) -> None:
+    """ValueError, naming `what` and the property's text, when `when` is outside the times
+    the journal holds (check_time_s)."""
+    try:
+        check_time_s(_seconds(when), prop.value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{what} {exc}") from None
 
 
 def _ical_components(lines: list[tuple[int, str]], path: Path) -> tuple[list[list[_Property]], str]:
@@ -537,6 +572,10 @@ def _ical_components(lines: list[tuple[int, str]], path: Path) -> tuple[list[lis
             continue
         if name == "BEGIN":
             stack.append(value.strip().upper())
+            if stack[-1] == "VEVENT" and "VEVENT" in stack[:-1]:
+                problems.append(f"{path}:{number}: BEGIN:VEVENT inside another VEVENT (line "
+                                f"{events[-1][0].line}); close the first with END:VEVENT")
+                raise SessionsError(problems)
             if stack[-1] == "VEVENT":
                 current = []
                 events.append(current)
@@ -611,20 +650,27 @@ def read_sessions_ical(path: str | Path, machine_for: Finder, tz: dt.tzinfo | No
         else:
             try:
                 start, zone = _ical_time(dtstart, tz)
+                _storable(start, "DTSTART", dtstart)
             except ValueError as exc:
+                start = None
                 event_problems.append(f"{where}: line {dtstart.line}: {exc}")
         if start is not None:
+            end_prop = dtend or duration or dtstart
             try:
                 if dtend is not None:
                     end, _ = _ical_time(dtend, tz)
+                    _storable(end, "DTEND", dtend)
                 elif duration is not None:
                     end = _add_duration(start, zone, duration.value)
+                    _storable(end, "the end of DURATION", duration)
                 elif dtstart.params.get("VALUE", [""])[0].upper() == "DATE":
                     end = _add_duration(start, zone, "P1D")  # 3.6.1: a DATE event lasts one day
+                    _storable(end, "the end of the day of DTSTART", dtstart)
                 else:
                     event_problems.append(f"{where}: no DTEND nor DURATION; give the end of the booking")
             except ValueError as exc:
-                event_problems.append(f"{where}: line {(dtend or duration).line}: {exc}")
+                end = None
+                event_problems.append(f"{where}: line {end_prop.line}: {exc}")
         if start is not None and end is not None and end <= start:
             given = f"DTEND {dtend.value}" if dtend is not None else f"DURATION {duration.value}"
             event_problems.append(f"{where}: ends ({given}) before or when it starts (DTSTART "

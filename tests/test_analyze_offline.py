@@ -37,6 +37,8 @@ rated_power_w = 3500.0
 thresholds = { standby_w = 10.0, idle_w = 50.0, processing_w = 1000.0 }
 [tariffs.default]
 price_per_kwh = 0.25
+[members.amelie]
+name = "Amélie Durand"
 """
 
 
@@ -168,9 +170,11 @@ def test_bad_header_and_bad_sessions(files, tmp_path):
     assert result.exit_code == 2 and "sessions.csv:2:" in result.stderr
 
 
-def test_needs_power_or_config():
-    result = run("--json")
-    assert result.exit_code == 2 and "--power" in result.stderr
+def test_without_power_the_example_site_is_analysed_and_a_missing_power_file_refused(tmp_path):
+    """Without --power nor --config: the stored mode of the shipped example site, as the other
+    commands use it (issue 14)."""
+    result = run("--json", "--journal", tmp_path / "nope.sqlite")
+    assert result.exit_code == 2 and "nope.sqlite: no journal here" in result.stderr
     result = run("--power", "/nonexistent/power.csv", "--json")
     assert result.exit_code == 2 and "cannot read" in result.stderr
 
@@ -267,3 +271,113 @@ def test_iso_utc_is_the_datetime_text(time_s):
     from analytics.pipeline import iso_utc
 
     assert iso_utc(time_s) == _iso_utc_by_datetime(time_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values that cannot be true, and how spreadsheets export (issue 14)
+
+
+def _power_problems(tmp_path, text: str | bytes) -> list[str]:
+    from analytics.csv_input import CsvError, read_power_csv
+
+    path = tmp_path / "power.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    with pytest.raises(CsvError) as err:
+        read_power_csv(path)
+    return err.value.problems
+
+
+@pytest.mark.parametrize("row, message", [
+    ("2026-03-10T09:00:00Z,laser-1,1e308,", "power_w: '1e308' is beyond 1e+07 W"),
+    ("2026-03-10T09:00:00Z,laser-1,-10000001,", "power_w: '-10000001' is beyond 1e+07 W"),
+    ("2026-03-10T09:00:00Z,laser-1,100,1e13", "energy_import_kwh: '1e13' is beyond 1e+12 kWh"),
+    ("0001-01-01T00:00:00Z,laser-1,100,", "time: '0001-01-01T00:00:00Z' is outside 1970-01-01 .. 2262-04-11"),
+    ("0001-01-01T00:00:00+01:00,laser-1,100,", "time: '0001-01-01T00:00:00+01:00' is outside 1970"),
+    ("9999-12-31T23:00:00-05:00,laser-1,100,", "time: '9999-12-31T23:00:00-05:00' is outside 1970"),
+    ("2262-04-12T00:00:00Z,laser-1,100,", "is outside 1970-01-01 .. 2262-04-11"),
+    ("1e308,laser-1,100,", "time: '1e308' is outside 1970-01-01 .. 2262-04-11"),
+    ("-1,laser-1,100,", "time: '-1' is outside"),
+    ("1773133200000,laser-1,100,", "check the year (it looks like milliseconds: divide by 1000)"),
+])
+def test_values_that_cannot_be_true_are_refused_with_their_line(tmp_path, row, message):
+    problems = _power_problems(tmp_path, "time,machine,power_w,energy_import_kwh\n"
+                                         f"2026-03-10T08:59:50Z,laser-1,100,\n{row}\n")
+    assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / 'power.csv'}:3: "), problems
+    assert message in problems[0]
+
+
+def test_the_limits_themselves_are_read(tmp_path):
+    from analytics.csv_input import read_power_csv
+
+    path = tmp_path / "power.csv"
+    path.write_text("time,machine,power_w,energy_import_kwh\n"
+                    "1970-01-01T00:00:00Z,laser-1,-1e7,0\n"
+                    "2262-04-11T23:47:16Z,laser-1,1e7,1e12\n", encoding="utf-8")
+    laser = read_power_csv(path)["laser-1"]
+    assert laser.power_time_s.tolist() == [0.0, 9_223_372_036.0]
+    assert laser.power_w.tolist() == [-1e7, 1e7] and laser.energy_import_kwh.tolist() == [0.0, 1e12]
+
+
+def test_french_spreadsheets_are_read(files, tmp_path):
+    """';' separated with decimal commas (French Excel and LibreOffice), a BOM, CRLF lines and
+    spaces as thousands separators read as the plain file; ';' with decimal points too."""
+    power, sessions, site = files
+    plain = power.read_text(encoding="utf-8").splitlines()
+    french = tmp_path / "french.csv"
+    french.write_bytes(("\ufeff" + "\r\n".join(
+        ";".join(cell.replace(".", ",") if cell[:1].isdigit() and "T" not in cell else cell
+                 for cell in line.split(",")) for line in plain) + "\r\n").encode("utf-8"))
+    assert ";50,12" in french.read_text(encoding="utf-8") and "T09:00:00Z;laser-1;100,0" in \
+        french.read_text(encoding="utf-8")
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("\n".join(line.replace(",", ";") for line in plain) + "\n", encoding="utf-8")
+    want = json.loads(run("--power", power, "--sessions", sessions, "--config", site, "--json").stdout)
+    for path in (french, semicolons):
+        result = run("--power", path, "--sessions", sessions, "--config", site, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["machines"] == want["machines"]
+    from analytics.csv_input import read_power_csv
+
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("time;machine;power_w\n2026-03-10T09:00:00Z;laser-1;1 234,5\n"
+                      "2026-03-10T09:00:10Z;laser-1;1\u00a0234\n1773133220,5;laser-1;-0,25\n", encoding="utf-8")
+    laser = read_power_csv(spaced)["laser-1"]
+    assert laser.power_w.tolist() == [1234.5, 1234.0, -0.25]
+    assert laser.power_time_s.tolist() == [T0, T0 + 10, T0 + 20.5]
+
+
+@pytest.mark.parametrize("text, line, message", [
+    # decimal commas in a comma-separated file: every row has a cell too many
+    ("time,machine,power_w\n2026-03-10T09:00:00Z,laser-1,100,5\n2026-03-10T09:00:10Z,laser-1,200,25\n", 2,
+     "2 row(s) have more cells than the 3 of the header, as decimal commas (100,5) in a comma-separated "
+     "file do; export with ';' as the separator"),
+    # a spreadsheet's display dates: one line, not one per row
+    ("time;machine;power_w\n10/03/2026 09:00;laser-1;100,5\n10/03/2026 09:01;laser-1;100,5\n", 2,
+     "time '10/03/2026 09:00' is in a spreadsheet's display format; format the column as "
+     "YYYY-MM-DDTHH:MM:SS with the UTC offset"),
+    (b"time;machine;power_w\n2026-03-10T09:00:00Z;laser-1;1\n2026-03-10T09:00:10Z;las\xe9r;1\n", 3,
+     "not UTF-8 text (byte b'\\xe9' at offset 76); save it as CSV UTF-8"),
+    ("time;machine;power_w\n2026-03-10T09:00:00Z;laser-1;1.234,5\n", 2,
+     "power_w: not a number: '1.234,5' (write 1234,5 or 1234.5)"),
+])
+def test_spreadsheet_exports_that_cannot_be_read_say_how_in_one_line(tmp_path, text, line, message):
+    problems = _power_problems(tmp_path, text)
+    assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / 'power.csv'}:{line}: "), problems
+    assert message in problems[0]
+
+
+def test_header_of_another_language_names_what_it_found(tmp_path):
+    problems = _power_problems(tmp_path, "temps;machine;puissance\n1;a;2\n")
+    assert problems == [f"{tmp_path / 'power.csv'}:1: missing column(s) time, power_w in the header "
+                        "(expected time,machine,power_w; found 'temps', 'machine', 'puissance')"]
+
+
+def test_hourly_factors_that_cannot_be_true(tmp_path):
+    from analytics.csv_input import CsvError, read_hourly_factors_csv
+
+    path = tmp_path / "hourly.csv"
+    path.write_text("time;kg_co2e_per_kwh\n2026-03-10T09:00:00Z;0,2\n2026-03-10T10:00:00Z;52\n", encoding="utf-8")
+    with pytest.raises(CsvError) as err:
+        read_hourly_factors_csv(path)
+    assert err.value.problems == [f"{path}:3: kg_co2e_per_kwh: '52' is beyond 10 kg CO2e/kWh, more than "
+                                  "it can be; check the column and its unit (kg CO2e/kWh)"]

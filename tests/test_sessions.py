@@ -669,3 +669,93 @@ def test_ical_attendees(tmp_path, site):
               "ATTENDEE;CN=Bastien Leroy:mailto:b@x.org")))
     with pytest.raises(SessionsError, match=r"event 'two'.*several members \(amelie, bastien\)"):
         read_sessions_ical(path, machine_finder(site), PARIS, member_for=member_finder(site))
+
+
+# ---------------------------------------------------------------------------------------------
+# Times the journal cannot hold, durations beyond the calendar, broken structure (issue 14)
+
+
+def test_times_beyond_what_the_journal_holds_are_refused():
+    for text in ("2300-01-01T00:00:00Z", "2262-04-12T00:00:00Z", "9999-12-31T23:00:00-05:00",
+                 "0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z"):
+        with pytest.raises(ValueError, match=rf"'{text[:10]}.*' is outside 1970-01-01 \.\. 2262-04-11, "
+                                             r"the times .* check the year$"):
+            parse_time_s(text)
+    with pytest.raises(ValueError, match="is outside 1970-01-01"):
+        parse_time_s("9999-12-31 23:30", zoneinfo.ZoneInfo("America/New_York"))
+    assert parse_time_s("2262-04-11T23:47:16Z") == 9_223_372_036.0
+
+
+def test_csv_dates_after_2262_name_file_line_and_column(tmp_path, site):
+    path = tmp_path / "late.csv"
+    path.write_text("machine,member,start,end\n"
+                    "laser-1,bastien,2026-10-28T14:00:00Z,2300-10-28T15:00:00Z\n", encoding="utf-8")
+    with pytest.raises(SessionsError) as err:
+        read_sessions_csv(path, machines=site.machines, members=site.members)
+    assert err.value.problems == [
+        f"{path}:2: column 'end': '2300-10-28T15:00:00Z' is outside 1970-01-01 .. 2262-04-11, the times the "
+        "analysis and the journal can hold (64-bit nanoseconds); check the year"]
+
+
+@pytest.mark.parametrize("lines, prop, message", [
+    (("DTSTART:20260310T090000Z", "DURATION:P99999999W"), "DURATION",
+     "line {n}: DURATION 'P99999999W' ends outside the calendar; a booking lasts hours or days"),
+    (("DTSTART:20260310T090000Z", "DURATION:PT" + "9" * 5000 + "S"), "DURATION", "line {n}: DURATION 'PT999"),
+    (("DTSTART:20260310T090000Z", "DURATION:P20000W"), "DURATION",
+     "line {n}: the end of DURATION 'P20000W' is outside 1970-01-01 .. 2262-04-11"),
+    (("DTSTART:20260310T090000Z", "DTEND:23000310T100000Z"), "DTEND",
+     "line {n}: DTEND '23000310T100000Z' is outside 1970"),
+    (("DTSTART;VALUE=DATE:99991231",), "DTSTART", "line {n}: DTSTART '99991231' is outside 1970"),
+    (("DTSTART;VALUE=DATE;TZID=Etc/GMT+12:22620411",), "DTSTART",  # 12:00Z to 12:00Z the next day
+     "line {n}: the end of the day of DTSTART '22620411' is outside"),
+    (("DTSTART;TZID=Asia/Tokyo:00010101T000000", "DURATION:PT1H"), "DTSTART",
+     "line {n}: DTSTART '00010101T000000' is outside"),
+    (("DTSTART:00000101T000000Z", "DURATION:PT1H"), "DTSTART",
+     "line {n}: DTSTART '00000101T000000Z' is not a date and time (year 0 is out of range)"),
+    (("DTSTART:20261399T090000Z", "DURATION:PT1H"), "DTSTART",
+     "line {n}: DTSTART '20261399T090000Z' is not a date and time (month must be in 1..12)"),
+    (("DTSTART;TZID=" + "x" * 300 + ":20260310T090000", "DURATION:PT1H"), "DTSTART",
+     "line {n}: TZID 'xxx"),
+    (("DTSTART;TZID=../../etc/passwd:20260310T090000", "DURATION:PT1H"), "DTSTART",
+     "line {n}: TZID '../../etc/passwd' is not an IANA time zone name"),
+])
+def test_ical_times_and_durations_beyond_the_calendar(tmp_path, site, lines, prop, message):
+    path = write_ics(tmp_path / "far.ics", ics(event("UID:far", "SUMMARY:amelie @ laser-1", *lines)))
+    with pytest.raises(SessionsError) as err:
+        read_sessions_ical(path, machine_finder(site), site.tz, member_for=member_finder(site))
+    text = path.read_bytes().decode("utf-8").split("\r\n")
+    begin = text.index("BEGIN:VEVENT") + 1
+    n = next(i + 1 for i, line in enumerate(text) if i >= begin and line.startswith(prop))
+    [problem] = err.value.problems
+    assert problem.startswith(f"{path}:{begin}: event 'far' ('amelie @ laser-1'): "), problem
+    assert message.format(n=n) in problem, problem
+
+
+def test_ical_nested_event_and_cancelled_event_beyond_2262(tmp_path, site):
+    nested = ics("BEGIN:VEVENT\r\nUID:outer\r\n" + event("UID:inner", "DTSTART:20260310T090000Z")
+                 + "END:VEVENT\r\n")
+    path = write_ics(tmp_path / "nested.ics", nested)
+    with pytest.raises(SessionsError, match=r"nested.ics:\d+: BEGIN:VEVENT inside another VEVENT \(line \d+\); "
+                                            "close the first with END:VEVENT"):
+        read_sessions_ical(path, machine_finder(site), site.tz)
+    # a cancellation is stored as a withdrawal: its times must be storable too
+    path = write_ics(tmp_path / "cancel.ics", ics(event("UID:c", "STATUS:CANCELLED", "DTSTART:23000310T090000Z",
+                                                        "DTEND:23000310T100000Z", "SUMMARY:amelie @ laser-1")))
+    report = ImportReport()
+    assert read_sessions_ical(path, machine_finder(site), site.tz, member_for=member_finder(site),
+                              report=report) == []
+    assert [(s.booking_id, s.start_s, s.end_s) for s in report.canceled] == [("c", 0.0, 0.0)]
+
+
+def test_cli_one_bad_row_is_one_line(tmp_path, site_file):
+    path = tmp_path / "late.csv"
+    path.write_text("machine,member,start,end\nlaser-1,bastien,2026-10-28T14:00:00Z,2300-10-28T15:00:00Z\n")
+    result = invoke("import", str(path), "--config", str(site_file), "--journal", str(tmp_path / "j.sqlite"))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{path}:2: column 'end': '2300-10-28T15:00:00Z' is outside 1970-01-01 .. 2262-04-11, the times the "
+        f"analysis and the journal can hold (64-bit nanoseconds); check the year; nothing imported from {path}; "
+        "fix the file and import it again"]
+    assert not (tmp_path / "j.sqlite").exists()
+    result = invoke("import", str(path), "--tz", "x" * 5000, "--config", str(site_file))
+    assert result.exit_code == 2 and "--tz: unknown time zone 'xxxx" in result.stderr

@@ -36,9 +36,16 @@ TIME_HELP = ("ISO 8601 (2024-10-27T14:00, 2024-10-27T14:00+01:00, ...Z) or Unix 
 ICAL_SUFFIXES = (".ics", ".ical", ".ifb", ".icalendar")
 
 
-def _fail(problems: list[str], code: int = 2) -> typer.Exit:
-    for problem in problems:
-        typer.echo(problem, err=True)
+def _fail(problems: list[str], code: int = 2, then: str = "") -> typer.Exit:
+    """Each problem on its line of stderr, then `then` (what happened): on the problem's
+    line when there is one problem, so that one mistake is one line."""
+    lines = list(problems)
+    if then and len(lines) == 1:
+        lines = [f"{lines[0]}; {then}"]
+    elif then:
+        lines.append(then)
+    for line in lines:
+        typer.echo(line, err=True)
     return typer.Exit(code)
 
 
@@ -129,8 +136,8 @@ def import_file(
     if tz:
         try:
             zone = zoneinfo.ZoneInfo(tz)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise _fail([f"--tz: unknown time zone {tz!r} (use an IANA name such as Europe/Paris)"])
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise _fail([f"--tz: unknown time zone {tz[:80]!r} (use an IANA name such as Europe/Paris)"])
     suffix = file.suffix.lower()
     report = ImportReport()
     try:
@@ -143,7 +150,7 @@ def import_file(
             raise _fail([f"{file}: unknown kind of file {suffix or '(no suffix)'!r}: name it .csv "
                          "(machine,member,start,end) or .ics (iCalendar)"])
     except SessionsError as exc:
-        raise _fail(exc.problems + [f"{file}: nothing imported; fix the file and import it again"])
+        raise _fail(exc.problems, then=f"nothing imported from {file}; fix the file and import it again")
     _store(site, journal, sessions, report, f"{file}")
 
 
@@ -196,7 +203,7 @@ def fabmanager(
         sessions = fetch_fabmanager_reservations(settings.url, token, machines, members, since_s, until_s,
                                                  timeout_s=settings.timeout_s, report=report)
     except SessionsError as exc:
-        raise _fail(exc.problems + ["nothing imported"], code=1)
+        raise _fail(exc.problems, code=1, then="nothing imported")
     typer.echo(f"Fab-manager {settings.url}: {report.pages} page(s), {report.reservations} reservation(s) "
                f"read ({report.other_types} not of machines, {report.outside_window} outside the "
                "requested window)")
