@@ -68,7 +68,7 @@ def parse_retry_after(value: str | None, now_s: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now_s if now_s is not None else time.time()))
 
 
-_POOL_PREFIX = re.compile(r"^HTTPS?Connection(?:Pool)?\(host=[^)]*\): ")
+_POOL_PREFIX = re.compile(r"^\w*Connection(?:Pool)?\(host=[^)]*\): ")
 
 
 def _reason(exc: BaseException) -> str:

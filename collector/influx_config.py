@@ -5,55 +5,40 @@ collector.runtime, so that a command that may not write to InfluxDB at all (anal
 journal, sessions) does not import influxdb-client nor the protocol libraries of the sources.
 
 A secret never goes into the URL: the URL is logged at start, named in error messages and
-stored in the journal as the forwarding target's name, so a URL with user information
-(`http://user:pass@host:8086`) or a query string (InfluxDB 1.x reads `?u=...&p=...`) is refused
-with a ConfigError saying where the secret goes instead (`check_url`).
+stored in the journal as the forwarding target's name. Settings built from a URL with
+credentials (`http://user:pass@host:8086`, InfluxDB 1.x's `?u=...&p=...`) are refused with a
+ConfigError saying where the secret goes instead (`check_url`, with the site file's own rule,
+devices.site.url_credentials_problem), whichever command builds them.
 """
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass
 
 from collector.errors import ConfigError
 from devices.secrets import read_secret
-from devices.site import Site
+from devices.site import Site, url_credentials_problem
 
 APIS = ("v1", "v2", "auto")
 DEFAULT_TOKEN_ENV = "WATTELIER_INFLUX_TOKEN"
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/?#\s]*@")
 
 
-def redact_url(url: str) -> str:
-    """The URL with any user information replaced by `***` (safe to print)."""
-    return _USERINFO.sub(lambda m: (m.group(1) or "") + "***@", url, count=1)
-
-
-def _secrets_go_elsewhere(token_env: str) -> str:
-    return (f"put the user in the site file's [influxdb] username and the password or token in the "
-            f"environment variable {token_env} ([influxdb] token_env names it) or as influx_token "
-            f"in the secrets file")
-
-
-def check_url(url: str, where: str = "influxdb url", token_env: str = DEFAULT_TOKEN_ENV) -> None:
-    """Refuse a URL that is not a plain http(s) base address or that carries a secret.
+def check_url(url: str, where: str = "influxdb url") -> None:
+    """Refuse a URL that carries credentials or is not a plain http(s) base address.
 
     where: what names the URL for the user (`--influx-url`, the site file's `[influxdb] url`).
-    Raises ConfigError, in one line, never echoing the secret.
+    Raises ConfigError, in one line that never repeats a secret.
     """
-    parsed = urllib.parse.urlsplit(url.strip())
-    if _USERINFO.match(url.strip()) or "@" in parsed.netloc:
-        raise ConfigError(
-            f"{where}: a user or password in the URL is refused (the URL is logged and stored in the "
-            f"journal), got {redact_url(url)!r}: {_secrets_go_elsewhere(token_env)}")
+    credentials = url_credentials_problem(url)
+    if credentials:
+        raise ConfigError(f"{where}: {credentials}")
+    parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"{where} must look like http://host:8086, got {url!r}")
-    if parsed.query or parsed.fragment:
-        raise ConfigError(
-            f"{where}: the URL must be the server's base address without ?query or #fragment "
-            f"(a u= or p= parameter would be logged), got '{parsed.scheme}://{parsed.netloc}{parsed.path}?...': "
-            f"{_secrets_go_elsewhere(token_env)}")
+    if parsed.query or parsed.fragment:  # not repeated: it may hold a secret under another name
+        raise ConfigError(f"{where} must be the server's base address, without ?query or #fragment, got "
+                          f"'{parsed.scheme}://{parsed.netloc}{parsed.path}...'")
 
 
 @dataclass(frozen=True)
@@ -105,7 +90,7 @@ def influx_settings_for(site: Site, url: str | None = None, api: str | None = No
         return None
     token_env = section.token_env if section else DEFAULT_TOKEN_ENV
     base = section.model_dump() if section else {}
-    check_url(url or base["url"], "--influx-url" if url else "the site file's [influxdb] url", token_env)
+    check_url(url or base["url"], "--influx-url" if url else "the site file's [influxdb] url")
     return InfluxSettings(
         url=url or base["url"],
         api=api or base.get("api", "auto"),

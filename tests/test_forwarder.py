@@ -322,3 +322,127 @@ def test_json_fields_to_line_matches_for_any_fields(fields):
     if got != expected:  # the fast path keeps the JSON order; same fields either way
         assert all(isinstance(v, float) for v in fields.values())
         assert sorted(got.split(",")) == sorted(expected.split(","))
+
+
+# -- secrets: never in the URL, never in a log or the journal --------------------------------
+def test_a_url_with_a_secret_is_refused_without_echoing_it():
+    from collector.errors import ConfigError
+    from collector.influx_config import check_url
+
+    for url in ("http://wattelier:hunter2@127.0.0.1:8086", "http://:hunter2@host", "http://hunter2@host",
+                "wattelier:hunter2@host:8086", "https://host:8086/?u=wattelier&p=hunter2",
+                "http://host:8086/?auth=hunter2", "http://host:8086/#hunter2"):
+        with pytest.raises(ConfigError) as refused:
+            check_url(url, "--influx-url")
+        message = str(refused.value)
+        assert "hunter2" not in message and "\n" not in message, message
+        assert message.startswith("--influx-url"), message
+        if "@" in url or "p=" in url:
+            assert "WATTELIER_INFLUX_TOKEN" in message and "influx_token" in message, message
+        with pytest.raises(ConfigError):
+            InfluxSettings(url)  # no path builds settings with a secret in the URL
+    check_url("https://influx.example.org:8086/prefix/")  # a plain base URL passes
+
+
+def test_demo_refuses_credentials_in_the_influx_url_in_one_line(tmp_path):
+    """`demo` (like `analyze`) builds its InfluxDB settings through collector.influx_config."""
+    from tests.cli_process import assert_clear_failure, run_wattelier
+
+    done = run_wattelier("demo", "--out", str(tmp_path / "out"),
+                         "--influx-url", "http://wattelier:hunter2-secret@127.0.0.1:8086")
+    assert_clear_failure(done, "--influx-url", "[influxdb] username", "WATTELIER_INFLUX_TOKEN",
+                         "influx_token", exit_code=2)
+    assert "hunter2-secret" not in done.output
+    assert not (tmp_path / "out" / "journal.sqlite").exists()
+
+
+class EchoingServer:
+    """An HTTP server that refuses the first `refusals` writes with 401 and echoes the request's
+    Authorization header in its error body (as a careless proxy might), then accepts them."""
+
+    def __init__(self, refusals: int) -> None:
+        import http.server
+        import threading
+
+        server = self
+        self.refusals = refusals
+        self.authorizations: list[str] = []
+        self.accepted_writes = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _answer(self, status: int, body: bytes = b"") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                auth = self.headers.get("Authorization", "")
+                server.authorizations.append(auth)
+                if self.path.startswith("/query") or server.refusals > 0:
+                    server.refusals -= not self.path.startswith("/query")
+                    self._answer(401, f'{{"error": "authorization failed for {auth}"}}'.encode())
+                else:
+                    server.accepted_writes += 1
+                    self._answer(204)
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@pytest.mark.parametrize("api, username", [("v1", "wattelier"), ("v2", None)])
+def test_no_secret_in_the_log_or_the_journal(tmp_path, api, username):
+    """A whole run's log and journal files hold neither the token nor its basic-auth form,
+    although the server echoes the Authorization header in its refusals."""
+    import base64
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.cli_process import ROOT
+
+    token = "tok-3f9c2a7e-known-secret"
+    server = EchoingServer(refusals=2)
+    journal = tmp_path / "journal.sqlite"
+    _journal(journal, _meter_points(50))
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nname = "secrets"\n\n[influxdb]\nurl = "{server.url}"\napi = "{api}"\n'
+                    + (f'username = "{username}"\n' if username else ""), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "WATTELIER_INFLUX_TOKEN": token}
+    env.pop("JOURNAL_STREAM", None)
+    log_path = tmp_path / "collect.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "wattelier.cli", "collect", "--config", str(site),
+                                 "--journal", str(journal)], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while not server.accepted_writes:
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.close()
+    secrets = [token, base64.b64encode(f"{username}:{token}".encode()).decode()] if username else [token]
+    assert any(secrets[-1] in auth for auth in server.authorizations)  # the secret was sent
+    output = log_path.read_text()
+    assert "not accepting writes" in output and "authorization failed for" in output  # echo logged...
+    assert output.count("not accepting writes") == 1 and output.count(" is back after ") == 1
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("journal.sqlite*"))
+    for secret in secrets:
+        assert secret not in output, output  # ...scrubbed
+        assert secret.encode() not in stored
+    assert "Traceback" not in output

@@ -199,3 +199,50 @@ async def test_opcua_servers_restarted_mid_run_are_subscribed_again_within_10_s(
         assert server.sessions_created >= 2
     assert sum(collector.sink.counts.values()) > sum(points_before.values())
     assert workshop.write_attempts() == 0
+
+
+async def test_influxdb_refusing_connections_at_start_logs_once_down_and_once_back(tmp_path):
+    """Nothing listens on InfluxDB's port when `collect` starts: no traceback, one line when
+    writes fail, one when InfluxDB is back, and every point arrives."""
+    from collector.journal import Journal
+    from collector.points import Point
+
+    server = InfluxServer(tmp_path / "influx")  # its port is chosen, nothing listens yet
+    journal_path = tmp_path / "journal.sqlite"
+    journal = Journal(journal_path)
+    journal.put([Point("meter", {"site": "refused", "meter": "m1", "machine": "router-1"},
+                       {"power_w": float(i)}, 1_800_000_000_000_000_000 + i * 10**9) for i in range(200)])
+    journal.commit()
+    journal.close()
+    site_file = tmp_path / "site.toml"
+    site_file.write_text('[site]\nname = "refused"\n', encoding="utf-8")
+    log_path = tmp_path / "collect.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("JOURNAL_STREAM", None)
+    with open(log_path, "wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *_collect_command(site_file), "--journal", str(journal_path), "--influx-url", server.url,
+            "--influx-api", "v1", "--influx-db", "refused", env=env, stdout=log, stderr=log)
+    try:
+        await _wait_for(lambda: "not accepting writes" in log_path.read_text(), 20, "the outage logged")
+        await asyncio.sleep(4)  # a few more refused attempts (backoff 1 s, 2 s, ...)
+        server.start()
+        await _wait_for(lambda: journal_status(journal_path).backlog
+                        and not any(journal_status(journal_path).backlog.values()), 30, "the backlog sent")
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 30)
+        output = log_path.read_text()
+        assert code == 0, output
+        assert "Traceback" not in output, output
+        assert output.count("not accepting writes") == 1, output
+        assert "Connection refused" in output and "Connection(host=" not in output, output
+        assert output.count(" is back after ") == 1, output
+        stored = influx_points(server, "refused")
+        assert {k: v for k, v in journal_points(journal_path).items() if k[0] == "meter"} == \
+            {k: v for k, v in stored.items() if k[0] == "meter"}
+        assert len([k for k in stored if k[0] == "meter"]) == 200
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        server.close()

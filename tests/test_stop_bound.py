@@ -199,3 +199,58 @@ def test_sigterm_with_a_request_in_flight_stops_within_the_bound(tmp_path, api, 
     assert after[:POINTS] == before  # every point still there, unchanged
     assert all(last_id == 0 for last_id in _cursors(journal).values())  # none counted as sent
 
+
+
+# -- the forwarder on its own, in this process ---------------------------------------------
+async def _forward_until_stopped(journal: Path, settings, wait_for, drain_s: float, **options):
+    """Run a Forwarder until `wait_for()` holds, stop it; return it and its stop time [s]."""
+    import asyncio
+
+    from collector.forwarder import Forwarder
+    from collector.influx_adapter import InfluxTarget
+
+    forwarder = Forwarder(journal, InfluxTarget(settings), **options)
+    stop = asyncio.Event()
+    task = asyncio.create_task(forwarder.run(stop, drain_timeout_s=drain_s))
+    deadline = time.monotonic() + 20
+    while not wait_for(forwarder):
+        assert not task.done() and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    stop.set()
+    started = time.monotonic()
+    await asyncio.wait_for(task, 60)
+    return forwarder, time.monotonic() - started
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_the_cut_request_returns_at_once_and_its_thread_ends(tmp_path, api):
+    from collector.influx_adapter import InfluxSettings
+
+    server = BlackHole(answer_queries=True)
+    journal = tmp_path / "journal.sqlite"
+    before = _journal_with_points(journal)
+    try:
+        forwarder, stop_s = await _forward_until_stopped(
+            journal, InfluxSettings(server.url, api=api, timeout_s=30.0),
+            lambda f: server.request_in_flight(), drain_s=0.5)
+    finally:
+        server.close()
+    assert 0.5 <= stop_s < 0.5 + ABORT_GRACE_S
+    assert forwarder.stats.requests_cut == 1
+    assert forwarder.stats.requests_left_behind == 0  # the socket was cut: the request returned
+    assert forwarder.stats.forwarded == 0 and _rows(journal) == before
+    assert not [t for t in threading.enumerate() if t.name == "influx-request"]
+
+
+async def test_a_retry_due_after_the_deadline_is_not_waited_for(tmp_path):
+    """InfluxDB refusing connections, a 20-40 s backoff under way: the stop does not wait for it."""
+    from collector.influx_adapter import InfluxSettings
+    from devices.sim.ports import free_port
+
+    journal = tmp_path / "journal.sqlite"
+    _journal_with_points(journal)
+    forwarder, stop_s = await _forward_until_stopped(
+        journal, InfluxSettings(f"http://127.0.0.1:{free_port()}", api="v1"),
+        lambda f: f.stats.up is False, drain_s=10.0, backoff_initial_s=40.0, backoff_max_s=40.0)
+    assert stop_s < 0.5
+    assert forwarder.stats.requests_cut == 0
