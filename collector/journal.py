@@ -54,10 +54,10 @@ from collector.errors import ConfigError
 from collector.points import Point
 from collector import journal_blocks
 from devices import vocabulary
-from devices.journal_schema import (BLOCK_FIELDS, BUSY_TIMEOUT_S, DROP_PREFIX, SCHEMA_SQL,
-                                    SCHEMA_VERSION, JournalError, JournalFull, JournalLocked,
-                                    JournalUnwritable, block_start_ns, check_journal, journal_error,
-                                    public_target)
+from devices.journal_schema import (BLOCK_FIELDS, BUSY_TIMEOUT_S, DROP_PREFIX, RECOVERY_HINT,
+                                    SCHEMA_SQL, SCHEMA_VERSION, JournalDamaged, JournalError,
+                                    JournalFull, JournalLocked, JournalUnwritable, block_start_ns,
+                                    check_journal, journal_error, one_line, public_target)
 
 if TYPE_CHECKING:
     import asyncio
@@ -194,9 +194,11 @@ class Journal:
             db.execute("ROLLBACK")
             self._count = self._stored_count(db)
             self._series_ids = {key: sid for sid, key in db.execute("SELECT id, key FROM series")}
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             if db is not None:
                 db.close()
+            if isinstance(exc, UnicodeDecodeError):  # a series key that is not UTF-8
+                raise JournalDamaged(path, f"damaged ({one_line(exc)}): {RECOVERY_HINT}") from exc
             raise journal_error(path, exc, "opening it to write") from exc
         return db
 
@@ -432,6 +434,9 @@ class Journal:
             return self._compact(horizon_ns, hours_per_transaction, progress)
         except sqlite3.Error as exc:
             raise journal_error(self.path, exc, "packing column blocks") from exc
+        except ValueError as exc:  # stored tags or values that the journal never writes
+            raise JournalDamaged(self.path, f"damaged ({one_line(exc)}) while packing column blocks: "
+                                            f"{RECOVERY_HINT}") from exc
 
     def _compact(self, horizon_ns: int | None, hours_per_transaction: int, progress) -> int:
         if horizon_ns is None:
@@ -474,8 +479,12 @@ class Journal:
                 next_compact = time.monotonic() + self.compact_every_s
                 await asyncio.to_thread(self._write_in_run, self.compact, True)
         if not await asyncio.to_thread(self._write_in_run, self.commit, True):
+            with self._buffer_lock:
+                lost, self._buffer = len(self._buffer), []
+                uncounted, self._pending_drops = self._pending_drops, {}
             log.error("journal %s: %d readings held in memory could not be written before stopping "
-                      "and are lost", self.path, self.buffered)
+                      "and are lost%s", self.path, lost,
+                      f" (and the drop counts {uncounted})" if uncounted else "")
 
     def _write_in_run(self, write, tried: bool) -> bool:
         """Run commit or compact for run(): a failure is logged once (and once when writing

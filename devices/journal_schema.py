@@ -36,6 +36,7 @@ FULL_CHECK_MAX_BYTES gets the check of its small tables and of each table's last
 damage found later by a read is raised as JournalDamaged by the connections made here).
 """
 
+import functools
 import os
 import re
 import shutil
@@ -185,6 +186,11 @@ _DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_
 _UNWRITABLE_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
 
 
+def one_line(exc: Exception, limit: int = 120) -> str:
+    """An exception's text for a one-line message."""
+    return " ".join(str(exc).split())[:limit]
+
+
 def _primary_code(exc: sqlite3.Error) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
     return None if code is None else code & 0xFF
@@ -207,19 +213,20 @@ def _disk_full(path: str | Path) -> bool:
 def journal_error(path: str | Path, exc: sqlite3.Error, doing: str) -> JournalError:
     """The JournalError an SQLite error means, `doing` naming what failed ("writing points")."""
     code = _primary_code(exc)
+    said = one_line(exc)
     if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_full(path)):
-        return JournalFull(path, f"disk full at {path}: {doing} failed ({exc}); free space on "
-                                 "its disk or give --journal a place with room")
+        return JournalFull(path, f"disk full ({doing} failed: {said}): free space on its disk, or "
+                                 "give --journal a place with room")
     if code in _UNWRITABLE_CODES:
-        return JournalUnwritable(path, f"cannot be written ({exc}) while {doing}: make the file, "
+        return JournalUnwritable(path, f"cannot be written ({said}) while {doing}: make the file, "
                                        "its folder and its file system writable, or give --journal "
                                        "a writable place")
-    if code in _DAMAGED_CODES:
-        return JournalDamaged(path, f"damaged ({exc}) while {doing}: {RECOVERY_HINT}")
+    if code in _DAMAGED_CODES or _damaged_text(exc):
+        return JournalDamaged(path, f"damaged ({said}) while {doing}: {RECOVERY_HINT}")
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return JournalError(path, f"busy ({exc}) while {doing}: another process held it too long; "
+        return JournalError(path, f"busy ({said}) while {doing}: another process held it too long; "
                                   "try again")
-    return JournalError(path, f"{doing} failed: {exc}")
+    return JournalError(path, f"{doing} failed: {said}")
 
 
 # -- no secret stored ------------------------------------------------------------------------
@@ -303,7 +310,19 @@ def _quick_check(db: sqlite3.Connection, path: Path, target: str | None = None) 
     pragma = "PRAGMA quick_check" if target is None else f"PRAGMA quick_check({target})"
     problems = [row[0] for row in db.execute(pragma).fetchall()]
     if problems != ["ok"]:
-        raise JournalDamaged(path, f"damaged ({problems[0][:120]}): {RECOVERY_HINT}")
+        raise JournalDamaged(path, f"damaged ({one_line(problems[0])}): {RECOVERY_HINT}")
+
+
+@functools.cache
+def _expected_columns() -> dict[str, tuple[str, ...]]:
+    """{table: its column names} as SCHEMA_SQL makes them."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA_SQL)
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: tuple(row[1] for row in db.execute(f'PRAGMA table_info("{t}")')) for t in tables}
+    finally:
+        db.close()
 
 
 def _check_contents(db: sqlite3.Connection, path: Path, full: bool, new_ok: bool) -> int:
@@ -319,6 +338,12 @@ def _check_contents(db: sqlite3.Connection, path: Path, full: bool, new_ok: bool
         raise JournalDamaged(path, f"not a wattelier journal (a SQLite database without the table "
                                    f"{missing[0]}; it holds {found}): give --journal the journal file, "
                                    "or a new file name to start one")
+    expected = _expected_columns()
+    for table in sorted(tables & expected.keys()):  # no column of any version changed since
+        columns = tuple(row[1] for row in db.execute(f'PRAGMA table_info("{table}")').fetchall())
+        if columns != expected[table]:
+            raise JournalDamaged(path, f"damaged (table {table} has the columns {', '.join(columns)[:80]}, "
+                                       f"not {', '.join(expected[table])}): {RECOVERY_HINT}")
     version = 1  # journals before the meta table
     if "meta" in tables:
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -374,8 +399,16 @@ def check_journal(path: str | Path, new_ok: bool = False) -> int:
         return _check_contents(db, path, size + wal_bytes <= FULL_CHECK_MAX_BYTES, new_ok)
     except sqlite3.Error as exc:
         raise journal_error(path, exc, "checking it") from exc
+    except UnicodeDecodeError as exc:  # its schema or names hold text that is not UTF-8
+        raise JournalDamaged(path, f"damaged ({one_line(exc)}): {RECOVERY_HINT}") from exc
     finally:
         db.close()
+
+
+def _damaged_text(exc: sqlite3.Error) -> bool:
+    """Text the journal never writes: fields and tags are UTF-8 JSON."""
+    message = str(exc)
+    return message == "malformed JSON" or message.startswith("Could not decode to UTF-8")
 
 
 class _CheckedCursor(sqlite3.Cursor):
@@ -386,10 +419,13 @@ class _CheckedCursor(sqlite3.Cursor):
         try:
             return method(*args)
         except sqlite3.DatabaseError as exc:
-            if is_damage(exc) or str(exc) == "malformed JSON":  # fields are always JSON
+            if is_damage(exc) or _damaged_text(exc):
                 raise JournalDamaged(self.connection.journal_path,
-                                     f"damaged ({exc}) while reading it: {RECOVERY_HINT}") from exc
+                                     f"damaged ({one_line(exc)}) while reading it: {RECOVERY_HINT}") from exc
             raise
+        except UnicodeDecodeError as exc:
+            raise JournalDamaged(self.connection.journal_path,
+                                 f"damaged ({one_line(exc)}) while reading it: {RECOVERY_HINT}") from exc
 
     def execute(self, *args):
         return self._checked(super().execute, *args)
