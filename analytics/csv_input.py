@@ -198,6 +198,15 @@ def _not_utf8(path: Path) -> CsvError:
     return CsvError([f"{path}: not UTF-8 text at its end; save it as CSV UTF-8"])
 
 
+def csv_error_text(exc: csv.Error) -> str:
+    """What a csv.Error means, and what to do when it is a cell beyond the csv module's limit
+    (a quote opened and never closed reads the rest of the file into one cell)."""
+    if "field larger than field limit" in str(exc):
+        return (f"a cell runs over {csv.field_size_limit()} characters from this line: a quote (\") "
+                "opened and never closed? close it, or remove it")
+    return str(exc)
+
+
 def _dialect(path: Path, first_line: str, required: tuple[str, ...]) -> _Dialect:
     """The separator that splits the header line into the required columns; CsvError when none."""
     if not first_line.strip():
@@ -236,19 +245,22 @@ def _rows(path: Path, required: tuple[str, ...], problems: _Problems):
             header = dialect.header
             decimal_commas: list[int] = []
             while True:
+                first = reader.line_num + 1  # the line the next row starts on
                 try:
                     row = next(reader)
                 except StopIteration:
                     break
                 except csv.Error as exc:
-                    problems.add(reader.line_num, str(exc))
+                    problems.add(first, csv_error_text(exc))
                     continue
                 if not row or all(not cell.strip() for cell in row):
                     continue  # blank line: no data
                 if len(row) != len(header):
                     if len(row) > len(header) and _DECIMAL_COMMA_ROW.search(dialect.separator.join(row)):
                         decimal_commas.append(reader.line_num)
-                    problems.add(reader.line_num, f"{len(row)} cells, the header has {len(header)}")
+                    through = (f" (the row runs to line {reader.line_num}: a quote (\") never closed?)"
+                               if reader.line_num > first else "")
+                    problems.add(first, f"{len(row)} cells, the header has {len(header)}{through}")
                     continue
                 yield reader.line_num, dict(zip(header, (cell.strip() for cell in row))), dialect
         except UnicodeDecodeError:

@@ -87,7 +87,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analytics.bookings_reader import read_booked_sessions  # noqa: F401  (reading stored sessions)
-from analytics.csv_input import check_time_s
+from analytics.csv_input import check_time_s, csv_error_text
 from analytics.records import Session
 
 if TYPE_CHECKING:
@@ -328,6 +328,7 @@ def read_sessions_csv(path: str | Path, tz: dt.tzinfo | None = None, *, source: 
     problems: list[str] = []
     sessions: list[Session] = []
     seen: dict[tuple[str, str, float, str], tuple[int, float]] = {}
+    line = 0
     try:
         for row in reader:
             line = reader.line_num
@@ -387,8 +388,8 @@ def read_sessions_csv(path: str | Path, tz: dt.tzinfo | None = None, *, source: 
                 continue
             seen[key] = (line, times["end"])
             sessions.append(Session(machine, member, times["start"], times["end"], source, booking_id))
-    except csv.Error as exc:
-        problems.append(f"{path}:{reader.line_num}: not valid CSV: {exc}")
+    except csv.Error as exc:  # the row after the last one read starts on the next line
+        problems.append(f"{path}:{line + 1}: not valid CSV: {csv_error_text(exc)}")
     if header is None and not problems:
         problems.append(f"{path}: no header; the first line must be machine,member,start,end")
     if problems:

@@ -381,3 +381,13 @@ def test_hourly_factors_that_cannot_be_true(tmp_path):
         read_hourly_factors_csv(path)
     assert err.value.problems == [f"{path}:3: kg_co2e_per_kwh: '52' is beyond 10 kg CO2e/kWh, more than "
                                   "it can be; check the column and its unit (kg CO2e/kWh)"]
+
+
+def test_a_quote_never_closed_is_named_where_it_opens(tmp_path):
+    rows = [f"{T0 + k:.0f},laser-1,5" for k in range(20_000)]
+    rows[3] = f'{T0 + 3:.0f},"laser-1,5'  # line 5: the quote swallows the lines after it
+    assert _power_problems(tmp_path, "time,machine,power_w\n" + "\n".join(rows) + "\n") == [
+        f"{tmp_path / 'power.csv'}:5: a cell runs over 131072 characters from this line: a quote (\") opened "
+        "and never closed? close it, or remove it"]
+    assert _power_problems(tmp_path, f'time,machine,power_w\n{T0:.0f},"laser-1,5\n{T0 + 1:.0f},laser-1,5\n') == [
+        f"{tmp_path / 'power.csv'}:2: 2 cells, the header has 3 (the row runs to line 3: a quote (\") never closed?)"]

@@ -759,3 +759,14 @@ def test_cli_one_bad_row_is_one_line(tmp_path, site_file):
     assert not (tmp_path / "j.sqlite").exists()
     result = invoke("import", str(path), "--tz", "x" * 5000, "--config", str(site_file))
     assert result.exit_code == 2 and "--tz: unknown time zone 'xxxx" in result.stderr
+
+
+def test_csv_quote_never_closed_is_named_where_it_opens(tmp_path):
+    rows = [f"laser-1,amelie,{1773133200 + 10 * k},{1773133205 + 10 * k}" for k in range(20_000)]
+    rows[4] = 'laser-1,"amelie,1773133240,1773133245'
+    path = tmp_path / "quote.csv"
+    path.write_text("machine,member,start,end\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(SessionsError) as err:
+        read_sessions_csv(path)
+    assert err.value.problems == [f"{path}:6: not valid CSV: a cell runs over 131072 characters from this line: "
+                                  "a quote (\") opened and never closed? close it, or remove it"]
