@@ -70,7 +70,7 @@ def _between(low: float, high: float):
         if not low <= value <= high:
             lo = int(low) if float(low).is_integer() else low
             hi = int(high) if float(high).is_integer() else high
-            raise ValueError(f"must be {lo}..{hi}, got {value}")
+            raise ValueError(f"must be {lo}..{hi}, got {shown(value)}")
         return value
 
     return AfterValidator(check)
@@ -104,10 +104,10 @@ def _time_zone(value: str) -> str:
 def _hours_range(value: str) -> str:
     match = HOURS_RE.match(value)
     if not match:
-        raise ValueError(f"must look like '08:30-12:30', got {value!r}")
+        raise ValueError(f"must look like '08:30-12:30', got {shown(value)}")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
-        raise ValueError(f"not a time of day: {value!r}")
+        raise ValueError(f"not a time of day: {shown(value)}")
     return value
 
 
@@ -364,8 +364,19 @@ class Site(_Model):
 # Loading and error reporting
 
 
+MAX_PATH_CHARS = 120
+
+
+def _short(path: str) -> str:
+    """A key path for a message, on one line (a quoted TOML key may hold a newline or any
+    other character) and cut when a file gives a key a huge name."""
+    if not path.isprintable():
+        path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+    return path if len(path) <= MAX_PATH_CHARS else path[:MAX_PATH_CHARS] + "..."
+
+
 def _dotted(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    return _short(".".join(str(part) for part in loc))
 
 
 _PYDANTIC_MESSAGES = {
@@ -455,7 +466,7 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     problems: list[str] = []
 
     def bad(path: str, message: str) -> None:
-        problems.append(f"{source}: {path}: {message}")
+        problems.append(f"{source}: {_short(path)}: {message}")
 
     for section in ("machines", "services", "meters", "controllers", "members", "tariffs",
                     "emission_factors"):
@@ -481,13 +492,13 @@ def _cross_checks(site: Site, source: str) -> list[str]:
         elif not meter.host:
             bad(f"{path}.host", f"required when transport = '{meter.transport.value}'")
         if meter.parity not in ("N", "E", "O"):
-            bad(f"{path}.parity", f"must be 'N', 'E' or 'O', got {meter.parity!r}")
+            bad(f"{path}.parity", f"must be 'N', 'E' or 'O', got {shown(meter.parity)}")
     seen_units: dict[tuple[str, int], str] = {}
     for name, meter in site.meters.items():
         key = (meter.line_key(), meter.unit_id)
         if key in seen_units:
             bad(f"meters.{name}.unit_id", f"unit id {meter.unit_id} is already used by meter "
-                f"{seen_units[key]!r} on the same line")
+                f"{shown(seen_units[key])} on the same line")
         seen_units[key] = name
     known_maps = set(node_maps.available_node_maps())
     for name, ctl in site.controllers.items():
@@ -527,7 +538,7 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     for name, service in site.services.items():
         for i, target in enumerate(service.serves):
             if target not in site.machines:
-                bad(f"services.{name}.serves[{i}]", f"{target!r} is not a machine of this site")
+                bad(f"services.{name}.serves[{i}]", f"{shown(target)} is not a machine of this site")
     for section, key in (("machines", "fabmanager_id"), ("members", "fabmanager_user_id")):
         owner: dict[int, str] = {}
         for name, entry in getattr(site, section).items():
@@ -535,8 +546,8 @@ def _cross_checks(site: Site, source: str) -> list[str]:
             if value is None:
                 continue
             if value in owner:
-                bad(f"{section}.{name}.{key}", f"Fab-manager id {value} is already given to "
-                    f"{section}.{owner[value]}: each id names one {section[:-1]}, or its bookings "
+                bad(f"{section}.{name}.{key}", f"Fab-manager id {shown(value)} is already given to "
+                    f"{_short(section + '.' + owner[value])}: each id names one {section[:-1]}, or its bookings "
                     "would count twice")
             else:
                 owner[value] = name

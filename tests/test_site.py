@@ -316,3 +316,15 @@ def test_a_secrets_file_that_cannot_be_used(tmp_path: Path, content, expected):
 
 def test_no_secrets_file_is_no_problem(example_site):
     assert secrets_problem(example_site) is None  # the example names one that does not exist
+
+
+def test_problems_stay_one_short_line_whatever_the_file_holds():
+    # Found by tests/test_site_fuzz.py: a huge value was echoed whole, a quoted key holding a
+    # newline split a problem over two lines.
+    huge = EXAMPLE.replace('saturday = ["10:00-17:00"]', f'saturday = ["{"é" * 5000}"]', 1)
+    (problem,) = _problems(huge)
+    assert problem.startswith("s.toml: opening_hours.saturday.0: must look like '08:30-12:30', got 'ééé")
+    assert problem.endswith("... (5000 characters)") and len(problem) < 200
+    odd_key = _problems(EXAMPLE + '\n[members."a\\nb"]\nname = "x"\n[members."' + "x" * 500 + '"]\nname = "y"\n')
+    assert odd_key[0] == "s.toml: members.a\\nb: names use lower-case letters, digits, '-' and '_' (at most 63 characters)"
+    assert "\n" not in odd_key[0] and len(odd_key[1]) < 250 and odd_key[1].startswith("s.toml: members.xxx")
