@@ -577,6 +577,11 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     return problems
 
 
+# The collector's stop takes up to 5 s + drain_timeout_s + 3 s (collector.runtime) and the
+# shipped unit (deploy/wattelier-collector.service) kills at TimeoutStopSec=60 s.
+MAX_DRAIN_UNDER_UNIT_S = 40.0
+
+
 def site_warnings(site: Site, source: str = "site.toml") -> list[str]:
     """What a valid site holds that is possible but implausible, one line each (file, key
     path, what is odd, the plausible range): the site is usable, but a value is likely a
@@ -590,6 +595,12 @@ def site_warnings(site: Site, source: str = "site.toml") -> list[str]:
                 f"{source}: emission_factors.{name}.kg_co2e_per_kwh: {value:g} kg CO2e/kWh is "
                 f"implausible for electricity: plausible is 0 to {MAX_PLAUSIBLE_KG_CO2E_PER_KWH:g} "
                 f"(the most carbon-intensive grids emit about 1 kg/kWh, France about 0.05){grams}")
+    if site.influxdb is not None and site.influxdb.drain_timeout_s > MAX_DRAIN_UNDER_UNIT_S:
+        warnings.append(
+            f"{source}: influxdb.drain_timeout_s: {site.influxdb.drain_timeout_s:g} s makes a stop "
+            f"take longer than the shipped systemd unit allows (it kills after 60 s; a stop takes "
+            f"up to 5 s + drain_timeout_s + 3 s): plausible is 0 to {MAX_DRAIN_UNDER_UNIT_S:g} s, or "
+            "raise TimeoutStopSec in the unit")
     for name, machine in site.machines.items():
         th = machine.thresholds
         if th is not None and th.processing_w > machine.rated_power_w:

@@ -328,3 +328,12 @@ def test_problems_stay_one_short_line_whatever_the_file_holds():
     odd_key = _problems(EXAMPLE + '\n[members."a\\nb"]\nname = "x"\n[members."' + "x" * 500 + '"]\nname = "y"\n')
     assert odd_key[0] == "s.toml: members.a\\nb: names use lower-case letters, digits, '-' and '_' (at most 63 characters)"
     assert "\n" not in odd_key[0] and len(odd_key[1]) < 250 and odd_key[1].startswith("s.toml: members.xxx")
+
+
+def test_a_drain_longer_than_the_unit_allows_is_a_warning():
+    from devices.site import site_warnings
+
+    text = example_site_path().read_text() + '\n[influxdb]\nurl = "http://127.0.0.1:8086"\n'
+    assert not [w for w in site_warnings(parse_site(text + "drain_timeout_s = 40\n")) if "drain" in w]
+    [warning] = [w for w in site_warnings(parse_site(text + "drain_timeout_s = 41\n")) if "drain" in w]
+    assert "influxdb.drain_timeout_s" in warning and "TimeoutStopSec" in warning
