@@ -42,9 +42,7 @@ import asyncio
 import logging
 import os
 import random
-import stat
 import time
-import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,6 +56,7 @@ from collector.points import Point
 from collector.sink import Sink
 from devices import vocabulary
 from devices.node_maps import NodeMap, NodeMapError
+from devices.secrets import SecretsError, load_secrets
 from devices.site import Controller, SecurityPolicy
 
 logger = logging.getLogger("wattelier.collector.opcua")
@@ -356,21 +355,14 @@ class CncSource:
 
 
 def _secret_from_file(path: Path, controller_name: str) -> str | None:
-    """`password` of [controllers.<name>] in a TOML secrets file (the format of
-    devices.secrets); None when the file or the key is absent. A file that others may read is
-    refused, as devices.secrets does."""
+    """`password` of [controllers.<name>] in a TOML secrets file, read with the rules of
+    devices.secrets (the same as `check`); None when the file or the key is absent."""
     if not path.exists():
         return None
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path}: secrets file readable by others (mode {stat.filemode(mode)}); "
-                          f"run `chmod 600 {path}`")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read secrets file {path}: {exc.strerror or exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"secrets file {path} is not valid TOML: {exc}") from exc
+        data = load_secrets(path)
+    except SecretsError as exc:
+        raise ConfigError(str(exc)) from exc
     entry = data.get("controllers", {}).get(controller_name, {})
     password = entry.get("password") if isinstance(entry, dict) else None
     if password is not None and not isinstance(password, str):
