@@ -19,7 +19,7 @@ import zoneinfo
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analytics import csv_input
@@ -150,6 +150,7 @@ def inputs(seeds: list[bytes], values: list[str] = VALUES, fields: bytes = CSV_F
 
 def _one_line_each(problems: list[str], path: Path) -> None:
     assert problems, "an error without a problem"
+    event("refused")
     for problem in problems:
         assert problem.startswith(str(path)), problem
         assert "\n" not in problem and "\r" not in problem, problem
@@ -177,6 +178,7 @@ def _check_power(path: Path) -> dict:
             assert np.all(times >= EARLIEST_TIME_S) and np.all(times <= LATEST_TIME_S)
         assert np.all(np.abs(s.power_w) <= MAX_POWER_W)
         assert np.all(s.energy_import_kwh >= 0) and np.all(s.energy_import_kwh <= MAX_COUNTER_KWH)
+    event("read")
     return series
 
 
@@ -239,6 +241,7 @@ def test_hourly_factors_csv_fuzz(tmp_path, data):
         return
     assert np.all(np.isfinite(times)) and np.all(np.isfinite(values)) and np.all(np.diff(times) >= 0)
     assert np.all(values >= 0) and np.all(values <= csv_input.MAX_FACTOR_KG_PER_KWH)
+    event("read")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +249,7 @@ def test_hourly_factors_csv_fuzz(tmp_path, data):
 
 
 def _check_sessions(sessions: list[Session], canceled: list[Session] = ()) -> None:
+    event("read")
     for s in sessions:
         assert isinstance(s.start_s, float) and isinstance(s.end_s, float)
         assert _time_ok(s.start_s) and _time_ok(s.end_s) and s.end_s > s.start_s, s
