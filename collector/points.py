@@ -3,7 +3,9 @@
 Line protocol escaping follows the InfluxDB reference ("Line protocol", special characters) as
 InfluxDB's own parser reads it (measured against InfluxDB 1.6.7, whose parser 1.8 and 2.x share):
 
-- measurement: comma and space are escaped with a backslash;
+- measurement: comma and space are escaped with a backslash; a measurement never starts with
+  '#', which makes the line a comment that InfluxDB skips (devices.vocabulary's names do not,
+  and escaping one is refused);
 - tag keys, tag values and field keys: comma, equals sign and space are escaped; a backslash
   is written as it is (the parser only un-escapes the three specials);
 - string field values: double quote and backslash are escaped; newlines are kept.
@@ -63,6 +65,9 @@ def _escape(text: str, specials: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def escape_measurement(name: str) -> str:
+    """Escape a measurement (cached); ValueError for one line protocol would read as a comment."""
+    if clean_name(name).startswith("#"):
+        raise ValueError(f"measurement {name!r}: a line starting with '#' is a comment to InfluxDB")
     return _escape(name, ", ")
 
 
