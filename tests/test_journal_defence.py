@@ -17,6 +17,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +27,7 @@ from analytics.journal_reader import JournalReader
 from collector.forward_store import ForwardStore, journal_status, quarantined_lines, record_target
 from collector.journal import FORWARDED_DELETED, Journal
 from collector.points import Point
+from devices import journal_schema
 from devices.journal_schema import (SCHEMA_VERSION, JournalDamaged, JournalError, JournalFull,
                                     JournalLocked, JournalUnwritable, JournalVersionError,
                                     check_journal)
@@ -504,12 +506,15 @@ def _read_everything(path: Path) -> None:
 
 @settings(max_examples=int(os.environ.get("WATTELIER_FUZZ_EXAMPLES", 200)), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(mutations=st.lists(_mutation, min_size=1, max_size=4))
-def test_fuzz_a_mutated_journal_is_read_cleanly_or_refused_untouched(valid_journal, mutations):
+@given(mutations=st.lists(_mutation, min_size=1, max_size=4), full_check=st.booleans())
+def test_fuzz_a_mutated_journal_is_read_cleanly_or_refused_untouched(valid_journal, mutations, full_check):
     """Bytes of a valid small journal flipped, set, cut or zeroed by page: the reader and the
-    writer either work or raise JournalError, and a refused file keeps its bytes."""
+    writer either work or raise JournalError, and a refused file keeps its bytes. Without
+    the full check (full_check False: as for a journal over FULL_CHECK_MAX_BYTES), damage is
+    met by reads and writes, and must come out as JournalError too."""
     data = _mutate(valid_journal.read_bytes(), mutations)
-    with tempfile.TemporaryDirectory() as folder:
+    limit = journal_schema.FULL_CHECK_MAX_BYTES if full_check else 0
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(journal_schema, "FULL_CHECK_MAX_BYTES", limit):
         path = Path(folder) / "journal.sqlite"
         path.write_bytes(data)
         before = _sha(path)
