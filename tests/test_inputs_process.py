@@ -21,11 +21,9 @@ def test_analyze_power_values_that_cannot_be_true(tmp_path, row, fragment):
     power = tmp_path / "power.csv"
     power.write_text(f"time,machine,power_w\n2026-03-10T09:00:00Z,laser-1,100\n{row}\n", encoding="utf-8")
     done = run_wattelier("analyze", "--power", str(power), "--json")
-    # analyze closes its list of problems with NOTICE (on a line of its own, for now): the
-    # problem itself is one line, naming the file and the line
-    text = assert_clear_failure(done, fragment, "check", exit_code=2, one_line=False)
-    problems = [line for line in text.splitlines() if line != NOTICE]
-    assert len(problems) == 1 and problems[0].startswith(f"{tmp_path}/{fragment}"), text
+    # one line: the problem, naming the file and the line, then what analyze does about it
+    text = assert_clear_failure(done, fragment, "check", NOTICE, exit_code=2)
+    assert text.startswith(f"{tmp_path}/{fragment}"), text
     assert done.stdout == ""
 
 

@@ -37,9 +37,14 @@ def _time_or_exit(text: str | None, option: str, tz) -> float | None:
 
 
 def _fail(problems: list[str], what: str) -> None:
-    for problem in problems:
-        typer.echo(problem, err=True)
-    typer.echo(f"refusing to analyse: fix the {what} (no data is skipped)", err=True)
+    """Print the problems of an input file (one line when there is one) and exit 2."""
+    notice = f"refusing to analyse: fix the {what} (no data is skipped)"
+    if len(problems) == 1:
+        typer.echo(f"{problems[0]}; {notice}", err=True)
+    else:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        typer.echo(notice, err=True)
     raise typer.Exit(2)
 
 
