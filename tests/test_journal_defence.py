@@ -35,6 +35,7 @@ from devices.site import example_site_path
 from tests.cli_process import ROOT, assert_clear_failure, run_wattelier
 
 T0_NS = 1_700_000_000 * 10**9
+EXAMPLE_SECRETS = {"WATTELIER_MILL1_PASSWORD": "not-used"}  # the example site's mill asks for one
 
 
 def _meter(n: int, start: int = 0, meter: str = "m1") -> list[Point]:
@@ -196,6 +197,21 @@ def test_journal_command_refuses_damaged_journals_in_one_line(valid_journal, tmp
         done = run_wattelier("journal", "--journal", str(path))
         assert_clear_failure(done, str(path), "--journal" if name != "empty" else "0 bytes", exit_code=2)
         assert _sha(path) == before, name
+
+
+def test_collect_analyze_and_sessions_refuse_a_damaged_journal_in_one_line(valid_journal, tmp_path):
+    data = bytearray(valid_journal.read_bytes())
+    data[2 * 4096:3 * 4096] = bytes(4096)
+    path = _copy(valid_journal, tmp_path / "damaged.sqlite", bytes(data))
+    before = _sha(path)
+    site = str(example_site_path())
+    for args in (("collect", "--config", site, "--journal", str(path)),
+                 ("analyze", "--config", site, "--journal", str(path)),
+                 ("sessions", "add", "--config", site, "--journal", str(path), "--machine", "laser-1",
+                  "--member", "amelie", "--start", "2026-01-05T09:00", "--end", "2026-01-05T10:00")):
+        done = run_wattelier(*args, cwd=tmp_path, env=EXAMPLE_SECRETS)
+        assert_clear_failure(done, str(path), "damaged", "--journal NEW.sqlite", exit_code=2)
+        assert _sha(path) == before, args
 
 
 # -- two collectors ----------------------------------------------------------------------------
@@ -393,6 +409,10 @@ def test_read_only_journal_or_folder_at_start_is_one_clear_line(valid_journal, t
         assert JournalReader(in_folder).count_by_series()  # reading a read-only journal works
         done = run_wattelier("journal", "--journal", str(in_folder))
         assert done.returncode == 0 and "Traceback" not in done.output, done.output
+        for path, what in ((in_folder, f"its folder {folder} is read-only"), (file_only, "the file is read-only")):
+            done = run_wattelier("collect", "--config", str(example_site_path()), "--journal", str(path),
+                                 cwd=tmp_path, env=EXAMPLE_SECRETS)
+            assert_clear_failure(done, str(path), what, exit_code=2)
     finally:
         _writable(folder)
         _writable(file_only)
