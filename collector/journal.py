@@ -43,6 +43,7 @@ import json
 import logging
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -69,6 +70,7 @@ log = logging.getLogger("wattelier.collector.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
 KEPT_MEASUREMENTS = (vocabulary.BOOKING,)
 """Never deleted by ``drop_oldest`` (members' bookings: entered once, not measured again)."""
+JOURNAL_TABLE_NAMES = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL))
 FORWARDED_DELETED = "journal_full_forwarded_deleted"
 """Counter (not a drop: those points are in InfluxDB) of sent points deleted to make room."""
 
@@ -183,14 +185,17 @@ class Journal:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
-                if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() else None
-            if version is None or version[0] != str(SCHEMA_VERSION):  # nothing written when current:
-                db.executescript(SCHEMA_SQL)  # a full disk is then seen by the first commit
+                if "meta" in tables else None
+            # Nothing is written to a journal that is up to date: a full disk is then met by the
+            # first commit, which retries, rather than refused at start.
+            if version != (str(SCHEMA_VERSION),) or not JOURNAL_TABLE_NAMES <= tables:
+                db.executescript(SCHEMA_SQL)
                 journal_blocks.upgrade(db)
                 db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
-            db.execute("BEGIN IMMEDIATE")  # a read-only file or folder fails here, at start
+            db.execute("BEGIN IMMEDIATE")  # one that cannot take the write lock fails here, at start
             db.execute("ROLLBACK")
             self._count = self._stored_count(db)
             self._series_ids = {key: sid for sid, key in db.execute("SELECT id, key FROM series")}

@@ -150,6 +150,22 @@ def test_the_version_is_never_relabelled(valid_journal, tmp_path):
     db.close()
 
 
+def test_opening_an_up_to_date_journal_writes_nothing(valid_journal, tmp_path):
+    """So that a collector starting on a full disk opens its journal, and retries its commits."""
+    path = _copy(valid_journal, tmp_path / "j.sqlite")
+    before = _sha(path)
+    Journal(path).close()
+    JournalReader(path).close()
+    assert _sha(path) == before
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE forward_target")  # a table missing: made again
+    db.commit()
+    db.close()
+    Journal(path).close()
+    assert check_journal(path) == SCHEMA_VERSION and "forward_target" in journal_schema._expected_columns()
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM forward_target").fetchone() == (0,)
+
+
 def test_an_empty_file_is_refused_by_readers_and_made_a_journal_by_writers(tmp_path):
     """A 0-byte file is what SQLite makes of a new database: a writer makes a journal of it,
     a reader says no journal was written there. Beside a write-ahead log that may hold the
