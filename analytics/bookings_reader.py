@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analytics.records import Session
+from devices.journal_schema import connect_readonly
 from devices.vocabulary import BOOKING, TAG_MACHINE, TAG_MEMBER
 
 TAG_SOURCE = "source"
@@ -95,7 +96,7 @@ def read_booking_versions(journal_path: str | Path) -> list[BookingVersion]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no journal here (store sessions with `wattelier sessions "
                                 "add` or `import`, or give --journal)")
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    db = connect_readonly(path)  # checked first: JournalError for a damaged or newer journal
     try:
         try:
             # Series first, then their points through the (series_id, time_ns) index: a plain

@@ -46,8 +46,9 @@ from pathlib import Path
 
 from collector.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
                               InfluxTooLarge, InfluxUnavailable)
-from collector.forward_store import Batch, ForwardStore
+from collector.forward_store import Batch, ForwardStore, record_target
 from collector.influx_adapter import InfluxTarget
+from devices.journal_schema import JournalError
 
 log = logging.getLogger("wattelier.collector.forwarder")
 ABORT_GRACE_S = 1.0  # after the drain deadline: how long a cut request may take to return [s]
@@ -111,6 +112,7 @@ class Forwarder:
                 hint = " (check WATTELIER_INFLUX_TOKEN and the user's write permission)"
             log.warning("InfluxDB %s is not accepting writes: %s%s; points stay in the journal "
                         "and are sent when it is back", self.target.settings.url, error, hint)
+            self._note_target(error=str(error))
 
     def _succeeded(self) -> None:
         self._failures = 0
@@ -119,7 +121,17 @@ class Forwarder:
             backlog = self.store.backlog() if self.store else 0
             log.warning("InfluxDB %s is back after %.1f s; sending the backlog of %d points",
                         self.target.settings.url, down_s, backlog)
+        if self.stats.up is not True:
+            self._note_target(accepted=True)
         self.stats.up = True
+
+    def _note_target(self, error: str | None = None, accepted: bool = False) -> None:
+        """Note the target in the journal (configured, its last error, back), for `wattelier
+        journal`; rare (at start and when its state changes), and never stops forwarding."""
+        try:
+            record_target(self.journal_path, self.target.settings.url, error=error, accepted=accepted)
+        except JournalError as exc:
+            log.debug("forwarder: could not note the target in the journal: %s", exc)
 
     def backoff_s(self, failures: int, retry_after_s: float | None = None) -> float:
         """Wait before the next attempt after `failures` failures in a row."""
@@ -283,6 +295,7 @@ class Forwarder:
         prefetch: asyncio.Task | None = None
         recording: asyncio.Task | None = None
         try:
+            await asyncio.to_thread(self._note_target)  # configured: shown even if never reached
             await self._connect(stop)
             store = self.store
             after = await asyncio.to_thread(store.cursor)

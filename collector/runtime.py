@@ -46,11 +46,13 @@ STOP_GRACE_S = 5.0  # sources stop reading within this [s]
 FORWARDER_CLOSE_S = 2.0  # after its drain and cut: the backlog count and closing [s]
 
 
-def journal_for(site: Site, path: str | None = None) -> Journal:
-    """The journal a site's settings describe (path overridable)."""
+def journal_for(site: Site, path: str | None = None, *, collector: bool = False) -> Journal:
+    """The journal a site's settings describe (path overridable); collector: the collector's
+    own, locked against a second collector (JournalLocked, naming the holder's PID)."""
     settings = site.journal
     return Journal(path or settings.path, max_points=settings.max_points,
-                   overflow=settings.overflow, commit_interval_s=settings.commit_interval_s)
+                   overflow=settings.overflow, commit_interval_s=settings.commit_interval_s,
+                   collector=collector)
 
 
 class ObservingSink:

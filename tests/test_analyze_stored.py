@@ -366,7 +366,9 @@ def test_journal_rollups_stand_in_only_for_hours_as_they_were_packed(stored, tmp
     journal = Journal(copy, max_points=count + 1 - 600)
     journal.put([Point(vocabulary.METER, tags, {"power_w": 5000.0}, int((start + 5400.5) * 1e9))])
     journal.commit()
-    assert journal.counters().get("dropped:journal_full_oldest_deleted") == 600
+    counters = journal.counters()  # sent points go first (this journal may have been forwarded)
+    assert (counters.get("dropped:journal_full_oldest_deleted", 0)
+            + counters.get("journal_full_forwarded_deleted", 0)) == 600
     same_as_every_sample()  # the late reading's hour: no block, read raw
     assert journal.compact() > 0  # both hours packed again: the frozen one keeps its old rollup
     journal.close()

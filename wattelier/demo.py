@@ -231,7 +231,7 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     workshop = SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=out / "pki", dt_s=1.0)
     await workshop.start()
     site = workshop.site  # OPC UA certificate folders moved into out/pki
-    journal = Journal(journal_path, commit_interval_s=site.journal.commit_interval_s)
+    journal = Journal(journal_path, commit_interval_s=site.journal.commit_interval_s, collector=True)
     collector = Collector(site, journal, influx=influx)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))

@@ -57,7 +57,8 @@ def collect(
     try:
         from collector.runtime import Collector, journal_for  # asyncua and pymodbus: load on use
 
-        collector = Collector(site, journal_for(site, str(journal) if journal else None), influx=influx)
+        collector = Collector(site, journal_for(site, str(journal) if journal else None, collector=True),
+                              influx=influx)
     except (ConfigError, SecretsError) as exc:
         typer.echo(f"refusing to start: {exc}", err=True)
         raise typer.Exit(2)
