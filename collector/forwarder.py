@@ -347,8 +347,27 @@ class Forwarder:
             await asyncio.to_thread(self.target.close)
 
     async def _record(self, batch: Batch, quarantined: list[tuple[int, str, str]]) -> None:
-        """Advance the cursor past a finished batch (overlaps with sending the next one)."""
-        await asyncio.to_thread(self.store.record, batch, quarantined)
+        """Advance the cursor past a finished batch (overlaps with sending the next one).
+
+        A journal that cannot take the write now (disk full, JournalError) is asked again
+        after a backoff, said once, until it can; forwarding waits meanwhile, so the cursor
+        still moves in order. At stop it is left: the batch is sent again at the next start,
+        which is harmless (same points, same time stamps)."""
+        failures = 0
+        while True:
+            try:
+                await asyncio.to_thread(self.store.record, batch, quarantined)
+                break
+            except JournalError as exc:
+                if self._stopping.is_set():
+                    raise
+                failures += 1
+                if failures == 1:
+                    log.warning("forwarder: cannot note in the journal what InfluxDB accepted (%s); "
+                                "trying again, forwarding waits meanwhile", exc)
+                await asyncio.sleep(self.backoff_s(failures))
+        if failures:
+            log.warning("forwarder: the journal takes its cursor again; forwarding goes on")
         self.stats.batches += 1
         self.stats.forwarded += len(batch) - len(quarantined)
         self.stats.quarantined += len(quarantined) + len(batch.unformattable)

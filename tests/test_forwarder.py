@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from collector.errors import InfluxNotFound, InfluxRejected, InfluxUnavailable
 from collector.forward_store import ForwardStore, journal_status
+from collector.forwarder import Forwarder
 from collector.influx_adapter import InfluxSettings, InfluxTarget, parse_retry_after
 from collector.journal import Journal
 from collector.points import Point, clean_name
@@ -456,3 +457,37 @@ def test_a_measurement_read_as_a_comment_is_refused_not_lost():
 
     with pytest.raises(ValueError, match="comment"):
         to_line(Point("#meter", {"site": "s"}, {"power_w": 1.0}, T0_NS))
+
+
+async def test_a_journal_that_cannot_take_the_cursor_for_a_while_does_not_stop_forwarding(
+        tmp_path, influx_server, influx_db, monkeypatch, caplog):
+    """The cursor update fails twice (a full disk) and then works: the forwarder says it once,
+    waits, and forwards everything; it does not die on the first failure."""
+    from devices.journal_schema import JournalFull
+
+    path = tmp_path / "j.sqlite"
+    points = _meter_points(3000)
+    _journal(path, points)
+    real_record = ForwardStore.record
+    failures = iter([True, True])
+
+    def record(self, batch, quarantined):
+        if next(failures, False):
+            raise JournalFull(path, "disk full (stand-in)")
+        return real_record(self, batch, quarantined)
+
+    monkeypatch.setattr(ForwardStore, "record", record)
+    caplog.set_level(logging.WARNING)
+    forwarder = Forwarder(path, InfluxTarget(InfluxSettings(influx_server.url, api="v1", database=influx_db)),
+                          batch_points=1000, backoff_initial_s=0.05, backoff_max_s=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(forwarder.run(stop, drain_timeout_s=5))
+    deadline = time.monotonic() + 30
+    while forwarder.stats.forwarded < len(points) and time.monotonic() < deadline and not task.done():
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 20)
+    assert forwarder.stats.forwarded == len(points)
+    assert journal_status(path).backlog[next(iter(journal_status(path).backlog))] == 0
+    said = [r.message for r in caplog.records if "cannot note in the journal" in r.message]
+    assert len(said) == 1
