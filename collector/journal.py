@@ -55,6 +55,7 @@ from collector.errors import ConfigError
 from collector.points import Point
 from collector import journal_blocks
 from devices import vocabulary
+from devices.site import JournalSettings
 from devices.journal_schema import (BLOCK_FIELDS, BUSY_TIMEOUT_S, DROP_PREFIX, RECOVERY_HINT,
                                     SCHEMA_SQL, SCHEMA_VERSION, JournalDamaged, JournalError,
                                     JournalFull, JournalLocked, JournalUnwritable, block_start_ns,
@@ -138,7 +139,7 @@ class CollectorLock:
 class Journal:
     """Store and count points on local disk. Implements the collector Sink protocol."""
 
-    def __init__(self, path: str | Path, max_points: int = 50_000_000,
+    def __init__(self, path: str | Path, max_points: int = JournalSettings().max_points,
                  overflow: str = "drop_oldest", commit_interval_s: float = 0.5,
                  compact_every_s: float = 600.0, *, collector: bool = False,
                  max_buffered: int = 1_000_000) -> None:
