@@ -369,10 +369,7 @@ def read_sessions_csv(path: str | Path, tz: dt.tzinfo | None = None, *, source: 
                 try:
                     times[column] = _to_ms(parse_time_s(cells[column], tz))
                 except ValueError as exc:
-                    message = str(exc)
-                    if "no UTC offset" in message:
-                        message += " (--tz ZONE)"
-                    row_problems.append(f"{path}:{line}: column '{column}': {message}")
+                    row_problems.append(f"{path}:{line}: column '{column}': {exc}")
             if len(times) == 2 and times["end"] <= times["start"]:
                 row_problems.append(f"{path}:{line}: column 'end': {cells['end']!r} is not after start "
                                     f"{cells['start']!r}; a session ends after it starts")

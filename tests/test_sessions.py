@@ -165,7 +165,7 @@ def test_csv_bad_rows_name_file_line_column_and_what_to_do(tmp_path, site):
     problems = err.value.problems
     assert problems == [
         f"{path}:3: column 'start': '2024-10-26 09:00' has no UTC offset: add one (e.g. +01:00, or Z "
-        "for UTC) or give the time zone the file is written in (--tz ZONE)",
+        "for UTC) or give the time zone the file is written in",
         f"{path}:4: column 'end': '2024-10-28T14:00:00Z' is not after start '2024-10-28T15:00:00Z'; "
         "a session ends after it starts",
         f"{path}:5: column 'machine': 'lazer-1' is not a machine of the site (known: embroidery-1, "
@@ -770,3 +770,19 @@ def test_csv_quote_never_closed_is_named_where_it_opens(tmp_path):
         read_sessions_csv(path)
     assert err.value.problems == [f"{path}:6: not valid CSV: a cell runs over 131072 characters from this line: "
                                   "a quote (\") opened and never closed? close it, or remove it"]
+
+
+def test_a_time_without_offset_is_refused_naming_the_option_of_each_command(tmp_path):
+    """The library names no option; each command names its own (sessions import: --tz;
+    analyze: --config, whose site gives the zone)."""
+    from tests.cli_process import assert_clear_failure, run_wattelier
+
+    path = tmp_path / "bookings.csv"
+    path.write_text("machine,member,start,end\nlaser-1,amelie,2026-03-10 09:00,2026-03-10T11:00:00Z\n")
+    done = run_wattelier("sessions", "import", str(path), "--journal", str(tmp_path / "j.sqlite"))
+    assert_clear_failure(done, "has no UTC offset", "(--tz ZONE)", exit_code=2)
+    power = tmp_path / "power.csv"
+    power.write_text("time,machine,power_w\n2026-03-10T09:00:00Z,laser-1,100\n2026-03-10T09:10:00Z,laser-1,100\n")
+    done = run_wattelier("analyze", "--power", str(power), "--sessions", str(path))
+    text = assert_clear_failure(done, "has no UTC offset", "(--config SITE.toml: its time zone)", exit_code=2)
+    assert "--tz" not in text

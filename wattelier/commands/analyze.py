@@ -62,7 +62,8 @@ def _read_sessions(path: Path, site):
             sessions = read_sessions_csv(path, site.tz, machines=list(site.machines) + list(site.services),
                                          members=list(site.members))
     except SessionsError as exc:
-        _fail(list(exc.problems), "sessions file")
+        _fail([f"{p} (--config SITE.toml: its time zone)" if "no UTC offset" in p else p
+               for p in exc.problems], "sessions file")
     for i, j in double_bookings([s.machine for s in sessions], [s.start_s for s in sessions],
                                 [s.end_s for s in sessions]):
         a, b = sessions[i], sessions[j]

@@ -150,7 +150,8 @@ def import_file(
             raise _fail([f"{file}: unknown kind of file {suffix or '(no suffix)'!r}: name it .csv "
                          "(machine,member,start,end) or .ics (iCalendar)"])
     except SessionsError as exc:
-        raise _fail(exc.problems, then=f"nothing imported from {file}; fix the file and import it again")
+        problems = [f"{p} (--tz ZONE)" if "no UTC offset" in p else p for p in exc.problems]
+        raise _fail(problems, then=f"nothing imported from {file}; fix the file and import it again")
     _store(site, journal, sessions, report, f"{file}")
 
 
