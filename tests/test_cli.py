@@ -60,3 +60,21 @@ def test_backfill_two_days(tmp_path):
                 local = dt.datetime.fromtimestamp(t_ns / 1e9, tz)
                 ranges = site.opening_hours.ranges(local.weekday())
                 assert any(a <= local.time() and (b is None or local.time() < b) for a, b in ranges), local
+
+
+def test_help_texts_read_as_written():
+    """Units and sections in square brackets are shown (not read as markup), flags carry no
+    <bool> placeholder, and every command's help opens."""
+    runner = CliRunner()
+    helps = {}
+    for command in (["--help"], ["check", "--help"], ["simulate", "--help"], ["collect", "--help"],
+                    ["demo", "--help"], ["journal", "--help"], ["certs", "--help"], ["analyze", "--help"],
+                    ["sessions", "--help"], ["sessions", "add", "--help"], ["sessions", "import", "--help"],
+                    ["sessions", "list", "--help"], ["sessions", "fabmanager", "--help"]):
+        result = runner.invoke(app, command, terminal_width=80)
+        assert result.exit_code == 0, (command, result.output)
+        assert "<bool>" not in result.output, command
+        helps[" ".join(command[:-1])] = " ".join(result.output.split())  # unwrapped
+    assert "[influxdb]" in helps["demo"] and "[kg CO2e/kWh]" in helps["analyze"]
+    assert "into one job [s]" in helps["analyze"]
+    assert "..." not in helps[""].split("Commands:")[1]  # the command list is not cut short
