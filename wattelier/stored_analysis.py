@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -271,10 +272,11 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
                         journal_path: Path | None = None, influx: InfluxSettings | None = None,
                         options: AnalysisOptions | None = None, every_s: float | None = None,
                         settle_s: float = 120.0, echo=print, processes: int | None = 1,
-                        rollups: bool = True) -> AnalysisResult | None:
+                        rollups: bool = True, stop: threading.Event | None = None) -> AnalysisResult | None:
     """The stored mode of `wattelier analyze`: once over [start, end) (default: the last 24 h),
     or periodically (every_s) from where the last run stopped; processes and rollups as for
-    run_once."""
+    run_once. Periodically, `stop` ends the loop between runs (the command sets it on Ctrl-C
+    or SIGTERM); a KeyboardInterrupt ends it at once, the run in progress storing nothing."""
     journal_path = Path(journal_path or site.journal.path)
     if every_s is None:
         end = end_s if end_s is not None else time.time()
@@ -288,8 +290,9 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
             _report(run, start, end, echo)
         return run.result
     state_path = _state_path(journal_path)
+    stop = stop or threading.Event()
     try:
-        while True:
+        while not stop.is_set():
             try:
                 state = json.loads(state_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -301,15 +304,15 @@ def run_stored_analysis(site: Site, start_s: float | None, end_s: float | None, 
                                processes=processes, rollups=rollups)
                 _report(run, start, end, echo)
                 _write_state(state_path, end)
-            time.sleep(every_s)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the command
-        # A run cut short stored nothing (one transaction) and left the state as it was.
-        try:
-            until = json.loads(state_path.read_text(encoding="utf-8")).get("until", "its start")
-        except (OSError, ValueError):
-            until = "its start"
-        echo(f"stopped; the next periodic analysis continues from {until}")
-        return None
+            stop.wait(every_s)
+    except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM: stop now
+        pass  # a run cut short stored nothing (one transaction) and left the state as it was
+    try:
+        until = json.loads(state_path.read_text(encoding="utf-8")).get("until", "its start")
+    except (OSError, ValueError):
+        until = "its start"
+    echo(f"stopped; the next periodic analysis continues from {until}")
+    return None
 
 
 def _write_state(state_path: Path, until_s: float) -> None:

@@ -79,14 +79,23 @@ def _iso(time_s: float) -> str:
     return dt.datetime.fromtimestamp(time_s, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM (systemctl stop) ends the periodic mode as Ctrl-C does: cleanly, exit 0."""
+def _stop_on_signals():
+    """Ctrl-C (SIGINT) or `systemctl stop` (SIGTERM) during --every: the run in progress
+    finishes and stores its results, then the loop stops (exit 0). A second signal stops at
+    once (a run cut short stores nothing, one transaction)."""
     import signal
+    import threading
 
-    def interrupt(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
+    stop = threading.Event()
 
-    signal.signal(signal.SIGTERM, interrupt)
+    def handler(signum, frame):  # noqa: ARG001
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return stop
 
 
 def _summary(doc: dict) -> None:
@@ -155,13 +164,13 @@ def analyze(
         influx = influx_or_exit(site, influx_url, influx_api, influx_db, None, None)
         options = AnalysisOptions(merge_gap_s=merge_gap, allocate_shared_services=allocate_services,
                                   emission_factor_kg_per_kwh=emission_factor, emission_basis=emission_basis)
-        if every is not None:
-            _stop_on_sigterm()
+        stop = _stop_on_signals() if every is not None else None
         from analytics.influxql_reader import InfluxQLError
 
         try:
             run_stored_analysis(site, start_s, end_s, json_out, journal_path=journal, influx=influx,
                                 options=options, every_s=every, echo=typer.echo, processes=processes,
+                                stop=stop,
                                 rollups=rollups)
         except FileNotFoundError as exc:
             typer.echo(str(exc), err=True)
