@@ -61,6 +61,10 @@ Fab-manager (`fetch_fabmanager_reservations`)
     - A user id no site member has (`fabmanager_user_id`): the session is kept with member
       ``fabmanager-user-ID`` (the machine was booked: its energy is not standby waste), counted
       and listed so that the manager can add the id to the member.
+    - A reservation by a deleted member: Fab-manager keeps it, anonymised, with `user_id` null
+      and no `user` object (index.json.jbuilder writes `user` only while the statistic profile
+      still has a user). The session is kept with member ``fabmanager-deleted-user`` (no one
+      can be named; the machine was still booked), counted and said in a warning.
     - Reservations whose every slot is cancelled are cancellations (`ImportReport.canceled`).
     The token never appears in a message, and redirects are refused (the token would follow
     them); HTTP and network errors become a SessionsError saying what to check.
@@ -100,6 +104,7 @@ MAX_TIME_S = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 MAX_PROBLEMS = 100  # problems listed in one error; the rest are counted
 FABMANAGER_MAX_PAGES = 10_000
 UNKNOWN_USER_PREFIX = "fabmanager-user-"
+DELETED_USER_MEMBER = "fabmanager-deleted-user"  # reservations of members deleted in Fab-manager
 
 Finder = Callable[[str], "str | None"] | Mapping[str, str]
 
@@ -131,6 +136,8 @@ class FabmanagerReport(ImportReport):
 
     unknown_machines: Fab-manager machine id -> (its name, reservations skipped).
     unknown_users: Fab-manager user id -> (full name, sessions kept as fabmanager-user-ID).
+    deleted_users: reservations by members deleted in Fab-manager (`user_id` null), kept as
+    member fabmanager-deleted-user; deleted_user_sessions: the sessions they gave.
     """
 
     pages: int = 0
@@ -139,6 +146,8 @@ class FabmanagerReport(ImportReport):
     outside_window: int = 0
     unknown_machines: dict[int, tuple[str, int]] = field(default_factory=dict)
     unknown_users: dict[int, tuple[str, int]] = field(default_factory=dict)
+    deleted_users: int = 0
+    deleted_user_sessions: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -887,6 +896,11 @@ def fetch_fabmanager_reservations(base_url: str, token: str,
         report.warnings.append(f"kept as member {UNKNOWN_USER_PREFIX}ID the sessions of Fab-manager users "
                                f"no site member has as fabmanager_user_id: {listed}; add "
                                "fabmanager_user_id = ID to [members.NAME]")
+    if report.deleted_users:
+        report.warnings.append(f"kept as member {DELETED_USER_MEMBER} {report.deleted_user_sessions} session(s) "
+                               f"of {report.deleted_users} reservation(s) by members deleted in Fab-manager "
+                               "(user_id null, anonymised there): their energy counts as booked, for no "
+                               "one; nothing to do")
     for warning in report.warnings if log_warnings else []:
         log.warning("%s", warning)
     return sessions
@@ -911,8 +925,11 @@ def _reservation(item: object, page: int, machines: Mapping[int, str], members: 
     machine_id = item.get("reservable_id", reservable.get("id"))
     user = item.get("user") if isinstance(item.get("user"), dict) else {}
     user_id = item.get("user_id", user.get("id"))
-    if not isinstance(machine_id, int) or not isinstance(user_id, int):
-        return f"{where}: reservable_id and user_id must be integers, got {machine_id!r} and {user_id!r}"
+    if user_id is None:
+        user_id = user.get("id")  # null user_id: a deleted member unless a user object says who
+    if not isinstance(machine_id, int) or not (user_id is None or isinstance(user_id, int)):
+        return (f"{where}: reservable_id must be an integer and user_id an integer or null, got "
+                f"{machine_id!r} and {user_id!r}")
     slots = item.get("reserved_slots")
     if not isinstance(slots, list) or not slots:
         return f"{where}: no reserved_slots"
@@ -940,8 +957,11 @@ def _reservation(item: object, page: int, machines: Mapping[int, str], members: 
     if not overlap:
         report.outside_window += 1
         return None
-    member = members.get(user_id)
-    if member is None:
+    member = members.get(user_id) if user_id is not None else DELETED_USER_MEMBER
+    if user_id is None:
+        report.deleted_users += 1
+        report.deleted_user_sessions += len(windows)
+    elif member is None:
         member = f"{UNKNOWN_USER_PREFIX}{user_id}"
         name, n = report.unknown_users.get(user_id, (str(user.get("full_name", "")), 0))
         report.unknown_users[user_id] = (name, n + len(windows or [0]))

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from analytics.bookings_reader import current_sessions, read_booking_versions
 from analytics.records import Session
-from analytics.sessions import (FabmanagerReport, ImportReport, SessionsError,
+from analytics.sessions import (DELETED_USER_MEMBER, FabmanagerReport, ImportReport, SessionsError,
                                 fetch_fabmanager_reservations, machine_finder, member_finder,
                                 parse_time_s, read_sessions_csv, read_sessions_ical)
 from collector.journal import Journal
@@ -452,6 +452,37 @@ def test_fabmanager_all_pages(fake_fabmanager, link):
     assert any("999 ('Zoé Lambert', 1 session(s))" in w for w in report.warnings)
 
 
+
+def test_fabmanager_deleted_member(fake_fabmanager):
+    """A reservation by a member deleted in Fab-manager (user_id null, no user object) is kept
+    as member fabmanager-deleted-user, and said; it no longer aborts the import."""
+    server = fake_fabmanager()
+    server.pages[4] = json.loads((DATA / "reservations_deleted_member.json").read_text(encoding="utf-8"))
+    assert all(r["user_id"] is None and "user" not in r for r in server.pages[4]["reservations"])
+    report = FabmanagerReport()
+    sessions = fetch_fabmanager_reservations(server.url, TOKEN, MACHINES, MEMBERS, per_page=3, report=report)
+    # the fake serves every recorded reservation in order: 9 in all, so page 3 ends the list
+    assert [int(q["page"][0]) for _, q, _ in server.requests] == [1, 2, 3]
+    # 10:00-12:00 +02:00 on 24 October is 08:00-10:00 UTC
+    assert sessions == EXPECTED_FABMANAGER + [
+        Session("router-1", DELETED_USER_MEMBER, utc(2024, 10, 24, 8), utc(2024, 10, 24, 10), "fabmanager", "5005")]
+    assert DELETED_USER_MEMBER == "fabmanager-deleted-user"
+    assert (report.reservations, report.deleted_users, report.deleted_user_sessions) == (9, 2, 1)
+    assert report.unknown_users == {999: ("Zoé Lambert", 1)}  # deleted members are not "unknown ids"
+    assert report.canceled[-1] == Session("laser-1", DELETED_USER_MEMBER, utc(2024, 10, 23, 12),
+                                          utc(2024, 10, 23, 13), "fabmanager", "5004")
+    [said] = [w for w in report.warnings if "deleted in Fab-manager" in w]
+    assert "kept as member fabmanager-deleted-user 1 session(s) of 2 reservation(s)" in said
+    # a user object still present names the user even when user_id is null
+    server.pages[4]["reservations"][0]["user"] = {"id": 102, "full_name": "Bastien Leroy"}
+    sessions = fetch_fabmanager_reservations(server.url, TOKEN, MACHINES, MEMBERS, per_page=3)
+    assert sessions[-1].member == "bastien"
+    # a user_id that is neither an integer nor null is still refused, with where and what
+    server.pages[4]["reservations"][0]["user_id"] = "102"
+    with pytest.raises(SessionsError, match=r"page 3, reservation 5005: .*user_id an integer or null, got 3 and '102'"):
+        fetch_fabmanager_reservations(server.url, TOKEN, MACHINES, MEMBERS, per_page=3)
+
+
 def test_fabmanager_empty_page_ends_without_link(fake_fabmanager, caplog):
     server = fake_fabmanager(link=False)
     del server.pages[3]  # two full pages: only the empty third one says the list is over
@@ -654,6 +685,23 @@ def test_cli_fabmanager(tmp_path, fake_fabmanager, monkeypatch):
     site_file.write_text(site_text(), encoding="utf-8")
     result = invoke("fabmanager", *common, env=env)
     assert result.exit_code == 2 and "the site file has no [fabmanager] section" in result.output
+
+
+
+def test_cli_fabmanager_deleted_member(tmp_path, fake_fabmanager):
+    """The import says that it kept deleted members' bookings, and the listing shows them."""
+    server = fake_fabmanager()
+    server.pages[4] = json.loads((DATA / "reservations_deleted_member.json").read_text(encoding="utf-8"))
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(site_text(server.url), encoding="utf-8")
+    common = ["--config", str(site_file), "--journal", str(tmp_path / "j.sqlite")]
+    result = invoke("fabmanager", *common, env={"WATTELIER_FABMANAGER_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    assert "9 reservation(s) read" in result.output and "6 session(s): 6 added" in result.output
+    assert "warning: kept as member fabmanager-deleted-user 1 session(s) of 2 reservation(s)" in result.output
+    listed = json.loads(invoke("list", "--json", *common).output)
+    assert [(s["booking_id"], s["member"]) for s in listed if s["booking_id"] == "5005"] == [
+        ("5005", "fabmanager-deleted-user")]
 
 
 def test_ical_attendees(tmp_path, site):
