@@ -1,8 +1,35 @@
 """Meter register maps, one TOML data file per model family in `devices/data/meters/`.
 
 Adding a meter model needs no Python: write a file with the model's points (function code,
-0-based address, data type, word order, scale, canonical quantity, the datasheet's own name)
-and at least one known frame; `tests/test_meter_models.py` validates every file.
+0-based address, data type, word order, scale, canonical quantity, the datasheet's own name),
+at least one known frame and the active-energy accuracy class its datasheet states (or
+"unknown", and why); `tests/test_meter_models.py` validates every file.
+
+Accuracy classes (`ACCURACY_CLASSES`) and the relative accuracy each stands for: the limit of
+the percentage error of active energy at reference conditions, unity power factor and currents
+from the transitional current up to the maximum (lower currents and other conditions allow
+more; the standards give the tables).
+
+- IEC 62053-21 (static meters for AC active energy, classes 0.5, 1 and 2 in edition 2.0,
+  2020): class 1 = +/-1 %, class 2 = +/-2 %, class 0.5 = +/-0.5 %.
+- IEC 62053-22 (classes 0.1S, 0.2S and 0.5S in edition 2.0, 2020): the number without the S,
+  0.5S = +/-0.5 %.
+- EN 50470-3 (static meters for active energy, class indexes A, B and C; the MID's harmonised
+  standard): A = +/-2 %, B = +/-1 %, C = +/-0.5 %.
+
+References
+----------
+IEC 62053-21:2020 and IEC 62053-22:2020, titles and scope (the classes each covers).
+Fuji Electric FAQ 6792 (faq-fa.fujielectric.co.jp/print/faq/6792): "Class N" means about
++/-N % of reading; for an "S" class, the number without the S (0.1S: +/-0.1 %).
+Carlo Gavazzi EM24 DIN datasheet (EM24 DIN DS 260315, p. 9, manualshelf.com): "percentage
+error limits for class index B", PF = 1: +/-1 % from I_tr to I_max, +/-1.5 % below I_tr.
+ABB EQ meters B23/B24 product leaflet (paperzz.com/doc/8305992): "accuracy class B (Cl. 1)
+or class C (Cl. 0.5 S)": B stands beside class 1 and C beside class 0.5S.
+Directive 2014/32/EU, Annex V (MI-003), point 1 and Table 2: class indices A, B and C and their
+maximum permissible errors (legislation.gov.uk/eudr/2014/32/annex/V).
+Class A = +/-2 % is not read in a source here (the copy of Table 2 found is garbled); it is
+the value the project's issue 15 states, in line with A < B < C above.
 """
 
 from __future__ import annotations
@@ -13,7 +40,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devices.registers import DATA_TYPES, WORD_ORDERS, decode, encode, register_count
 from devices.vocabulary import METER_QUANTITIES
@@ -93,6 +120,57 @@ class MeterPoint(BaseModel):
         return abs(self.scale)
 
 
+# standard -> class -> relative accuracy [share] of active energy at reference conditions
+# (module docstring: what it means and where it comes from)
+ACCURACY_CLASSES: dict[str, dict[str, float]] = {
+    "IEC 62053-21": {"0.5": 0.005, "1": 0.01, "2": 0.02},
+    "IEC 62053-22": {"0.1S": 0.001, "0.2S": 0.002, "0.5S": 0.005},
+    "EN 50470-3": {"A": 0.02, "B": 0.01, "C": 0.005},
+}
+UNKNOWN_CLASS = "unknown"
+
+
+class AccuracyClass(BaseModel):
+    """The active-energy accuracy class a datasheet states: `standard` and `class`, with the
+    document that says so (`source`); or class = "unknown" with `why` (no standard)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    standard: str | None = None
+    class_: str = Field(alias="class", min_length=1)
+    source: str = Field(min_length=1, description="document (name, URL) stating the class")
+    why: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> "AccuracyClass":
+        if self.class_ == UNKNOWN_CLASS:
+            if self.standard is not None:
+                raise ValueError('class = "unknown" takes no standard; say why in why = "..."')
+            if not self.why.strip():
+                raise ValueError('class = "unknown" needs why = "..." (what the datasheet says or '
+                                 "what could not be found)")
+            return self
+        if self.standard is None:
+            raise ValueError(f"class {self.class_!r} needs standard = one of: " + ", ".join(ACCURACY_CLASSES))
+        if self.standard not in ACCURACY_CLASSES:
+            raise ValueError(f"unknown accuracy standard {self.standard!r}; known: "
+                             + ", ".join(ACCURACY_CLASSES))
+        allowed = ACCURACY_CLASSES[self.standard]
+        if self.class_ not in allowed:
+            raise ValueError(f"{self.standard} has no class {self.class_!r}; its classes: "
+                             + ", ".join(allowed))
+        return self
+
+    @property
+    def known(self) -> bool:
+        return self.class_ != UNKNOWN_CLASS
+
+    def relative_accuracy(self) -> float | None:
+        """Limit of the relative error of active energy [share] at reference conditions the class
+        stands for (0.01 = +/-1 %), or None when the class is unknown."""
+        return ACCURACY_CLASSES[self.standard][self.class_] if self.known else None
+
+
 class KnownFrame(BaseModel):
     """Registers as sent on the wire and the value they stand for (from the datasheet or a
     capture), checked by the meta-test."""
@@ -119,6 +197,14 @@ class MeterModel(BaseModel):
     notes: str = ""
     points: list[MeterPoint] = Field(min_length=1)
     frames: list[KnownFrame] = Field(min_length=1)
+    # every class the datasheet states for every variant the file covers (a table, or a list
+    # when it gives both an IEC and an EN class); a data file must have it (load_model_file)
+    accuracy: list[AccuracyClass] = Field(default_factory=list)
+
+    @field_validator("accuracy", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _check(self) -> "MeterModel":
@@ -135,7 +221,19 @@ class MeterModel(BaseModel):
         for f in self.frames:
             if f.quantity not in seen:
                 raise ValueError(f"frame for {f.quantity!r} which the map does not have")
+        if len(self.accuracy) > 1 and not all(a.known for a in self.accuracy):
+            raise ValueError('accuracy: class = "unknown" cannot stand beside a stated class')
+        standards = [a.standard for a in self.accuracy]
+        if len(set(standards)) != len(standards):
+            raise ValueError("accuracy: a standard appears twice")
         return self
+
+    def relative_accuracy(self) -> float | None:
+        """Limit of the relative error of the model's active energy [share] at reference
+        conditions (0.01 = +/-1 %), from its stated classes; None when unknown or not stated.
+        A meter meets every class its datasheet states, so the tightest one bounds it."""
+        shares = [a.relative_accuracy() for a in self.accuracy if a.known]
+        return min(shares) if shares else None
 
     def point(self, quantity: str) -> MeterPoint:
         for p in self.points:
@@ -175,4 +273,7 @@ def load_model_file(path: Path) -> MeterModel:
         raise MeterModelError(f"{path}: {details}") from exc
     if model.model != path.stem:
         raise MeterModelError(f"{path}: model = {model.model!r} must equal the file name")
+    if not model.accuracy:
+        raise MeterModelError(f'{path}: accuracy: missing; add accuracy = {{ standard = "IEC 62053-21", '
+                              'class = "1", source = "datasheet, URL" }, or class = "unknown" with why')
     return model

@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devices.meter_models import (
+    ACCURACY_CLASSES,
     DATA_DIR,
+    AccuracyClass,
     MeterModel,
     MeterModelError,
     MeterPoint,
@@ -234,6 +236,7 @@ name = "Test meter"
 phases = 1
 max_registers_per_read = 60
 sources = ["a datasheet"]
+accuracy = {{ standard = "IEC 62053-21", class = "1", source = "a datasheet" }}
 
 [[points]]
 quantity = "{quantity}"
@@ -316,6 +319,26 @@ def test_unknown_quantity_error_points_at_the_entry(tmp_path):
     (lambda t: t.replace("[[frames]]", "wiring = 'star'\n[[frames]]"), "wiring"),
     (lambda t: t.split("[[frames]]")[0], "frames"),
     (lambda t: t.replace('sources = ["a datasheet"]', "sources = []"), "sources"),
+    (lambda t: t.replace('class = "1"', 'class = "0.5S"'),
+     "IEC 62053-21 has no class '0.5S'; its classes: 0.5, 1, 2"),
+    (lambda t: t.replace('"IEC 62053-21", class = "1"', '"EN 50470-3", class = "1"'),
+     "EN 50470-3 has no class '1'; its classes: A, B, C"),
+    (lambda t: t.replace('"IEC 62053-21"', '"IEC 62053-23"'), "unknown accuracy standard 'IEC 62053-23'"),
+    (lambda t: t.replace('standard = "IEC 62053-21", ', ''), "class '1' needs standard = one of: IEC 62053-21"),
+    (lambda t: t.replace('class = "1", source = "a datasheet"', 'source = "a datasheet"'), "accuracy.0.class"),
+    (lambda t: t.replace(', source = "a datasheet" }', ' }'), "accuracy.0.source"),
+    (lambda t: t.replace('standard = "IEC 62053-21", class = "1"', 'class = "unknown"'),
+     'class = "unknown" needs why'),
+    (lambda t: t.replace('class = "1"', 'class = "unknown", why = "not given"'),
+     'class = "unknown" takes no standard'),
+    (lambda t: t.replace('accuracy = {', 'accuracy = [{ class = "unknown", why = "none", source = "s" }, {')
+     .replace('source = "a datasheet" }', 'source = "a datasheet" }]'),
+     'class = "unknown" cannot stand beside a stated class'),
+    (lambda t: t.replace('accuracy = {', 'accuracy = [{ standard = "IEC 62053-21", class = "2", source = "s" }, {')
+     .replace('source = "a datasheet" }', 'source = "a datasheet" }]'),
+     "a standard appears twice"),
+    (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("accuracy")),
+     "accuracy: missing; add accuracy = "),
 ])
 def test_other_broken_files(tmp_path, edit, expected):
     path = write_model(tmp_path)
@@ -332,3 +355,66 @@ def test_missing_files(tmp_path):
     missing = tmp_path / "gone.toml"
     with pytest.raises(MeterModelError, match="gone.toml"):
         load_model_file(missing)
+
+
+# --- accuracy classes --------------------------------------------------------------------
+
+# What each shipped file states (the datasheet and why are in the file): a change is deliberate.
+EXPECTED_ACCURACY = {
+    "abb-b23": [("EN 50470-3", "B")],
+    "carlo-gavazzi-em24-din": [("IEC 62053-21", "1"), ("EN 50470-3", "B")],
+    "carlo-gavazzi-em24-ethernet": [(None, "unknown")],
+    "eastron-sdm120": [("IEC 62053-21", "1")],
+    "eastron-sdm630": [("IEC 62053-21", "1")],
+    "eastron-sdm72d-m": [("IEC 62053-21", "1")],
+    "janitza-umg604": [(None, "unknown")],
+    "schneider-iem3155": [(None, "unknown")],
+}
+
+
+def test_every_shipped_file_states_its_accuracy():
+    assert sorted(EXPECTED_ACCURACY) == sorted(MODELS)
+    for name in MODELS:
+        accuracy = load_model(name).accuracy
+        assert [(a.standard, a.class_) for a in accuracy] == EXPECTED_ACCURACY[name], name
+        for a in accuracy:
+            # a known class names its document; an unknown one says why, and what was read
+            assert len(a.source) > 40, (name, a.source)
+            assert (len(a.why) > 40) if not a.known else (a.why == ""), (name, a.why)
+    text = (DATA_DIR / "carlo-gavazzi-em24-din.toml").read_text(encoding="utf-8")
+    assert "'Class B (kWh) according to EN50470-3'" in text
+
+
+# relative accuracy [share] at reference conditions, per standard and class (module docstring)
+CLASS_FIGURES = [
+    ("IEC 62053-21", "0.5", 0.005), ("IEC 62053-21", "1", 0.01), ("IEC 62053-21", "2", 0.02),
+    ("IEC 62053-22", "0.1S", 0.001), ("IEC 62053-22", "0.2S", 0.002), ("IEC 62053-22", "0.5S", 0.005),
+    ("EN 50470-3", "A", 0.02), ("EN 50470-3", "B", 0.01), ("EN 50470-3", "C", 0.005),
+]
+
+
+@pytest.mark.parametrize("standard, klass, share", CLASS_FIGURES)
+def test_class_stands_for_its_relative_accuracy(standard, klass, share):
+    entry = AccuracyClass.model_validate({"standard": standard, "class": klass, "source": "s"})
+    assert entry.relative_accuracy() == pytest.approx(share, rel=1e-12)
+
+
+def test_class_table_is_the_one_pinned():
+    assert sorted((s, c) for s, classes in ACCURACY_CLASSES.items() for c in classes) == sorted(
+        (s, c) for s, c, _ in CLASS_FIGURES)
+
+
+def test_model_relative_accuracy():
+    # the shipped models: class 1 / class B are both +/-1 %; unknown gives None, not a guess
+    assert {name: load_model(name).relative_accuracy() for name in MODELS} == {
+        "abb-b23": 0.01, "carlo-gavazzi-em24-din": 0.01, "carlo-gavazzi-em24-ethernet": None,
+        "eastron-sdm120": 0.01, "eastron-sdm630": 0.01, "eastron-sdm72d-m": 0.01,
+        "janitza-umg604": None, "schneider-iem3155": None}
+    # a meter stating two classes meets both: the tighter bounds it
+    base = load_model("eastron-sdm630").model_dump(by_alias=True)
+    base["accuracy"] = [{"standard": "IEC 62053-21", "class": "1", "source": "s"},
+                        {"standard": "IEC 62053-22", "class": "0.5S", "source": "s"}]
+    assert MeterModel.model_validate(base).relative_accuracy() == pytest.approx(0.005)
+    # a model built in code without a class (test fixtures) says nothing, it does not guess
+    base["accuracy"] = []
+    assert MeterModel.model_validate(base).relative_accuracy() is None
