@@ -23,6 +23,7 @@ from analytics.sessions import (DELETED_USER_MEMBER, FabmanagerReport, ImportRep
                                 parse_time_s, read_sessions_csv, read_sessions_ical)
 from collector.journal import Journal
 from devices.site import SiteError, example_site_path, load_site, parse_site
+from tests.cli_process import run_wattelier
 from tests.conftest import free_port
 from wattelier.commands.sessions import app as sessions_app
 from wattelier.sessions_store import cancel_sessions, load_sessions, store_sessions
@@ -689,16 +690,17 @@ def test_cli_fabmanager(tmp_path, fake_fabmanager, monkeypatch):
 
 
 def test_cli_fabmanager_deleted_member(tmp_path, fake_fabmanager):
-    """The import says that it kept deleted members' bookings, and the listing shows them."""
+    """The import (a real process: it used to abort on this answer) says that it kept deleted
+    members' bookings, and the listing shows them."""
     server = fake_fabmanager()
     server.pages[4] = json.loads((DATA / "reservations_deleted_member.json").read_text(encoding="utf-8"))
     site_file = tmp_path / "site.toml"
     site_file.write_text(site_text(server.url), encoding="utf-8")
     common = ["--config", str(site_file), "--journal", str(tmp_path / "j.sqlite")]
-    result = invoke("fabmanager", *common, env={"WATTELIER_FABMANAGER_TOKEN": TOKEN})
-    assert result.exit_code == 0, result.output
-    assert "9 reservation(s) read" in result.output and "6 session(s): 6 added" in result.output
-    assert "warning: kept as member fabmanager-deleted-user 1 session(s) of 2 reservation(s)" in result.output
+    done = run_wattelier("sessions", "fabmanager", *common, env={"WATTELIER_FABMANAGER_TOKEN": TOKEN})
+    assert done.returncode == 0 and "Traceback" not in done.output, done.output
+    assert "9 reservation(s) read" in done.stdout and "6 session(s): 6 added" in done.stdout
+    assert "warning: kept as member fabmanager-deleted-user 1 session(s) of 2 reservation(s)" in done.stderr
     listed = json.loads(invoke("list", "--json", *common).output)
     assert [(s["booking_id"], s["member"]) for s in listed if s["booking_id"] == "5005"] == [
         ("5005", "fabmanager-deleted-user")]
