@@ -3,9 +3,16 @@
 CO2e [kg] = energy [kWh] x emission factor [kg CO2e/kWh]. The GHG Protocol's scope 2 guidance
 asks for a location-based figure (the grid's average mix where the energy is used: the
 default) and, optionally, a market-based one (what the supplier contract says); each factor
-travels with its source and vintage so a report says which number it used. Hourly factors
-(e.g. from a CSV of a grid operator's hourly series) weight each hour's energy by that hour's
-factor.
+travels with its source, vintage and zone so a report says which number it used.
+
+Which vintage: a table's factor (the default: ADEME Base Empreinte, mix moyen, France
+continentale) is the latest vintage not after the reporting year, the year the analysis
+window starts in, in the site's time zone; a window that crosses a New Year takes the start's
+year for all of it (the pipeline warns: analyse each year on its own for each year's factor).
+A year before the table's first vintage is refused (no silent factor of a later year).
+
+Hourly factors (e.g. from a CSV of a grid operator's hourly series) weight each hour's energy
+by that hour's factor.
 
 Cost = energy x price, flat or time-of-use (peak / off-peak, *heures pleines / heures creuses*)
 with off-peak hours given as wall-clock ranges in the site's time zone.
@@ -13,8 +20,9 @@ with off-peak hours given as wall-clock ranges in the site's time zone.
 References
 ----------
 .. [1] GHG Protocol Scope 2 Guidance (WRI/WBCSD, 2015): location-based and market-based methods.
-.. [2] ADEME Base Empreinte, electricity "mix de consommation - moyen", France continentale
-   (REFERENCE.md: value to be pinned from ADEME's published data; the site file configures it).
+.. [2] ADEME Base Empreinte, "Electricité - <année> - mix moyen - consommation", France
+   continentale: the versioned table devices/data/emission_factors/ademe-base-empreinte.toml
+   (each vintage with what was verified about it and where).
 .. [3] ISO 14064-1:2018, quantification of greenhouse gas emissions (indirect emissions from
    imported energy).
 """
@@ -29,15 +37,18 @@ import numpy as np
 from analytics.energy import Cumulative, ScaledCumulative, WeightedCumulative
 from analytics.intervals import contains, sorted_unique
 from analytics.periods import local_time_ranges
-from devices.site import HOURS_RE, Site, Tariff
+from devices.emission_factors import DEFAULT_TABLE, default_zone_problem, load_table
+from devices.site import HOURS_RE, EmissionFactor, Site, Tariff
 
 
 @dataclass(frozen=True)
 class FactorInfo:
     """An emission factor with its provenance.
 
-    kg_co2e_per_kwh: the factor [kg CO2e/kWh]; basis: "location" or "market";
-    source: who publishes it and which item; vintage: the year or edition.
+    kg_co2e_per_kwh: the factor [kg CO2e/kWh]; basis: "location" or "market"; source: who
+    publishes it and which item; vintage: the year it describes; zone: the grid zone it is for
+    (e.g. "France continentale"); evidence: what backs a market-based factor (contract,
+    guarantees of origin), None otherwise.
     """
 
     kg_co2e_per_kwh: float
@@ -45,18 +56,31 @@ class FactorInfo:
     source: str
     vintage: str
     name: str = ""
+    zone: str = ""
+    evidence: str | None = None
 
     def to_json(self) -> dict:
         return {"name": self.name, "kg_co2e_per_kwh": self.kg_co2e_per_kwh, "basis": self.basis,
-                "source": self.source, "vintage": self.vintage}
+                "source": self.source, "vintage": self.vintage, "zone": self.zone,
+                "evidence": self.evidence}
 
 
-DEFAULT_EMISSION_FACTOR = FactorInfo(
-    0.052, "location",
-    "ADEME Base Empreinte, electricity, mix de consommation moyen, France continentale "
-    "(default of wattelier, to be confirmed against ADEME's published data; configure the "
-    "site's own in [emission_factors])",
-    "2022", "default")
+def table_factor(table_name: str, year: int | None, zone: str | None = None,
+                 vintage: str | None = None, name: str = "default") -> FactorInfo:
+    """A table's factor: the vintage given, else the latest not after the reporting `year`
+    (the latest of all for None); raises EmissionFactorError (a ValueError) for a year before
+    the first vintage."""
+    table = load_table(table_name)
+    zone = zone if zone is not None else table.default_zone
+    entry = table.vintage(zone, vintage) if vintage is not None else table.for_year(zone, year)
+    return FactorInfo(entry.kg_co2e_per_kwh, table.basis, table.source_of(entry), str(entry.vintage),
+                      name, zone=entry.zone)
+
+
+def default_emission_factor(year: int | None = None) -> FactorInfo:
+    """The factor of a site that names none: ADEME Base Empreinte, mix moyen, France
+    continentale, for the reporting year."""
+    return table_factor(DEFAULT_TABLE, year)
 
 
 def co2e_kg(energy_kwh, kg_co2e_per_kwh: float) -> np.ndarray:
@@ -69,10 +93,24 @@ def co2e_kg(energy_kwh, kg_co2e_per_kwh: float) -> np.ndarray:
     return np.asarray(energy_kwh, dtype=np.float64) * float(kg_co2e_per_kwh)
 
 
+def site_factor(name: str, factor: EmissionFactor, year: int | None) -> FactorInfo:
+    """A site's [emission_factors.NAME] as used for a reporting year (a table's vintage for
+    that year unless the entry pins one)."""
+    if factor.table is not None:
+        return table_factor(factor.table, year, factor.zone, factor.vintage, name)
+    return FactorInfo(float(factor.kg_co2e_per_kwh), factor.basis, factor.source, factor.vintage, name,
+                      zone=factor.zone or "", evidence=factor.evidence)
+
+
 def choose_emission_factor(site: Site | None, basis: str = "location",
-                           override_kg_per_kwh: float | None = None) -> FactorInfo:
-    """The factor to use: a command-line override, else the site's first factor of the asked
-    basis (``location`` by default, ``market`` optional), else DEFAULT_EMISSION_FACTOR."""
+                           override_kg_per_kwh: float | None = None,
+                           year: int | None = None) -> FactorInfo:
+    """The factor to use for a reporting `year` (the analysis window's start year in the
+    site's zone; None: the latest vintage): a command-line override, else the site's first
+    factor of the asked basis (``location`` by default, ``market`` optional), else the
+    default table's (default_emission_factor). Raises ValueError when none fits (no market
+    factor in the site file, a year before the table's first vintage, a site outside the
+    default table's zone)."""
     if override_kg_per_kwh is not None:
         if not override_kg_per_kwh >= 0:
             raise ValueError(f"emission factor must be 0 or more, got {override_kg_per_kwh}")
@@ -81,11 +119,21 @@ def choose_emission_factor(site: Site | None, basis: str = "location",
     if site is not None:
         for name, factor in site.emission_factors.items():
             if factor.basis == basis:
-                return FactorInfo(factor.kg_co2e_per_kwh, factor.basis, factor.source,
-                                  factor.vintage, name)
+                return site_factor(name, factor, year)
     if basis != "location":
-        raise ValueError(f"no {basis}-based emission factor in the site file")
-    return DEFAULT_EMISSION_FACTOR
+        raise ValueError(f"no {basis}-based emission factor in the site file: add "
+                         f"[emission_factors.NAME] with basis = '{basis}', kg_co2e_per_kwh, source, "
+                         "vintage, zone and evidence (the contract or guarantees of origin)")
+    if site is not None:
+        outside = default_zone_problem(site.site.timezone)
+        if outside:
+            raise ValueError(outside)
+    return default_emission_factor(year)
+
+
+def reporting_year(tz, start_s: float) -> int:
+    """The reporting year of a window: the year its start falls in, in the site's zone."""
+    return dt.datetime.fromtimestamp(float(start_s), tz).year
 
 
 def co2e_curve(energy: Cumulative, factor: FactorInfo,

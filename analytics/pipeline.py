@@ -45,7 +45,7 @@ import numpy as np
 from analytics import kpi
 from analytics.attribution import allocate_service, assign_jobs, session_totals
 from analytics.carbon import (FactorInfo, choose_emission_factor, choose_tariff, co2e_curve,
-                              cost_curve)
+                              cost_curve, reporting_year)
 from analytics.energy import (DEFAULT_MAX_GAP_S, CounterCurve, Cumulative, EnergyCurve,
                               reconcile, step_at_changes)
 from analytics.intervals import CoveredTime, complement, intersect
@@ -407,11 +407,21 @@ class Analysis:
         self.options = options
         self.tz_name = site.site.timezone if site is not None else options.timezone
         self.tz = zoneinfo.ZoneInfo(self.tz_name)
+        year = reporting_year(self.tz, self.start_s)  # the factor's: see analytics.carbon
         self.factor = choose_emission_factor(site, options.emission_basis,
-                                             options.emission_factor_kg_per_kwh)
+                                             options.emission_factor_kg_per_kwh, year)
         chosen = choose_tariff(site, options.tariff)
         self.tariff_name, self.tariff = chosen if chosen else (None, None)
         self.warnings: list[str] = []
+        last_year = reporting_year(self.tz, max(self.start_s, self.end_s - 1e-3))  # the end is excluded
+        if last_year != year and options.emission_factor_kg_per_kwh is None:
+            later = choose_emission_factor(site, options.emission_basis, None, last_year)
+            if later != self.factor:
+                self.warnings.append(
+                    f"the window spans {year} to {last_year}: CO2e uses the factor for {year} "
+                    f"({self.factor.kg_co2e_per_kwh:g} kg CO2e/kWh, vintage {self.factor.vintage}) "
+                    f"throughout, {last_year} has {later.kg_co2e_per_kwh:g} (vintage {later.vintage}); "
+                    "analyse each year on its own for each year's factor")
         if site is not None:
             windows = opening_windows(site, self.start_s, self.end_s)
             self.opening = (np.array([w[0] for w in windows]), np.array([w[1] for w in windows]))

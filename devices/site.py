@@ -255,11 +255,27 @@ class Tariff(_Model):
     offpeak_hours: list[HoursRange] = []
 
 
+def _basis(value: str) -> str:
+    if value not in ("location", "market"):
+        raise ValueError(f"must be 'location' (the grid's average mix) or 'market' (a supplier's "
+                         f"factor, with evidence), got {shown(value)}")
+    return value
+
+
 class EmissionFactor(_Model):
-    kg_co2e_per_kwh: NonNegative
-    basis: str = "location"
-    source: str = Field(min_length=1)
-    vintage: str = Field(min_length=1)
+    """An electricity emission factor: a table's (``table``, optional ``vintage`` and ``zone``)
+    or the site's own (kg_co2e_per_kwh [kg CO2e/kWh], source, vintage, zone; basis "market"
+    also needs evidence). devices.emission_factors.site_factor_problems holds the rules
+    between these keys and refuses a blank one (checked there, so that a blank source is
+    reported once, not again as missing)."""
+
+    table: str | None = None
+    kg_co2e_per_kwh: NonNegative | None = None
+    basis: Annotated[str, AfterValidator(_basis)] = "location"
+    source: str | None = None
+    vintage: str | None = None
+    zone: str | None = None
+    evidence: str | None = None
 
 
 class InfluxDB(_Model):
@@ -461,7 +477,7 @@ def _cross_checks(site: Site, source: str) -> list[str]:
     The site may be the lenient one of `_without_invalid`, in which a required value that was
     missing is None: each check of such a value skips None (the missing key is reported).
     """
-    from devices import meter_models, node_maps
+    from devices import emission_factors, meter_models, node_maps
 
     problems: list[str] = []
 
@@ -556,6 +572,14 @@ def _cross_checks(site: Site, source: str) -> list[str]:
         if th and not th.standby_w <= th.idle_w <= th.processing_w:
             bad(f"machines.{name}.thresholds", "must satisfy standby_w <= idle_w <= processing_w, "
                 f"got {th.standby_w} / {th.idle_w} / {th.processing_w}")
+    timezone = site.site.timezone
+    for name, factor in site.emission_factors.items():
+        for path, message in emission_factors.site_factor_problems(name, factor, timezone):
+            bad(path, message)
+    if timezone is not None and not any(f.basis == "location" for f in site.emission_factors.values()):
+        outside = emission_factors.default_zone_problem(timezone)
+        if outside:
+            bad("emission_factors", outside)
     for name, tariff in site.tariffs.items():
         if tariff.offpeak_hours and tariff.offpeak_price_per_kwh is None:
             bad(f"tariffs.{name}.offpeak_price_per_kwh", "required when offpeak_hours is set")
@@ -589,7 +613,7 @@ def site_warnings(site: Site, source: str = "site.toml") -> list[str]:
     warnings = []
     for name, factor in site.emission_factors.items():
         value = factor.kg_co2e_per_kwh
-        if value > MAX_PLAUSIBLE_KG_CO2E_PER_KWH:
+        if value is not None and value > MAX_PLAUSIBLE_KG_CO2E_PER_KWH:
             grams = f"; if that is g CO2e/kWh, write {value / 1000:g}" if value >= 10 else ""
             warnings.append(
                 f"{source}: emission_factors.{name}.kg_co2e_per_kwh: {value:g} kg CO2e/kWh is "

@@ -1,4 +1,4 @@
-"""CO2e and cost: factors with source and vintage, hourly factors, peak/off-peak tariffs."""
+"""CO2e and cost: factors with source, vintage and zone, hourly factors, peak/off-peak tariffs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from analytics.carbon import (DEFAULT_EMISSION_FACTOR, FactorInfo, choose_emission_factor,
-                              choose_tariff, co2e_curve, co2e_kg, cost_curve, tariff_pieces)
+from analytics.carbon import (FactorInfo, choose_emission_factor, choose_tariff, co2e_curve, co2e_kg,
+                              cost_curve, default_emission_factor, reporting_year, tariff_pieces)
 from analytics.energy import EnergyCurve
 from devices.site import Tariff, example_site_path, load_site, parse_site
 
@@ -33,19 +33,41 @@ def test_co2e_is_energy_times_factor():
 
 
 def test_choose_emission_factor():
-    site = load_site(example_site_path())
-    factor = choose_emission_factor(site)
-    assert factor.kg_co2e_per_kwh == 0.052 and factor.basis == "location"
-    assert "ADEME" in factor.source and factor.vintage == "2022" and factor.name == "location"
-    override = choose_emission_factor(site, override_kg_per_kwh=0.08)
+    site = load_site(example_site_path())  # table = "ademe-base-empreinte", no vintage
+    factor = choose_emission_factor(site, year=2026)
+    assert factor.kg_co2e_per_kwh == 0.0461 and factor.basis == "location"
+    assert factor.vintage == "2025" and factor.zone == "France continentale" and factor.name == "location"
+    assert factor.source.startswith("ADEME Base Empreinte, Electricité - 2025 - mix moyen - consommation")
+    assert choose_emission_factor(site, year=2023).kg_co2e_per_kwh == 0.0580
+    assert choose_emission_factor(site).vintage == "2025"  # no year: the latest
+    override = choose_emission_factor(site, override_kg_per_kwh=0.08, year=2026)
     assert override.kg_co2e_per_kwh == 0.08 and override.source == "given on the command line"
-    with pytest.raises(ValueError, match="market"):
+    with pytest.raises(ValueError, match="no market-based emission factor in the site file: add"):
         choose_emission_factor(site, basis="market")
-    assert choose_emission_factor(None) == DEFAULT_EMISSION_FACTOR
+    with pytest.raises(ValueError, match="no vintage for 2020 or before"):
+        choose_emission_factor(site, year=2020)
+    assert choose_emission_factor(None, year=2024) == default_emission_factor(2024)
+    assert default_emission_factor(2024).kg_co2e_per_kwh == 0.0519
     market = parse_site('[site]\nname = "x"\n[emission_factors.contract]\nkg_co2e_per_kwh = 0.01\n'
-                        'basis = "market"\nsource = "supplier guarantee of origin"\nvintage = "2025"\n')
-    assert choose_emission_factor(market, basis="market").kg_co2e_per_kwh == 0.01
-    assert choose_emission_factor(market).source == DEFAULT_EMISSION_FACTOR.source
+                        'basis = "market"\nsource = "supplier disclosure 2025"\nvintage = "2025"\n'
+                        'zone = "France continentale"\nevidence = "contract 14, guarantees of origin 2025"\n')
+    chosen = choose_emission_factor(market, basis="market", year=2026)
+    assert chosen.kg_co2e_per_kwh == 0.01 and chosen.evidence == "contract 14, guarantees of origin 2025"
+    assert chosen.to_json() == {"name": "contract", "kg_co2e_per_kwh": 0.01, "basis": "market",
+                                "source": "supplier disclosure 2025", "vintage": "2025",
+                                "zone": "France continentale",
+                                "evidence": "contract 14, guarantees of origin 2025"}
+    # no location-based factor of its own: the table's, for the year
+    assert choose_emission_factor(market, year=2026) == default_emission_factor(2026)
+    pinned = parse_site('[site]\nname = "x"\n[emission_factors.location]\ntable = "ademe-base-empreinte"\n'
+                        'vintage = "2022"\n')
+    assert choose_emission_factor(pinned, year=2026).kg_co2e_per_kwh == 0.0520
+
+
+def test_reporting_year_is_the_window_start_in_the_site_zone():
+    # 2025-12-31T23:30Z is already 2026 in Paris
+    assert reporting_year(PARIS, dt.datetime(2025, 12, 31, 23, 30, tzinfo=dt.timezone.utc).timestamp()) == 2026
+    assert reporting_year(PARIS, local(2025, 12, 31, 23, 59)) == 2025
 
 
 def test_hourly_factors():
