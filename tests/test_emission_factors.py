@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import zoneinfo
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
+from analytics.carbon import choose_emission_factor
 from analytics.pipeline import AnalysisOptions, analyze
 from analytics.records import MachineData
 from devices.emission_factors import (DATA_DIR, DEFAULT_TABLE, EmissionFactorError, available_tables,
@@ -278,3 +282,77 @@ def test_analyze_json_names_the_factor(tmp_path: Path):
     assert (factor["name"], factor["vintage"], factor["zone"], factor["basis"]) == (
         "location", "2025", "France continentale", "location")
     assert factor["source"].startswith("ADEME Base Empreinte, Electricité - 2025 - mix moyen - consommation")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzz: any [emission_factors] entry gives a usable site or one-line problems, and a usable
+# site's factor is found for any year from the table's first vintage on
+
+FACTOR_VALUES = {
+    "table": st.sampled_from(["ademe-base-empreinte", "ademe", "", " ", "ademe-base-empreinte\n"]),
+    "kg_co2e_per_kwh": st.sampled_from([0.0, 0.05, 52.0, -1.0, float("nan")]) | st.floats(allow_nan=False),
+    "basis": st.sampled_from(["location", "market", "Market", ""]),
+    "source": st.sampled_from(["ADEME Base Empreinte, item", "", "   ", "\t", "x" * 300]),
+    "vintage": st.sampled_from(["2021", "2022", "2025", "2019", "", "2024 ", "deux mille"]),
+    "zone": st.sampled_from(["France continentale", "Corse", "", "La Réunion"]),
+    "evidence": st.sampled_from(["contract 14, guarantees of origin", "", "  "]),
+}
+FUZZ_EXAMPLES = int(os.environ.get("WATTELIER_FUZZ_EXAMPLES", 200))
+
+
+FACTOR_TEMPLATES = [  # valid entries, which the draws then spoil a little or not at all
+    {"table": "ademe-base-empreinte"},
+    {"table": "ademe-base-empreinte", "vintage": "2023", "zone": "France continentale"},
+    {"kg_co2e_per_kwh": 0.05, "source": "ADEME Base Empreinte, item", "vintage": "2025", "zone": "Corse"},
+    {"basis": "market", "kg_co2e_per_kwh": 0.012, "source": "supplier disclosure", "vintage": "2025",
+     "zone": "France continentale", "evidence": "contract 14, guarantees of origin"},
+]
+
+
+@st.composite
+def factor_sections(draw) -> str:
+    lines = []
+    for name in draw(st.lists(st.sampled_from(["location", "supplier", "b"]), max_size=3, unique=True)):
+        entry = dict(draw(st.sampled_from(FACTOR_TEMPLATES)))
+        for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+            key = draw(st.sampled_from(sorted(FACTOR_VALUES)))
+            if draw(st.booleans()) and key in entry:
+                del entry[key]
+            else:
+                entry[key] = draw(FACTOR_VALUES[key])
+        lines.append(f"[emission_factors.{name}]")
+        lines += [f"{key} = {json.dumps(value) if isinstance(value, str) else _toml_float(value)}"
+                  for key, value in entry.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_float(value: float) -> str:
+    return "nan" if value != value else ("inf" if value == float("inf") else "-inf" if value == -float("inf")
+                                         else repr(value))
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+@given(factor_sections(), st.sampled_from(["Europe/Paris", "Europe/Paris", "Indian/Reunion", "UTC"]),
+       st.integers(1970, 2262), st.sampled_from(["location", "market"]))
+def test_any_factor_section_gives_a_site_or_one_line_problems(sections, timezone, year, basis):
+    text = f'[site]\nname = "w"\ntimezone = "{timezone}"\n' + sections
+    try:
+        site = parse_site(text, "f.toml")
+    except SiteError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.startswith("f.toml: ") and "\n" not in problem and len(problem) < 600, problem
+        event("SiteError")
+        return
+    try:
+        factor = choose_emission_factor(site, basis, year=year)
+    except ValueError as exc:  # no factor of that basis, or a year before the table's first vintage
+        assert (basis == "market" and "no market-based" in str(exc)) or (year < 2021 and "no vintage" in str(exc)), exc
+        event(f"refused: {'market' if 'market' in str(exc) else 'year'}")
+        return
+    event(f"factor: {basis}, {'table' if 'Base Empreinte, Electricité' in factor.source else 'own'}")
+    if factor.name == "default":
+        assert (factor.vintage, factor.zone) == (str(min(max(year, 2021), 2025)), "France continentale")
+    assert factor.basis == basis and factor.source.strip() and factor.vintage.strip() and factor.zone.strip()
+    assert 0 <= factor.kg_co2e_per_kwh < float("inf")
+    assert (factor.evidence is not None) == (basis == "market")
