@@ -208,6 +208,9 @@ def site_factor_problems(name: str, factor: Any, timezone: str | None) -> list[t
                               "Electricité - 2025 - mix moyen - consommation')",
                     "evidence": "name the contract or the guarantees of origin"}.get(key, "give its value")
             problems.append((f"{path}.{key}", f"must not be empty or blank: {what}"))
+    value = factor.kg_co2e_per_kwh
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        problems.append((f"{path}.kg_co2e_per_kwh", f"must be a finite number, 0 or more, got {value}"))
     if problems:
         return problems
     own = ("without table, give the site's own factor: kg_co2e_per_kwh, source, vintage and "

@@ -266,11 +266,11 @@ class EmissionFactor(_Model):
     """An electricity emission factor: a table's (``table``, optional ``vintage`` and ``zone``)
     or the site's own (kg_co2e_per_kwh [kg CO2e/kWh], source, vintage, zone; basis "market"
     also needs evidence). devices.emission_factors.site_factor_problems holds the rules
-    between these keys and refuses a blank one (checked there, so that a blank source is
-    reported once, not again as missing)."""
+    between these keys and refuses a blank text or a negative or non-finite value (checked
+    there, not here, so that a wrong value is reported once, not again as missing)."""
 
     table: str | None = None
-    kg_co2e_per_kwh: NonNegative | None = None
+    kg_co2e_per_kwh: float | None = None
     basis: Annotated[str, AfterValidator(_basis)] = "location"
     source: str | None = None
     vintage: str | None = None

@@ -149,13 +149,17 @@ def test_the_example_site_uses_the_table():
 
 @pytest.mark.parametrize("lines, expected", [
     (OWN.replace('"ADEME Base Empreinte, item"', '""'),
-     "s.toml: emission_factors.location.source: must not be empty or blank: say who publishes the factor and which item"),
+     "s.toml: emission_factors.location.source: must not be empty or blank: say who publishes the factor and "
+     "which item"),
     (OWN.replace('"ADEME Base Empreinte, item"', '"  \\t"'),
      "s.toml: emission_factors.location.source: must not be empty or blank"),
     (OWN.replace('source = "ADEME Base Empreinte, item"\n', ""),
      "s.toml: emission_factors.location.source: missing: without table, give the site's own factor: "
      "kg_co2e_per_kwh, source, vintage and zone"),
     (OWN.replace('zone = "France continentale"\n', ""), "s.toml: emission_factors.location.zone: missing"),
+    (OWN.replace("0.05", "nan"), "s.toml: emission_factors.location.kg_co2e_per_kwh: must be a finite number, "
+     "0 or more, got nan"),
+    (OWN.replace("0.05", "-0.05"), "s.toml: emission_factors.location.kg_co2e_per_kwh: must be a finite number"),
     (OWN + 'basis = "market"\n', "s.toml: emission_factors.location.evidence: missing: a market-based "
      "factor needs its evidence, the supplier contract, guarantees of origin or supplier disclosure"),
     (OWN + 'evidence = "contract 14"\n', "s.toml: emission_factors.location.evidence: evidence is for a "
@@ -356,3 +360,12 @@ def test_any_factor_section_gives_a_site_or_one_line_problems(sections, timezone
     assert factor.basis == basis and factor.source.strip() and factor.vintage.strip() and factor.zone.strip()
     assert 0 <= factor.kg_co2e_per_kwh < float("inf")
     assert (factor.evidence is not None) == (basis == "market")
+
+
+def test_analyze_refuses_a_window_before_the_first_vintage(tmp_path: Path):
+    power = tmp_path / "power.csv"
+    power.write_text("time,machine,power_w\n2020-06-01T09:00:00Z,laser-1,100\n2020-06-01T10:00:00Z,laser-1,100\n",
+                     encoding="utf-8")
+    done = run_wattelier("analyze", "--power", str(power), cwd=tmp_path)
+    assert_clear_failure(done, "cannot analyse: table 'ademe-base-empreinte' has no vintage for 2020 or before",
+                         "or --emission-factor", exit_code=2)
