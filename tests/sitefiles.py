@@ -43,3 +43,14 @@ def dump_site_toml(site: Site) -> str:
         else:
             out.insert(0, f"{json.dumps(section)} = {_value(value)}")
     return "\n".join(out) + "\n"
+
+
+def with_own_factor(site_text: str, kg_co2e_per_kwh: str = "0.052") -> str:
+    """The example site's text with its location factor given by value (kg_co2e_per_kwh =
+    VALUE, a source, a vintage and the zone) instead of the ADEME table, for tests of the
+    factor's own checks."""
+    own = (f"kg_co2e_per_kwh = {kg_co2e_per_kwh}\n"
+           'source = "ADEME Base Empreinte, Electricité - 2022 - mix moyen - consommation"\n'
+           'vintage = "2022"')
+    assert 'table = "ademe-base-empreinte"' in site_text
+    return site_text.replace('table = "ademe-base-empreinte"', own, 1)

@@ -127,7 +127,8 @@ def test_offline_without_site_or_sessions(files):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["sessions"] == [] and doc["members"] == []
-    assert doc["emission_factor"]["vintage"] == "2022"  # the labelled default
+    # the default: ADEME's latest vintage not after the window's year (2026: the 2025 one)
+    assert doc["emission_factor"]["vintage"] == "2025" and doc["emission_factor"]["zone"] == "France continentale"
     assert doc["timezone"] == "Europe/Paris"
     assert all(m["unattributed_energy_kwh"] == pytest.approx(m["energy_kwh"]) for m in doc["machines"])
     # a text summary without --json

@@ -9,6 +9,7 @@ import pytest
 
 from devices.site import example_site_path
 from tests.cli_process import assert_clear_failure, run_wattelier
+from tests.sitefiles import with_own_factor
 
 EXAMPLE = example_site_path().read_text(encoding="utf-8")
 SECRET = "hunter2-never-printed"
@@ -72,7 +73,7 @@ def test_an_opening_range_that_ends_before_it_starts_is_refused(tmp_path: Path):
 
 def test_an_implausible_emission_factor_is_a_warning_and_check_passes(tmp_path: Path):
     site = tmp_path / "site.toml"
-    site.write_text(EXAMPLE.replace("kg_co2e_per_kwh = 0.052", "kg_co2e_per_kwh = 52", 1), encoding="utf-8")
+    site.write_text(with_own_factor(EXAMPLE, "52"), encoding="utf-8")
     done = run_wattelier("check", str(site), cwd=tmp_path)
     assert done.returncode == 0, done.output
     assert "Traceback" not in done.output

@@ -82,3 +82,13 @@ def test_analyze_without_config_uses_the_example_site(tmp_path):
     done = run_wattelier("analyze", "--journal", str(journal))
     assert done.returncode == 0, done.output
     assert "router-1" in done.stdout and "kgCO2e" in done.stdout
+
+
+def test_stored_analysis_of_a_year_without_a_factor_says_so_in_one_line(tmp_path):
+    from collector.journal import Journal
+
+    journal = tmp_path / "j.sqlite"
+    Journal(journal).close()
+    done = run_wattelier("analyze", "--journal", str(journal), "--from", "2019-06-01T00:00",
+                         "--to", "2019-06-02T00:00")
+    assert_clear_failure(done, "cannot analyse", "no vintage for 2019", "--emission-factor", exit_code=2)

@@ -12,6 +12,7 @@ from devices.secrets import SecretsError, read_secret, secrets_problem
 from devices.site import (JOURNAL_BYTES_PER_POINT, JournalSettings, SiteError, example_site_path,
                           load_site, parse_site, site_warnings, url_credentials_problem)
 from wattelier.cli import app
+from tests.sitefiles import with_own_factor
 
 EXAMPLE = example_site_path().read_text(encoding="utf-8")
 
@@ -207,7 +208,7 @@ def test_opening_hours_that_touch_or_fill_the_day_are_valid():
 
 def test_warnings_name_the_implausible_and_the_plausible_range(example_site):
     assert site_warnings(example_site) == []
-    text = (EXAMPLE.replace("kg_co2e_per_kwh = 0.052", "kg_co2e_per_kwh = 52", 1)
+    text = (with_own_factor(EXAMPLE, "52")
             .replace("processing_w = 1800.0", "processing_w = 18000.0", 1))
     assert site_warnings(parse_site(text), "w.toml") == [
         "w.toml: emission_factors.location.kg_co2e_per_kwh: 52 kg CO2e/kWh is implausible for electricity: "
@@ -216,14 +217,13 @@ def test_warnings_name_the_implausible_and_the_plausible_range(example_site):
         "w.toml: machines.router-1.thresholds.processing_w: 18000 W is above the rated power (9000 W): the "
         "machine would never be seen processing; plausible is below rated_power_w",
     ]
-    coal = parse_site(EXAMPLE.replace("kg_co2e_per_kwh = 0.052", "kg_co2e_per_kwh = 1.1", 1))
+    coal = parse_site(with_own_factor(EXAMPLE, "1.1"))
     assert site_warnings(coal) == []
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
 def test_non_finite_numbers_are_refused(value):
-    text = (EXAMPLE.replace("rated_power_w = 9000.0", f"rated_power_w = {value}", 1)
-            .replace("kg_co2e_per_kwh = 0.052", f"kg_co2e_per_kwh = {value}", 1))
+    text = with_own_factor(EXAMPLE.replace("rated_power_w = 9000.0", f"rated_power_w = {value}", 1), value)
     problems = _problems(text)
     assert any(p.startswith("s.toml: machines.router-1.rated_power_w: must be a finite number") for p in problems)
     assert any(p.startswith("s.toml: emission_factors.location.kg_co2e_per_kwh: must be a finite") for p in problems)

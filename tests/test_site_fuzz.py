@@ -190,7 +190,8 @@ TEMPLATES = {  # a valid table of each kind, which the documents below then spoi
     "controllers": {"machine": "m1", "endpoint": "opc.tcp://127.0.0.1:4840", "node_map": "umati-machinetool",
                     "security_policy": "None", "allow_insecure": True},
     "members": {"name": "A"}, "tariffs": {"price_per_kwh": 0.2},
-    "emission_factors": {"kg_co2e_per_kwh": 0.05, "source": "s", "vintage": "2024"},
+    "emission_factors": {"kg_co2e_per_kwh": 0.05, "source": "s", "vintage": "2024",
+                         "zone": "France continentale"},
 }
 ODD_NAMES = st.sampled_from(["Bad Name", "x" * 70, "site", "", "a\nb", "m1", "s1"]) | keys
 NAMES = {"machines": ["m2"], "services": ["s1"]}  # the others: any of m1, m2, s1

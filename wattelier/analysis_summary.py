@@ -36,6 +36,7 @@ def summary_lines(doc: dict) -> list[str]:
                      f"{number(m['processing_s'] / 3600, 2) + ' h':>10} {m['jobs']:5d} "
                      f"{number(m['co2e_kg'], 3):>9} {number(m['cost'], 2):>9}")
     factor = doc["emission_factor"]
+    zone = f", {factor['zone']}" if factor.get("zone") else ""
     lines.append(f"emission factor {factor['kg_co2e_per_kwh']} kgCO2e/kWh ({factor['basis']}, "
-                 f"{factor['vintage']}): {factor['source']}".rstrip())
+                 f"{factor['vintage']}{zone}): {factor['source']}".rstrip())
     return lines

@@ -179,6 +179,9 @@ def analyze(
             typer.echo(f"cannot read InfluxDB: {exc}; start it, or check --influx-url and the site "
                        "file's [influxdb] section", err=True)
             raise typer.Exit(2)
+        except ValueError as exc:  # the analysis refuses its inputs (e.g. no factor for the year)
+            typer.echo(f"cannot analyse: {exc}", err=True)
+            raise typer.Exit(2)
         return
 
     from analytics.csv_input import CsvError, read_hourly_factors_csv, read_power_csv
