@@ -750,6 +750,12 @@ def _too_deep(data: Any) -> tuple[Any, ...] | None:
     return None
 
 
+def _key_path(problem: str, source: str) -> str | None:
+    """The key path a problem line (``SOURCE: KEY.PATH: message``) names, if any."""
+    rest = problem[len(source) + 2:] if problem.startswith(source + ": ") else ""
+    return rest.split(": ", 1)[0] if ": " in rest else None
+
+
 def parse_site(text: str, source: str = "site.toml") -> Site:
     """Parse and validate site TOML text; `source` names the file in messages."""
     if text.startswith(BOM):
@@ -777,7 +783,11 @@ def parse_site(text: str, source: str = "site.toml") -> Site:
         problems += _pydantic_problems(exc, source)
         lenient = _without_invalid(data, exc)
         if lenient is not None:  # still report the mistakes between sections
-            problems += [p for p in _cross_checks(lenient, source) if p not in problems]
+            # a key already named (its value was invalid, so the lenient site lacks it) is not
+            # named again, as missing
+            named = {_key_path(p, source) for p in problems}
+            problems += [p for p in _cross_checks(lenient, source)
+                         if p not in problems and _key_path(p, source) not in named]
         raise SiteError(problems) from exc
     problems += _cross_checks(site, source)
     if problems:

@@ -337,3 +337,11 @@ def test_a_drain_longer_than_the_unit_allows_is_a_warning():
     assert not [w for w in site_warnings(parse_site(text + "drain_timeout_s = 40\n")) if "drain" in w]
     [warning] = [w for w in site_warnings(parse_site(text + "drain_timeout_s = 41\n")) if "drain" in w]
     assert "influxdb.drain_timeout_s" in warning and "TimeoutStopSec" in warning
+
+
+def test_an_invalid_value_is_named_once_not_again_as_missing():
+    text = with_own_factor(EXAMPLE, '"a"')
+    with pytest.raises(SiteError) as err:
+        parse_site(text, "s.toml")
+    named = [p for p in err.value.problems if p.startswith("s.toml: emission_factors.location.kg_co2e_per_kwh:")]
+    assert len(named) == 1 and "valid number" in named[0], err.value.problems
