@@ -605,3 +605,182 @@ def reconcile(curve: EnergyCurve, counter: CounterCurve, edges_s,
         scale = reconciliation_scales(power, count, resolution_kwh)
     return (WeightedCumulative(curve, edges, scale, outside_rate=1.0),
             {"power_kwh": power, "counter_kwh": count, "scale": scale})
+
+
+# ---------------------------------------------------------------------------------------------
+# Power gaps backed by the counter, and local reconciliation (issue 15)
+
+
+class GapFilledCurve:
+    """Cumulative energy: the power integral where power is dense, the counter's delta in gaps.
+
+    Each gap of ``curve`` (two power samples farther apart than its ``max_gap_s``) that lies
+    within the counter's readings (a reading at or before its start and one at or after its end)
+    gets the counter's delta across it, the counter interpolated linearly at the gap's ends
+    (resets and rollovers undone by CounterCurve), spread uniformly over the gap's time. The
+    energy of an interval is then its power integral plus, for each backed gap it overlaps, the
+    gap's energy times the share of the gap inside it. Gaps the counter does not bracket, and
+    time outside the power samples, stay missing.
+
+    Costs O(N + G) to build (G gaps) and O(log N) per look-up.
+
+    Parameters
+    ----------
+    curve : EnergyCurve
+        Power-based cumulative energy.
+    counter : CounterCurve
+        The same meter's counter.
+    """
+
+    def __init__(self, curve: EnergyCurve, counter: CounterCurve) -> None:
+        self.curve = curve
+        self.counter = counter
+        t = curve.time_s
+        i = curve._gap_index
+        g0 = t[i] if len(i) else np.zeros(0)
+        g1 = t[i + 1] if len(i) else np.zeros(0)
+        if counter.span_s is not None and len(g0):
+            first, last = counter.span_s
+            backed = (g0 >= first) & (g1 <= last)
+        else:
+            backed = np.zeros(len(g0), dtype=bool)
+        self.gap_start_s = g0[backed]
+        self.gap_end_s = g1[backed]
+        self.gap_kwh = counter.at(self.gap_end_s) - counter.at(self.gap_start_s)
+        self._kwh_before = np.concatenate([[0.0], np.cumsum(self.gap_kwh)])
+        self._s_before = np.concatenate([[0.0], np.cumsum(self.gap_end_s - self.gap_start_s)])
+
+    def _in_gaps(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(counter-backed energy [kWh], backed gap time [s]) from the first gap to each x."""
+        if not len(self.gap_start_s):
+            return np.zeros(x.shape), np.zeros(x.shape)
+        m = np.searchsorted(self.gap_start_s, x, side="right") - 1
+        k = np.clip(m, 0, len(self.gap_start_s) - 1)
+        length = self.gap_end_s[k] - self.gap_start_s[k]
+        inside = np.clip(x - self.gap_start_s[k], 0.0, length)
+        share = np.where(length > 0, inside / np.where(length > 0, length, 1.0), 0.0)
+        before = m < 0
+        energy = np.where(before, 0.0, self._kwh_before[k] + share * self.gap_kwh[k])
+        time = np.where(before, 0.0, self._s_before[k] + inside)
+        return energy, time
+
+    def at(self, time_s) -> np.ndarray:
+        """Energy from the first power sample to each time [kWh], backed gaps included."""
+        x = np.asarray(time_s, dtype=np.float64)
+        return self.curve.at(x) + self._in_gaps(x)[0]
+
+    def between(self, starts_s, ends_s) -> tuple[np.ndarray, np.ndarray]:
+        """(energy_kwh, coverage) of each interval; coverage is the share backed by any data
+        (power-measured or counter-backed gap), see ``shares``."""
+        energy, measured, counter_only = self._parts(starts_s, ends_s)
+        return energy, np.clip(measured + counter_only, 0.0, 1.0)
+
+    def shares(self, starts_s, ends_s) -> tuple[np.ndarray, np.ndarray]:
+        """(measured by power, backed by the counter only) share of each interval [1]; the
+        missing share is 1 minus both."""
+        _, measured, counter_only = self._parts(starts_s, ends_s)
+        return measured, counter_only
+
+    def _parts(self, starts_s, ends_s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = _as_1d("starts_s", starts_s)
+        b = _as_1d("ends_s", ends_s)
+        _check_intervals(a, b)
+        power_kwh, measured = self.curve.between(a, b)
+        gap_a, time_a = self._in_gaps(a)
+        gap_b, time_b = self._in_gaps(b)
+        duration = b - a
+        with np.errstate(invalid="ignore", divide="ignore"):
+            counter_only = np.where(duration > 0, (time_b - time_a) / np.where(duration > 0, duration, 1.0), 0.0)
+        return power_kwh + (gap_b - gap_a), measured, np.clip(counter_only, 0.0, 1.0)
+
+
+class LocalReconciled:
+    """A cumulative energy brought within the counter's resolution at every counter reading.
+
+    **Property**: for any two counter readings i < j, the energy reported between them is the
+    counter's delta C_j - C_i within the resolution r (|E - (C_j - C_i)| <= r); where the base
+    curve already agrees with the counter within r at every reading, it is returned unchanged
+    (an interval without gaps keeps its power integral).
+
+    How: the base's offset from the counter at each reading, d_k = B(t_k) - C_k, must lie in
+    one band [m, m + r]. When the offsets already do, m = min d and nothing moves; otherwise m
+    is centred on their median and the cumulative at each reading is clamped into the band,
+    A_k = clip(B(t_k), C_k + m, C_k + m + r) (non-decreasing, as B and C are). Between
+    consecutive knots the base is scaled by (A_k+1 - A_k) / (B_k+1 - B_k) (linear in time where
+    the base does not move), so a correction stays between the two readings where it is
+    needed and never moves energy between jobs farther apart. Knots are the first and last
+    reading of each run of equal counter values (the smallest span the counter's resolution
+    resolves). Outside the readings the base applies, shifted to join.
+
+    Parameters
+    ----------
+    base : Cumulative
+        Cumulative energy [kWh] (an EnergyCurve or a GapFilledCurve).
+    counter : CounterCurve
+        The meter's counter.
+    resolution_kwh : float [kWh], optional
+        The counter's resolution; its smallest step as seen when None.
+    """
+
+    def __init__(self, base: Cumulative, counter: CounterCurve,
+                 resolution_kwh: float | None = None) -> None:
+        self.base = base
+        r = counter.resolution_kwh if resolution_kwh is None else resolution_kwh
+        self.resolution_kwh = max(float(r or 0.0), 0.0)
+        t, c = counter.time_s, counter.cumulative_kwh
+        if len(t):
+            step = np.diff(c)
+            keep = np.concatenate([[True], step != 0]) | np.concatenate([step != 0, [True]])
+            t, c = t[keep], c[keep]
+            distinct = np.concatenate([[True], np.diff(t) > 0])
+            t, c = t[distinct], c[distinct]
+        self.knot_s = t
+        b = np.asarray(base.at(t), dtype=np.float64)
+        self._base_at_knots = b
+        if len(t):
+            d = b - c
+            if d.max() - d.min() <= self.resolution_kwh:
+                m = float(d.min())
+            else:
+                m = float(np.median(d)) - 0.5 * self.resolution_kwh
+            self.knot_kwh = np.clip(b, c + m, c + m + self.resolution_kwh)
+        else:
+            self.knot_kwh = np.zeros(0)
+
+    def at(self, time_s) -> np.ndarray:
+        """Reconciled cumulative energy [kWh] at each time (same origin as the base)."""
+        x = np.asarray(time_s, dtype=np.float64)
+        base = np.asarray(self.base.at(x), dtype=np.float64)
+        n = len(self.knot_s)
+        if n == 0:
+            return base
+        tk, bk, ak = self.knot_s, self._base_at_knots, self.knot_kwh
+        i = np.searchsorted(tk, x, side="right") - 1
+        k = np.clip(i, 0, max(n - 2, 0))
+        if n == 1:
+            return base + (ak[0] - bk[0])
+        db = bk[k + 1] - bk[k]
+        da = ak[k + 1] - ak[k]
+        dt = tk[k + 1] - tk[k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled = ak[k] + (base - bk[k]) * np.where(db > 0, da / np.where(db > 0, db, 1.0), 0.0)
+            linear = ak[k] + da * np.clip((x - tk[k]) / dt, 0.0, 1.0)
+        inside = np.where(db > 0, scaled, linear)
+        before = base + (ak[0] - bk[0])
+        after = base + (ak[-1] - bk[-1])
+        return np.where(i < 0, before, np.where(i >= n - 1, after, inside))
+
+    def between(self, starts_s, ends_s) -> np.ndarray:
+        """Reconciled energy in each interval [kWh]."""
+        a = _as_1d("starts_s", starts_s)
+        b = _as_1d("ends_s", ends_s)
+        _check_intervals(a, b)
+        return self.at(b) - self.at(a)
+
+
+def counter_backed_energy(curve: EnergyCurve, counter: CounterCurve,
+                          resolution_kwh: float | None = None) -> LocalReconciled:
+    """Power energy with counter-backed gaps (GapFilledCurve), reconciled locally to the counter
+    (LocalReconciled): the energy between any two counter readings is their delta within the
+    counter's resolution, and no correction leaves the span between two readings."""
+    return LocalReconciled(GapFilledCurve(curve, counter), counter, resolution_kwh)

@@ -298,7 +298,7 @@ def test_job_energy_is_unbiased_for_a_machine_switching_state(phase_s):
     p = np.where((t >= 100.0) & (t < 180.0), 2000.0, 300.0)
     true_wh = 80.0 * 2000.0 / 3600.0
     md = MachineData("laser", t, p, thresholds_w=(5.0, 50.0, 1000.0))
-    result = analyze([md], [], None, 0.0, 300.0, AnalysisOptions(min_dwell_s=0.0))
+    result = analyze([md], [], None, 0.0, 300.0, AnalysisOptions(min_dwell_s=0.0, emission_factor_kg_per_kwh=0.05))
     (job,) = result.jobs
     assert (job.start_s, job.end_s) == pytest.approx((99.5 + phase_s, 179.5 + phase_s))
     assert job.energy_kwh * 1000.0 == pytest.approx(true_wh, abs=1e-9)
