@@ -562,7 +562,7 @@ def reconciliation_scales(power_kwh, counter_kwh, resolution_kwh: float = 0.0) -
     return np.where(np.isfinite(scale), scale, 1.0)
 
 
-def reconcile(curve: EnergyCurve, counter: CounterCurve, edges_s,
+def reconcile(curve: EnergyCurve | GapFilledCurve, counter: CounterCurve, edges_s,
               resolution_kwh: float | None = None) -> tuple[WeightedCumulative, dict[str, np.ndarray]]:
     """Power-based energy scaled per period (e.g. per site-local day) to match the counter.
 
@@ -573,8 +573,8 @@ def reconcile(curve: EnergyCurve, counter: CounterCurve, edges_s,
 
     Parameters
     ----------
-    curve : EnergyCurve
-        Power-based cumulative energy.
+    curve : EnergyCurve or GapFilledCurve
+        Power-based cumulative energy (the pipeline gives it the counter's delta in gaps).
     counter : CounterCurve
         The meter's counter.
     edges_s : array [s]
@@ -762,7 +762,7 @@ class LocalReconciled:
         db = bk[k + 1] - bk[k]
         da = ak[k + 1] - ak[k]
         dt = tk[k + 1] - tk[k]
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             scaled = ak[k] + (base - bk[k]) * np.where(db > 0, da / np.where(db > 0, db, 1.0), 0.0)
             linear = ak[k] + da * np.clip((x - tk[k]) / dt, 0.0, 1.0)
         inside = np.where(db > 0, scaled, linear)

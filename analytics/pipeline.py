@@ -6,8 +6,9 @@ job, session, member and day out.
 1. states: from power with the site's thresholds or calibrated ones, the controller on top
    when connected (analytics.states);
 2. energy: the power curve (analytics.energy, trapezoid, gaps not bridged, a step in power at
-   each state change); where the meter's counter is also there, the power curve is reconciled
-   per site-local day with the counter (both figures kept);
+   each state change); where the meter's counter is also there, each power gap it brackets gets
+   the counter's delta across it, and the curve is reconciled per site-local day with the
+   counter (both figures kept);
 3. jobs: controller program runs, else processing merged across short pauses (analytics.jobs);
 4. attribution: jobs to sessions, session totals, unattributed energy, standby outside opening
    hours, shared services by processing time (analytics.attribution);
@@ -47,7 +48,7 @@ from analytics.attribution import allocate_service, assign_jobs, session_totals
 from analytics.carbon import (FactorInfo, choose_emission_factor, choose_tariff, co2e_curve,
                               cost_curve, reporting_year)
 from analytics.energy import (DEFAULT_MAX_GAP_S, CounterCurve, Cumulative, EnergyCurve,
-                              reconcile, step_at_changes)
+                              GapFilledCurve, reconcile, step_at_changes)
 from analytics.intervals import CoveredTime, complement, intersect
 from analytics.jobs import DEFAULT_MERGE_GAP_S, JobIntervals, jobs_from_controller, jobs_from_states
 from analytics.periods import clipped_periods
@@ -480,7 +481,10 @@ class Analysis:
         has_counter = len(counter) > 0
         day_table = None
         if has_power and has_counter and o.reconcile:
-            energy, day_table = reconcile(curve, counter, self.day_edges, md.counter_resolution_kwh)
+            # power gaps bracketed by counter readings hold the counter's delta (energy.py),
+            # then each day is scaled to its counter delta
+            energy, day_table = reconcile(GapFilledCurve(curve, counter), counter, self.day_edges,
+                                          md.counter_resolution_kwh)
         elif has_power:
             energy = curve
         elif has_counter:

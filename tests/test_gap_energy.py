@@ -181,3 +181,25 @@ def test_without_gaps_the_power_integral_stays(n, watts, r, intervals):
     a = np.array([min(x, y) for x, y in intervals]) * t[-1]
     b = np.array([max(x, y) for x, y in intervals]) * t[-1]
     assert_allclose(local.between(a, b), power.between(a, b)[0], rtol=0, atol=1e-9)
+
+
+def test_pipeline_puts_the_counters_delta_in_the_hole():
+    """analyze: the day's hole holds the counter's 2.0 kWh, so the daily scale stays 1 and a
+    job outside the hole keeps its power integral (before: scale 4.999/3)."""
+    from analytics.pipeline import AnalysisOptions, analyze
+    from analytics.records import MachineData
+
+    t0 = 1779926400.0  # 2026-05-28 00:00 UTC, 02:00 in Paris: the 4 h lie in one day
+    power = _power()
+    ct = np.arange(0.0, 14400.0 + 1, 900.0)
+    md = MachineData("laser", t0 + power.time_s, power.power_w, t0 + ct, 100.0 + _counter_values(ct),
+                     counter_resolution_kwh=0.001, thresholds_w=(5.0, 50.0, 500.0))
+    result = analyze([md], [], None, t0, t0 + 14400.0, AnalysisOptions(emission_factor_kg_per_kwh=0.05))
+    assert abs(result.machines[0].energy_kwh - 5.0) <= 1e-9
+    (day,) = [u for u in result.usage if u.machine == "laser"]
+    assert abs(day.reconciliation_scale - 1.0) <= 1e-12
+    filled = GapFilledCurve(power, CounterCurve(ct, _counter_values(ct)))
+    assert result.jobs
+    for job in result.jobs:
+        expected = filled.between([job.start_s - t0], [job.end_s - t0])[0][0]
+        assert abs(job.energy_kwh - expected) <= 1e-9
