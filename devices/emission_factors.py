@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+from devices.data_files import read_data_file
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, field_validator,
                       model_validator)
 
 DATA_DIR = Path(__file__).parent / "data" / "emission_factors"
@@ -176,17 +176,7 @@ def load_table(name: str) -> FactorTable:
 
 def load_table_file(path: Path) -> FactorTable:
     """Read and validate a table file; the table's name must be the file's."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EmissionFactorError(f"{path}: cannot read emission factor table: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise EmissionFactorError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        table = FactorTable.model_validate(data)
-    except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'table'}: {e['msg']}" for e in exc.errors())
-        raise EmissionFactorError(f"{path}: {details}") from exc
+    table = read_data_file(path, FactorTable, EmissionFactorError, "emission factor table")
     if table.table != path.stem:
         raise EmissionFactorError(f"{path}: table = {table.table!r} must equal the file name")
     return table

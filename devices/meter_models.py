@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from devices.data_files import read_data_file
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from devices.registers import DATA_TYPES, WORD_ORDERS, decode, encode, register_count
 from devices.vocabulary import METER_QUANTITIES
@@ -257,20 +257,7 @@ def load_model(name: str) -> MeterModel:
 
 
 def load_model_file(path: Path) -> MeterModel:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MeterModelError(f"{path}: cannot read meter model file: {exc}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise MeterModelError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        model = MeterModel.model_validate(data)
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise MeterModelError(f"{path}: {details}") from exc
+    model = read_data_file(path, MeterModel, MeterModelError, "meter model file")
     if model.model != path.stem:
         raise MeterModelError(f"{path}: model = {model.model!r} must equal the file name")
     if not model.accuracy:

@@ -44,12 +44,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from devices.data_files import read_data_file, validation_text
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from devices.vocabulary import CNC_QUANTITIES, EXECUTION_STATES, OPERATION_MODES
@@ -228,7 +228,7 @@ class NodeMap(_Model):
             return NodeMap.model_validate({**self.model_dump(), "quantities": quantities})
         except ValidationError as exc:
             raise NodeMapError(f"nodes table for node map {self.name!r}: "
-                               + _format_errors(exc)) from exc
+                               + validation_text(exc)) from exc
 
     def convert(self, quantity: str, raw: object) -> str | float | int:
         """The vocabulary value of a raw OPC UA value (text already taken out of a
@@ -348,15 +348,6 @@ def _check_quantity(quantity: str, entry: QuantityMap, aliases: Mapping[str, str
     return problems
 
 
-def _format_errors(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
 def available_node_maps() -> list[str]:
     """Names of the shipped node maps (file stems)."""
     return sorted(p.stem for p in DATA_DIR.glob("*.toml"))
@@ -374,18 +365,7 @@ def load_node_map(name: str) -> NodeMap:
 def load_node_map_file(path: str | Path) -> NodeMap:
     """Load and validate a node map file; errors name the file and the key."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise NodeMapError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise NodeMapError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise NodeMapError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        node_map = NodeMap.model_validate(data)
-    except ValidationError as exc:
-        raise NodeMapError(f"{path}: {_format_errors(exc)}") from exc
+    node_map = read_data_file(path, NodeMap, NodeMapError, "node map")
     if node_map.name != path.stem:
         raise NodeMapError(f"{path}: name = {node_map.name!r} must equal the file name")
     return node_map

@@ -101,9 +101,9 @@ verification = "where"
 @pytest.mark.parametrize("old, new, message", [
     ("vintage = 2022", "vintage = 2021", "factors.1: vintage 2021 of 'Z' must come after 2021"),
     ('sources = ["P, T"]', "sources = []", "sources: List should have at least 1 item"),
-    ('sources = ["P, T"]', 'sources = ["  "]', "sources.0: Value error, must not be empty or blank"),
-    ('verification = "where"', 'verification = ""', "factors.0.verification: Value error, must not be empty"),
-    ("kg_co2e_per_kwh = 0.06", "kg_co2e_per_kwh = 60.0", "factors.1.kg_co2e_per_kwh: Value error, must be 0 to 1.2"),
+    ('sources = ["P, T"]', 'sources = ["  "]', "sources.0: must not be empty or blank"),
+    ('verification = "where"', 'verification = ""', "factors.0.verification: must not be empty"),
+    ("kg_co2e_per_kwh = 0.06", "kg_co2e_per_kwh = 60.0", "factors.1.kg_co2e_per_kwh: must be 0 to 1.2"),
     ('zone = "Z"\nvintage = 2022', 'zone = "Y"\nvintage = 2022', "factors.1: zone 'Y' is not in zones (Z)"),
     ('basis = "location"', 'basis = "market"', "basis: Input should be 'location'"),
     ('table = "t"', 'table = "other"', "table = 'other' must equal the file name"),
