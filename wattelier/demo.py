@@ -30,6 +30,7 @@ from collector.runtime import Collector
 from devices.meter_models import MeterPoint, load_model
 from devices.sim.workshop import SimulatedWorkshop, iso, relocate
 from devices.site import Site
+from wattelier.analysis_summary import number
 
 
 @dataclass
@@ -389,14 +390,14 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
             for r in rows:
                 table.add_row(r["name"] + (" (service)" if r.get("is_service") else ""), str(r["jobs"]),
                               _duration(r["processing_s"]), f"{r['energy_kwh']:.4f}",
-                              _maybe(r["co2e_kg"], ".5f"), _maybe(r["cost"], ".4f"))
+                              number(r["co2e_kg"], 5), number(r["cost"], 4))
             if rows:
                 table.add_section()
                 table.add_row("total", str(sum(r["jobs"] for r in rows)),
                               _duration(sum(r["processing_s"] for r in rows)),
                               f"{sum(r['energy_kwh'] for r in rows):.4f}",
-                              _maybe(_sum(r["co2e_kg"] for r in rows), ".5f"),
-                              _maybe(_sum(r["cost"] for r in rows), ".4f"))
+                              number(_sum(r["co2e_kg"] for r in rows), 5),
+                              number(_sum(r["cost"] for r in rows), 4))
             console.print(table)
         console.print(f"CO2e at {a['emission_factor_kg_per_kwh']} kgCO2e/kWh; cost at the site's tariff.")
 
@@ -426,13 +427,6 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
     console.print(f"  wattelier journal --journal {journal}", soft_wrap=True)
     console.print(f"  wattelier analyze --journal {journal} --json", soft_wrap=True)
     console.print("all checks passed" if result.ok else "SOMETHING IS WRONG: see the checks above")
-
-
-def _maybe(value: float | None, spec: str) -> str:
-    if value is None:
-        return "-"
-    text = format(value, spec)
-    return text.lstrip("-") if float(text) == 0 else text  # no "-0.0000"
 
 
 def _sum(values) -> float | None:

@@ -32,13 +32,18 @@ def ephemeral_low() -> int:
         return DEFAULT_EPHEMERAL_LOW
 
 
-def _bindable(host: str, port: int) -> bool:
+def bind_errno(host: str, port: int) -> int | None:
+    """Why binding host:port fails now (its errno, e.g. EADDRINUSE), None when it binds."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            return exc.errno
+    return None
+
+
+def _bindable(host: str, port: int) -> bool:
+    return bind_errno(host, port) is None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from devices.meter_models import load_model
 from devices.sim.modbus_server import Framing, ModbusMeterServer, SimulatedMeter
 from devices.sim.opcua_server import CncServer, SimSecurity
 from devices.sim.physics import Workshop
-from devices.sim.ports import free_port
+from devices.sim.ports import bind_errno, free_port
 from devices.site import Controller, SecurityPolicy, Site, Transport
 
 log = logging.getLogger("wattelier.sim")
@@ -58,20 +57,15 @@ async def _listen(server, host: str | None, port: int | None, what: str) -> None
     try:
         await server.start()
     except (OSError, RuntimeError) as exc:
-        reason = "the port is in use" if _in_use(host, port) else "the address is not on this computer or not allowed"
+        in_use = bind_errno(host or "127.0.0.1", port or 0) == errno.EADDRINUSE
+        reason = ("the port is in use" if in_use
+                  else "the address is not on this computer or not allowed")
         raise SimulatorError(f"{what}: cannot listen on {host}:{port}: {reason}; stop what uses "
                              "it or give the site file another port") from exc
     finally:
         quiet.setLevel(level)
 
 
-def _in_use(host: str | None, port: int | None) -> bool:
-    """Whether binding host:port fails because something already listens there."""
-    try:
-        with socket.create_server((host or "127.0.0.1", port or 0)):
-            return False
-    except OSError as exc:
-        return exc.errno == errno.EADDRINUSE
 SIGNAL_TICK_S = 0.05
 # The simulated controllers' password when the site's password_env variable is unset. Not a
 # secret: it only opens the simulator on this computer.

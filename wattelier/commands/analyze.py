@@ -53,6 +53,7 @@ def _read_sessions(path: Path, site):
     with a site, unknown machines and members are refused and times without offset are in its
     zone; double bookings of one machine are listed as warnings (their overlap is shared)."""
     from analytics.attribution import double_bookings
+    from analytics.pipeline import iso_utc
     from analytics.sessions import SessionsError, read_sessions_csv
 
     try:
@@ -68,15 +69,9 @@ def _read_sessions(path: Path, site):
                                 [s.end_s for s in sessions]):
         a, b = sessions[i], sessions[j]
         typer.echo(f"warning: {path}: {a.machine} is booked twice at once, by {a.member} and "
-                   f"{b.member} (from {_iso(max(a.start_s, b.start_s))}): the overlap is shared "
+                   f"{b.member} (from {iso_utc(max(a.start_s, b.start_s))}): the overlap is shared "
                    "equally between them", err=True)
     return sessions
-
-
-def _iso(time_s: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(time_s, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _stop_on_signals():
