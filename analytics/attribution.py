@@ -1,6 +1,6 @@
 """Who used what: jobs to sessions, energy to members, shared services to machines.
 
-Rules (DESIGN.md, "Jobs, sessions and members"):
+Rules (docs/design.md, "Attribution"):
 
 - a job belongs to the session of its machine that covers it: the one it overlaps most (ties
   to the earlier session); a job overlapping no session has no member and its energy is

@@ -1,4 +1,4 @@
-"""Analysis inputs from InfluxDB with InfluxQL (DESIGN.md, decision 2: line protocol in, InfluxQL out).
+"""Analysis inputs from InfluxDB with InfluxQL (docs/design.md, "Line protocol in, InfluxQL out").
 
 InfluxQL is answered by InfluxDB 1.x (`/query`), 2.x (its v1 compatibility API, with a DBRP
 mapping) and 3.x. Reads go one machine at a time and one day at a time (`chunk_s`), so the

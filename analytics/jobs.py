@@ -1,4 +1,4 @@
-"""Jobs: one run of a machine doing work (DESIGN.md, "Jobs, sessions and members").
+"""Jobs: one run of a machine doing work (docs/design.md, "Jobs").
 
 From the controller (``jobs_from_controller``): a job is a program run. It starts when the
 execution state becomes ``running`` and ends at the first later change to ``ended``,

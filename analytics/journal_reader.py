@@ -1,6 +1,6 @@
 """Read points from the journal (SQLite) into numpy arrays.
 
-The journal is the embedded store (DESIGN.md, decision 1); its schema is in
+The journal is the embedded store (docs/design.md, "The journal is always there"); its schema is in
 devices/journal_schema.py. Reads go series by series, in time order.
 
 Opening checks the file first (devices.journal_schema.check_journal, read-only): a file that is

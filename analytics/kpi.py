@@ -1,7 +1,7 @@
 """Key performance indicators of ISO 22400-2, read for a shared workshop.
 
 ISO 22400-2 defines times of a work unit and ratios of them. wattelier reads them so
-(DESIGN.md, "Jobs, sessions and members"):
+(docs/design.md, "KPIs"):
 
 - PBT, planned busy time = the workshop's opening hours in the period;
 - AUBT, actual unit busy time = the time members held the machine (union of its sessions);

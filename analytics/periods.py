@@ -1,8 +1,9 @@
 """Calendar periods (days, weeks, months) in the site's time zone, as UTC instants.
 
 Boundaries are local midnights turned into instants with zoneinfo, so a day is 23 h or 25 h
-long on a daylight-saving change and every instant belongs to exactly one day (DESIGN.md,
-decision 7). Weeks start on Monday (ISO 8601); months on the 1st.
+long on a daylight-saving change and every instant belongs to exactly one day (docs/design.md,
+"Time is UTC inside, the site's time zone at the edges"). Weeks start on Monday (ISO 8601);
+months on the 1st.
 
 References
 ----------

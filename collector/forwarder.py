@@ -15,8 +15,8 @@ refused lines are in quarantine). The next batch is read while the current one i
 - 404 on the v1 API: the database is created (and the user told), then the batch resent.
 
 Sending a batch again is harmless: a point has its edge timestamp, so the server overwrites
-it with the same values (DESIGN.md, decision 3). A crash between a write and the cursor update
-therefore costs one repeated batch, never a lost or a doubled point.
+it with the same values (docs/design.md, "Edge timestamps"). A crash between a write and the
+cursor update therefore costs one repeated batch, never a lost or a doubled point.
 
 Stopping is bounded whatever the server does. Once `stop` is set the forwarder keeps sending
 for at most `drain_timeout_s`; then the request in flight, if any, is cut (its socket is shut

@@ -1,6 +1,6 @@
 """The InfluxDB adapter: the only collector module that imports influxdb-client and urllib3.
 
-Two write paths for line protocol (DESIGN.md, decision 2):
+Two write paths for line protocol (docs/design.md, "Line protocol in, InfluxQL out"):
 - ``v2``: the `/api/v2/write` API through influxdb-client (InfluxDB 2.x, 3.x, 1.8+, and
   VictoriaMetrics), gzip-compressed by the client;
 - ``v1``: the `/write` endpoint of InfluxDB 1.x, gzip-compressed here (Content-Encoding: gzip).

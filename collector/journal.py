@@ -1,4 +1,6 @@
-"""The journal: every reading goes first into a local SQLite database (DESIGN.md, decision 1).
+"""The journal: every reading goes first into a local SQLite database.
+
+See docs/design.md, "The journal is always there".
 
 WAL mode with synchronous=FULL: a commit is on disk when it returns, so a crash or power loss
 loses at most the points of one commit interval. Points are buffered in memory and committed in

@@ -1,4 +1,6 @@
-"""Opening hours as UTC windows, computed in the site's time zone (DESIGN.md, decision 7).
+"""Opening hours as UTC windows, computed in the site's time zone.
+
+See docs/design.md, "Time is UTC inside, the site's time zone at the edges".
 
 Local wall-clock ranges are turned into instants with zoneinfo, so days keep their opening
 hours across daylight-saving changes (a 08:30-12:30 morning is 4 h on both sides of a change).

@@ -1,14 +1,15 @@
 """The one vocabulary of wattelier: measurement names, tag keys and field names with units.
 
 InfluxDB fields, journal rows, analytics arguments and dashboard queries all use these names
-(DESIGN.md, decision 4). Physical quantities are always floats; counters are marked as such.
+(docs/design.md, "One vocabulary with units in the names"). Physical quantities are always
+floats; counters are marked as such.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Measurements (DESIGN.md, "Storage schema").
+# Measurements (docs/design.md, "Storage schema").
 METER = "meter"
 CNC = "cnc"
 MACHINE_STATE = "machine_state"
@@ -80,5 +81,5 @@ CNC_QUANTITIES: dict[str, Quantity] = {q.name: q for q in _CNC_QUANTITIES}
 EXECUTION_STATES = ("running", "stopped", "interrupted", "waiting", "ended", "aborted", "canceled")
 OPERATION_MODES = ("automatic", "manual", "setup", "mda", "service", "other")
 
-# Machine states (ISO 14955 energy states plus controller states), DESIGN.md "Jobs, sessions".
+# Machine states (ISO 14955 energy states plus controller states), docs/design.md, "States".
 MACHINE_STATES = ("off", "standby", "idle", "processing", "setup", "fault")

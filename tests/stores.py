@@ -22,8 +22,8 @@ def journal_points(path: Path) -> dict[Key, dict]:
 
     Rows of one series at one instant are one point, as in InfluxDB: their fields are merged.
     That happens when a controller value arrives again with its original source timestamp
-    (after a reconnection or a restart, DESIGN.md decision 3); such rows must agree, which is
-    asserted here."""
+    (after a reconnection or a restart, docs/design.md, "Edge timestamps"); such rows must
+    agree, which is asserted here."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     out: dict[Key, dict] = {}
     try:

@@ -63,7 +63,7 @@ def check_plan(blocks: list[ReadBlock], points: list[MeterPoint], max_registers:
             assert all(a in mapped for a in range(b.address, b.end)), "no unmapped register"
 
 
-# The Eastron SDM630 map of shared/REFERENCE.md (function 4, float32 ABCD).
+# The Eastron SDM630 map of docs/reference.md, "Modbus meters" (function 4, float32 ABCD).
 SDM630_ADDRESSES = [0x00, 0x02, 0x04, 0x06, 0x08, 0x0A, 0x0C, 0x0E, 0x10, 0x34, 0x48, 0x4A]
 
 
@@ -84,7 +84,8 @@ def test_sdm630_known_plans(max_registers, allow_gaps, expected):
 
 
 def test_schneider_like_plan_splits_at_the_125_register_limit():
-    # iEM3xxx (REFERENCE.md): currents 0x0BB7.., voltages 0x0BD3.., power 0x0BF3, int64 energies.
+    # iEM3xxx (docs/reference.md, "Modbus meters"): currents 0x0BB7.., voltages 0x0BD3..,
+    # power 0x0BF3, int64 energies.
     points = [point(a, function=3) for a in (0x0BB7, 0x0BB9, 0x0BBB, 0x0BD3, 0x0BD5, 0x0BD7,
                                               0x0BF3)]
     points += [point(0x0C83, "int64", 3), point(0x0C87, "int64", 3)]

@@ -173,7 +173,7 @@ def test_counter_truncates_and_measurement_rounds():
     assert power.decode(power.encode(-1234.56)) == pytest.approx(-1234.6)
 
 
-# --- facts the maps must keep (REFERENCE.md "Modbus meters") -------------------------------
+# --- facts the maps must keep (docs/reference.md, "Modbus meters") ------------------------
 
 REFERENCE_FACTS = [
     # model, quantity, function, address, type, order, scale

@@ -71,13 +71,13 @@ def make_model(name: str, points: list[dict], *, max_registers: int = 60,
     return MeterModel.model_validate({
         "model": name, "manufacturer": "test", "name": name, "phases": 3,
         "max_registers_per_read": max_registers, "allow_gaps": allow_gaps,
-        "sources": ["shared/REFERENCE.md"], "points": full,
+        "sources": ['docs/reference.md, "Modbus meters"'], "points": full,
         "frames": [{"quantity": "power_w", "words": [0, 0], "value": 0.0}],
     })
 
 
 def sdm630_reference(max_registers: int = 60) -> MeterModel:
-    """The Eastron SDM630 map of REFERENCE.md (function 4, float32 ABCD)."""
+    """The Eastron SDM630 map of docs/reference.md, "Modbus meters" (function 4, float32 ABCD)."""
     addresses = {"voltage_l1_v": 0x00, "voltage_l2_v": 0x02, "voltage_l3_v": 0x04,
                  "current_l1_a": 0x06, "current_l2_a": 0x08, "current_l3_a": 0x0A,
                  "power_l1_w": 0x0C, "power_l2_w": 0x0E, "power_l3_w": 0x10, "power_w": 0x34,

@@ -40,7 +40,7 @@ def test_the_codec_knows_eight_types_and_four_orders():
     }
 
 
-# --- REFERENCE.md "Modbus meters" test vectors (register words as sent) ----------------------
+# --- docs/reference.md, "Modbus meters": test vectors (register words as sent) --------------
 
 REFERENCE_VECTORS = [
     ("float32", "ABCD", [0x4366, 0x199A], 230.1),
