@@ -64,3 +64,30 @@ def machine_data(site: Site, w: Workshop, t0_s: float, end_s: float, step_s: flo
 
 def sessions(w: Workshop, end_s: float) -> list[Session]:
     return [Session(s.machine, s.member, s.start_s, s.end_s, "sim") for s in w.sessions(end_s)]
+
+
+def machine_data_from_rows(site: Site, w: Workshop, rows, end_s: float,
+                           controllers: bool = True, counters: bool = True) -> list[MachineData]:
+    """MachineData from backfill rows (devices.sim.backfill.Row), as a journal would hold them:
+    each meter's power and counter at the times of its rows (a power hole leaves both out);
+    controller changes from the model."""
+    meter_rows: dict[str, list] = {}
+    for row in rows:
+        if row.measurement == "meter":
+            meter_rows.setdefault(row.tags["meter"], []).append(row)
+    out = []
+    for name in list(site.machines) + list(site.services):
+        meter = next(m for m, spec in site.meters.items() if spec.feeds == name)
+        mine = sorted(meter_rows.get(meter, []), key=lambda r: r.time_ns)
+        times = np.array([r.time_ns for r in mine], dtype=np.int64) / 1e9
+        power = np.array([r.fields["power_w"] for r in mine], dtype=np.float64)
+        energy = np.array([r.fields["energy_import_kwh"] for r in mine], dtype=np.float64)
+        ctl = site.controller_of(name)
+        out.append(MachineData(
+            name, times, power,
+            counter_time_s=times if counters else np.empty(0),
+            energy_import_kwh=energy if counters else np.empty(0),
+            rated_power_w=w.rated_w(name),
+            controller=controller_data(w, name, end_s) if (ctl and controllers) else None,
+            is_service=name in site.services))
+    return out

@@ -2,12 +2,15 @@
 
 Produces the rows the collector would have journaled: meter readings at each meter's poll
 interval and controller changes at the instants they happen, chunk by chunk (one day at a
-time) so memory stays flat. Opening hours are honoured in the site's time zone.
+time) so memory stays flat. Opening hours are honoured in the site's time zone. Power holes
+(devices.sim.holes) leave out a meter's rows inside them, its power and its counter alike, as a
+collector that got no answer would; the model runs on, so the first row after a hole shows the
+counter advanced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields as dc_fields
 
 import numpy as np
@@ -15,6 +18,7 @@ import numpy as np
 from devices import vocabulary as v
 from devices.calendar import opening_windows
 from devices.meter_models import load_model
+from devices.sim.holes import PowerHole, check_power_holes, hole_windows, in_windows
 from devices.sim.physics import Workshop
 from devices.sim.schedule import OpenWindows
 from devices.site import Site
@@ -37,9 +41,14 @@ def backfill_workshop(site: Site, start_s: float, end_s: float, seed: int = 1) -
     return Workshop(site, seed=seed, t0_s=start_s, pace=1.0, dt_s=1.0, windows=windows)
 
 
-def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float) -> Iterator[tuple[float, list[Row]]]:
-    """Yield (chunk end [s], rows) for each chunk of the window, in time order per series."""
+def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float,
+                  power_holes: Iterable[PowerHole] = ()) -> Iterator[tuple[float, list[Row]]]:
+    """Yield (chunk end [s], rows) for each chunk of the window, in time order per series.
+
+    power_holes: meters' holes, their offsets from start_s; no row of that meter inside one.
+    """
     site_name = site.site.name
+    holes = hole_windows(check_power_holes(power_holes, site), start_s)
     t = start_s
     while t < end_s:
         chunk_end = min(t + CHUNK_S, end_s)
@@ -50,6 +59,8 @@ def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float) 
             interval = meter.poll_interval_s
             first = start_s + np.ceil((t - start_s) / interval) * interval
             times = np.arange(first, chunk_end, interval)
+            if name in holes:
+                times = times[~in_windows(holes[name], times)]
             if len(times) == 0:
                 continue
             values = workshop.meter_values_series(name, times)

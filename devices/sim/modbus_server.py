@@ -16,7 +16,8 @@ documented hooks of that server doing the meter-specific parts:
   request by a refusal where a real meter refuses before touching its registers: any write
   (exception 1, the meter is read-only here), a read longer than the model's
   `max_registers_per_read` (exception 3), the EXCEPTION fault (exception 4 or 6), coil reads
-  (exception 1). The SILENT fault and unknown unit ids get no answer at all, through pymodbus's
+  (exception 1). The SILENT fault, a request inside one of the meter's `silent_windows` (a
+  power hole: devices.sim.holes) and unknown unit ids get no answer at all, through pymodbus's
   own "missing device" path (`NoSuchIdException` with `ignore_missing_devices=True`).
 
 Register layout per unit: holding (function 3) and input (function 4) registers are separate
@@ -94,15 +95,19 @@ class SimulatedMeter:
     fault: injected fault (MeterFault), may be changed at any time.
     exception_code: the code answered under MeterFault.EXCEPTION: 4 (server device failure) or
         6 (server device busy).
+    silent_windows: (first, end) Unix times [s] in which the unit answers nothing, as behind a
+        dead gateway or a cut RS-485 line (its values, counter included, run on meanwhile).
 
     Counters: `read_requests` (every read request addressed to this unit, answered or not),
     `write_attempts` (every request with a write function code, always refused),
-    `exception_replies` (exception answers sent by this unit's own rules: faults, refusals).
+    `exception_replies` (exception answers sent by this unit's own rules: faults, refusals),
+    `silenced_requests` (requests left unanswered inside a silent window).
     """
 
     def __init__(self, unit_id: int, model: MeterModel, values: ValueProvider, *,
                  fault: MeterFault = MeterFault.NONE,
-                 exception_code: int = SERVER_DEVICE_FAILURE) -> None:
+                 exception_code: int = SERVER_DEVICE_FAILURE,
+                 silent_windows: Iterable[tuple[float, float]] = ()) -> None:
         if not 1 <= unit_id <= 247:
             raise ValueError(f"unit_id must be 1..247, got {unit_id}")
         self.unit_id = unit_id
@@ -113,11 +118,17 @@ class SimulatedMeter:
         self.read_requests = 0
         self.write_attempts = 0
         self.exception_replies = 0
+        self.silent_windows = tuple(sorted(silent_windows))
+        self.silenced_requests = 0
         self._points = {fc: sorted((p for p in model.points if p.function == fc),
                                    key=lambda p: p.address) for fc in READ_FUNCTIONS}
 
     def __repr__(self) -> str:
         return f"SimulatedMeter(unit_id={self.unit_id}, model={self.model.model!r})"
+
+    def silent_at(self, now_s: float) -> bool:
+        """Whether now_s [Unix s] falls in one of the silent windows (first included)."""
+        return any(first <= now_s < end for first, end in self.silent_windows)
 
     # -- register image -------------------------------------------------------------------
 
@@ -315,6 +326,9 @@ class ModbusMeterServer:
         elif function in READ_FUNCTIONS:
             meter.read_requests += 1
         if meter.fault is MeterFault.SILENT:
+            return _Silence(pdu)
+        if meter.silent_windows and meter.silent_at(time.time()):
+            meter.silenced_requests += 1
             return _Silence(pdu)
         code = None
         if meter.fault is MeterFault.EXCEPTION:

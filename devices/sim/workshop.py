@@ -15,6 +15,10 @@ and puts it into this process's environment, so that a collector started in the 
 secured controller's certificate folder moved to `pki_dir/collector` and the servers'
 certificates copied into its trust folder: give that site to the collector, and nothing is
 written outside `pki_dir`. User certificates named by controllers are accepted as users.
+
+Power holes (`power_holes`, devices.sim.holes) make a meter's unit stop answering for a stretch
+counted from `start`, while the model, the meter's counter included, runs on; the ground truth
+lists them with their times.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from devices.meter_models import load_model
+from devices.sim.holes import PowerHole, check_power_holes, hole_windows
 from devices.sim.modbus_server import Framing, ModbusMeterServer, SimulatedMeter
 from devices.sim.opcua_server import CncServer, SimSecurity
 from devices.sim.physics import Workshop
@@ -121,10 +127,14 @@ class SimulatedWorkshop:
     seed: the same seed gives the same workshop. pace: jobs and pauses run this many times
     faster than in life (the clock itself is real). pki_dir: where the OPC UA servers'
     certificates (and the collector's folder, see `site`) go; default: a temporary folder.
+    power_holes: meters silent for a stretch after `start` (PowerHoleError, a ValueError,
+    when one names no meter of the site).
     """
 
     def __init__(self, site: Site, seed: int = 1, pace: float = 1.0,
-                 pki_dir: str | Path | None = None, dt_s: float | None = None) -> None:
+                 pki_dir: str | Path | None = None, dt_s: float | None = None,
+                 power_holes: Iterable[PowerHole] = ()) -> None:
+        self.power_holes = check_power_holes(power_holes, site)
         self.pki_dir = Path(pki_dir) if pki_dir is not None else None
         self._temp_pki: tempfile.TemporaryDirectory | None = None
         self.site = self._with_collector_pki(site) if self.pki_dir is not None else site
@@ -145,6 +155,7 @@ class SimulatedWorkshop:
         t0 = time.time()
         self.started_s = t0
         self.model = Workshop(self.site, seed=self.seed, t0_s=t0, pace=self.pace, dt_s=self.dt_s)
+        silent = hole_windows(self.power_holes, t0)
         groups: dict[tuple[str, int], list[tuple[str, object]]] = {}
         for name, meter in sorted(self.site.meters.items()):
             if meter.transport is Transport.RTU:
@@ -154,7 +165,8 @@ class SimulatedWorkshop:
         for (host, port), members in groups.items():
             sims = []
             for name, meter in members:
-                sim = SimulatedMeter(meter.unit_id, load_model(meter.model), self._provider(name))
+                sim = SimulatedMeter(meter.unit_id, load_model(meter.model), self._provider(name),
+                                     silent_windows=silent.get(name, ()))
                 self.sim_meters[name] = sim
                 sims.append(sim)
             framing = Framing.RTU_OVER_TCP if members[0][1].transport is Transport.RTU_OVER_TCP else Framing.TCP
@@ -313,6 +325,10 @@ class SimulatedWorkshop:
     def read_requests(self) -> dict[str, int]:
         return {name: sim.read_requests for name, sim in self.sim_meters.items()}
 
+    def silenced_requests(self) -> dict[str, int]:
+        """Per meter, the requests left unanswered inside its power holes."""
+        return {name: sim.silenced_requests for name, sim in self.sim_meters.items()}
+
     def ground_truth(self, until_s: float) -> dict:
         """Jobs (with energy), sessions and per-machine energy from start to until_s."""
         model = self.model
@@ -329,6 +345,8 @@ class SimulatedWorkshop:
             "jobs": jobs,
             "sessions": [{"machine": s.machine, "member": s.member, "start": iso(s.start_s),
                           "end": iso(s.end_s)} for s in model.sessions(until_s)],
+            "power_holes": [{"meter": h.meter, "start": iso(a), "end": iso(b), "start_s": a, "end_s": b}
+                            for h in self.power_holes for a, b in [h.window(model.t0_s)]],
         }
 
     def write_sessions_csv(self, path: Path, until_s: float) -> None:

@@ -39,7 +39,8 @@ async def _serve(workshop: "SimulatedWorkshop", seconds: float | None, out: Path
     typer.echo(f"write attempts from clients: {workshop.write_attempts()}")
 
 
-def _backfill(site, days: float, journal_path: Path, seed: int, out: Path | None) -> None:
+def _backfill(site, days: float, journal_path: Path, seed: int, out: Path | None,
+              power_holes: tuple = ()) -> None:
     """Simulated history into the journal: readings, and the bookings they were made under (so
     that an analysis of the journal attributes the jobs to members); with `out`, the bookings
     also as out/sessions.csv."""
@@ -59,7 +60,7 @@ def _backfill(site, days: float, journal_path: Path, seed: int, out: Path | None
     written = 0
     with Progress() as progress:
         task = progress.add_task(f"backfilling {days:g} days", total=end - start)
-        for chunk_end, rows in backfill_rows(site, workshop, start, end):
+        for chunk_end, rows in backfill_rows(site, workshop, start, end, power_holes):
             journal.put([Point(r.measurement, r.tags, r.fields, r.time_ns) for r in rows])
             written += journal.commit()
             progress.update(task, completed=chunk_end - start)
@@ -76,6 +77,17 @@ def _backfill(site, days: float, journal_path: Path, seed: int, out: Path | None
         typer.echo(f"sessions written to {out / 'sessions.csv'}")
 
 
+def _power_holes_or_exit(texts: list[str], site) -> tuple:
+    """The --drop-power holes, or exit 2 with a one-line message naming the bad one."""
+    from devices.sim.holes import PowerHoleError, check_power_holes, parse_power_hole
+
+    try:
+        return check_power_holes([parse_power_hole(text) for text in texts], site)
+    except PowerHoleError as exc:
+        typer.echo(f"--drop-power: {exc}", err=True)
+        raise typer.Exit(2)
+
+
 def simulate(
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed gives the same workshop."),
@@ -88,15 +100,25 @@ def simulate(
     journal: Path = typer.Option(Path("wattelier-journal.sqlite"), "--journal", help="Journal file for --backfill."),
     pki: Path = typer.Option(None, "--pki", help="Keep the simulated servers' OPC UA certificates here, "
                              "so a collector trusts them across runs (default: a temporary folder)."),
+    drop_power: list[str] = typer.Option([], "--drop-power", metavar="METER@OFFSET_S+DURATION_S",
+                                         help="Lose a meter's readings from OFFSET_S to OFFSET_S + "
+                                         "DURATION_S seconds after the start (its server stops "
+                                         "answering; with --backfill its rows are left out) while "
+                                         "the machine and the meter's counter run on. Repeatable."),
 ) -> None:
     """Serve the site's meters (Modbus TCP) and controllers (OPC UA) from one physical model.
 
     With --backfill DAYS, write that much simulated history (ending now, opening hours honoured)
     straight into a journal instead, with no protocols.
+
+    With --drop-power router-1@600+300, the meter router-1 gives no reading from 600 s to 900 s
+    after the start, as behind a dead gateway or a cut RS-485 line, and its first reading after
+    the hole shows the counter advanced by the energy used during it (a power hole).
     """
     site = site_or_exit(config)
+    holes = _power_holes_or_exit(drop_power, site)
     if backfill:
-        _backfill(site, backfill, journal, seed, out)
+        _backfill(site, backfill, journal, seed, out, holes)
         return
     from devices.sim.workshop import SimulatedWorkshop  # asyncua and pymodbus: load on use
 
@@ -105,7 +127,8 @@ def simulate(
     from devices.sim.workshop import SimulatorError
 
     try:
-        asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=pki), seconds, out))
+        asyncio.run(_serve(SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=pki, power_holes=holes),
+                           seconds, out))
     except SimulatorError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
