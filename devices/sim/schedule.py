@@ -209,7 +209,8 @@ class MachineSchedule:
                     pause *= 0.5
                 self._add(Segment(t, t + pause, "idle", p["idle"], member, program))
                 t = self.segments[-1].end_s
-            self.sessions.append(Session(self.machine, member, start, t))
+            if t > start:  # a session quantised onto the closing time holds nothing: no booking
+                self.sessions.append(Session(self.machine, member, start, t))
             yield
 
     def extend_to(self, t: float) -> None:
