@@ -4,17 +4,29 @@ The simulator (devices.sim.holes) leaves out a meter's power and counter reading
 the first reading after it shows the counter advanced by the energy used meanwhile. The
 analysis must give the counter's delta to the job the hole fell in: every job within 1 % of the
 simulator's ground truth, and the jobs away from the hole unchanged (0.01 %) compared with the
-same run without the hole.
+same run without the hole. Offline (backfill rows, no sockets) over a working morning, and over
+real Modbus and OPC UA sockets through the collector and the stored analysis at PACE (about
+3 min 40 s).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from analytics.journal_reader import JournalReader
 from analytics.pipeline import AnalysisOptions, analyze
+from analytics.records import Session
+from collector.journal import Journal
+from collector.runtime import Collector
 from devices.sim.backfill import Row, backfill_rows, backfill_workshop
-from devices.sim.holes import PowerHole, in_windows
+from devices.sim.holes import PowerHole, in_windows, parse_power_hole
 from devices.sim.physics import Workshop
+from devices.sim.workshop import SimulatedWorkshop, relocate
 from devices.site import Site
 from tests.analytics_sim import machine_data_from_rows, sessions, weekday_morning
+from wattelier.sessions_store import store_sessions
+from wattelier.stored_analysis import run_once
 
 SEED = 1
 HOLE_METER = "router-1"  # it has a controller: its jobs come from it, whatever the power does
@@ -113,3 +125,85 @@ def test_a_power_hole_inside_a_job_is_filled_by_the_counter(example_site):
     # and the job over the hole is the one that changed
     assert _match(holed, HOLE_METER, job.start_s, job.end_s).energy_kwh != \
         _match(plain, HOLE_METER, job.start_s, job.end_s).energy_kwh
+
+
+# -- end to end: simulators -> collector -> journal -> stored analysis -------------------------
+PACE = 10.0
+E2E_SEED = 25  # router-1 runs a job from 36 s to 193 s after the start (157 s, 26 min in life)
+E2E_HOLE = f"{HOLE_METER}@86+40"  # 40 s inside it (400 s of life): the --drop-power syntax
+E2E_END_S = 215.0  # the analysed window ends this long after the start
+
+
+async def test_a_power_hole_over_real_sockets(tmp_path, example_site):
+    hole = parse_power_hole(E2E_HOLE)
+    workshop = SimulatedWorkshop(relocate(example_site), seed=E2E_SEED, pace=PACE, pki_dir=tmp_path / "pki",
+                                 dt_s=1.0, power_holes=[hole])
+    await workshop.start()
+    site = workshop.site.model_copy(update={"journal": workshop.site.journal.model_copy(
+        update={"path": str(tmp_path / "journal.sqlite")})})
+    journal = Journal(tmp_path / "journal.sqlite")
+    collector = Collector(site, journal)
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    hole_start, hole_end = hole.window(workshop.started_s)
+    window_end = workshop.started_s + E2E_END_S
+    try:
+        deadline = time.monotonic() + 30
+        while not all(s.subscribed for s in collector.cnc_sources.values()):
+            assert time.monotonic() < deadline, "controllers not subscribed"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0)  # a first poll of every meter
+        window_start = time.time()
+        await asyncio.sleep(window_end + 2.0 - time.time())  # and the samples after the end
+    finally:
+        stop.set()
+        await task
+        journal.close()
+        await workshop.stop()
+    model = workshop.model
+    assert workshop.write_attempts() == 0
+    job = next((j for j in model.jobs(window_end) if j.machine == HOLE_METER
+                and j.start_s + 10.0 <= hole_start and hole_end + 10.0 <= j.end_s), None)
+    assert job is not None, f"no {HOLE_METER} job around the hole: the schedule of seed {E2E_SEED} changed"
+    assert window_start + 5.0 <= job.start_s and job.end_s <= window_end - 5.0
+    assert workshop.silenced_requests()[HOLE_METER] > 0
+    assert workshop.ground_truth(window_end)["power_holes"][0]["start_s"] == hole_start
+
+    # the collector saw the hole: no power reading of the meter inside it, readings either side
+    reader = JournalReader(tmp_path / "journal.sqlite")
+    (series,) = reader.series("meter", meter=HOLE_METER)
+    times, _ = reader.field(series.series_id, "power_w")
+    counter_times, counter = reader.field(series.series_id, "energy_import_kwh")
+    reader.close()
+    inside = (times >= hole_start) & (times < hole_end)
+    assert not inside.any()
+    assert (times < hole_start).sum() > 10 and (times >= hole_end).sum() > 10
+    before = counter_times[counter_times < hole_start][-1]
+    after = counter_times[counter_times >= hole_end][0]
+    assert after - before >= hole.duration_s
+    assert after - before < hole.duration_s + 5.0  # the meter answers again at once
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    store_sessions(journal, site.site.name, [Session(s.machine, s.member, s.start_s, s.end_s, "simulator")
+                                             for s in model.sessions(window_end)])
+    journal.close()
+    # the analysis's time settings scaled by PACE as the simulation's durations are: a power
+    # step longer than 12 s (2 min in life) is a gap, so the 40 s hole is one
+    defaults = AnalysisOptions()
+    options = AnalysisOptions(merge_gap_s=defaults.merge_gap_s / PACE, min_dwell_s=defaults.min_dwell_s / PACE,
+                              max_gap_s=defaults.max_gap_s / PACE)
+    assert hole.duration_s > options.max_gap_s
+    found = run_once(site, window_start, window_end, journal_path=tmp_path / "journal.sqlite",
+                     options=options).result.jobs
+
+    true_kwh = model.energy_kwh(HOLE_METER, job.end_s) - model.energy_kwh(HOLE_METER, job.start_s)
+    hole_kwh = model.energy_kwh(HOLE_METER, hole_end) - model.energy_kwh(HOLE_METER, hole_start)
+    got = _match(found, HOLE_METER, job.start_s, job.end_s)
+    error = (got.energy_kwh - true_kwh) / true_kwh
+    power_error = (got.energy_power_kwh - true_kwh) / true_kwh
+    print(f"\n{job.job_id}: {job.end_s - job.start_s:.0f} s, truth {true_kwh:.5f} kWh ({hole_kwh:.5f} kWh "
+          f"in the hole), analysis {got.energy_kwh:.5f} kWh ({100 * error:+.3f} %), power alone "
+          f"{got.energy_power_kwh:.5f} kWh ({100 * power_error:+.2f} %)")
+    # the power integral does not bridge the hole (a gap), and the counter's delta fills it
+    assert power_error < -0.5 * hole_kwh / true_kwh
+    assert abs(error) <= TOLERANCE
