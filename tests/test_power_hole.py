@@ -25,6 +25,7 @@ from devices.sim.physics import Workshop
 from devices.sim.workshop import SimulatedWorkshop, relocate
 from devices.site import Site
 from tests.analytics_sim import machine_data_from_rows, sessions, weekday_morning
+from tests.cli_process import assert_clear_failure, run_wattelier
 from wattelier.sessions_store import store_sessions
 from wattelier.stored_analysis import run_once
 
@@ -207,3 +208,35 @@ async def test_a_power_hole_over_real_sockets(tmp_path, example_site):
     # the power integral does not bridge the hole (a gap), and the counter's delta fills it
     assert power_error < -0.5 * hole_kwh / true_kwh
     assert abs(error) <= TOLERANCE
+
+
+# -- the command line ---------------------------------------------------------------------------
+def test_simulate_backfill_drops_the_power_readings_asked_for(tmp_path):
+    journal = tmp_path / "holed.sqlite"
+    done = run_wattelier("simulate", "--backfill", "0.05", "--journal", str(journal),
+                         "--drop-power", "router-1@600+300", "--drop-power", "main@0+60")
+    assert done.returncode == 0, done.output
+    reader = JournalReader(journal)
+    (router,) = reader.series("meter", meter="router-1")
+    (main,) = reader.series("meter", meter="main")
+    (mill,) = reader.series("meter", meter="mill-1")
+    router_s, _ = reader.field(router.series_id, "power_w")
+    counter_s, _ = reader.field(router.series_id, "energy_import_kwh")
+    main_s, _ = reader.field(main.series_id, "power_w")
+    mill_s, _ = reader.field(mill.series_id, "power_w")
+    reader.close()
+    start = mill_s[0]  # the backfill's start: mill-1 is read every second from it on
+    assert len(mill_s) == 0.05 * 86400
+    assert len(router_s) == len(counter_s) == 0.05 * 86400 - 300
+    offset = router_s - start
+    assert not ((offset >= 600) & (offset < 900)).any() and 599 in offset and 900 in offset
+    assert main_s[0] - start == 60 and len(main_s) == 0.05 * 86400 / 2 - 30  # read every 2 s
+
+
+def test_simulate_refuses_a_bad_power_hole_in_one_line():
+    for text, expected in [("router-1@600", "METER@OFFSET_S+DURATION_S"),
+                           ("router-1@ten+300", "must be numbers of seconds"),
+                           ("router-1@600+0", "the duration must be more than 0 s"),
+                           ("router-9@600+300", "the site has no meter 'router-9'")]:
+        done = run_wattelier("simulate", "--seconds", "1", "--drop-power", text)
+        assert_clear_failure(done, "--drop-power", expected, exit_code=2)
