@@ -245,7 +245,7 @@ def test_hourly_factors_csv_fuzz(tmp_path, data):
 
 
 # ---------------------------------------------------------------------------------------------
-# Sessions CSV and iCalendar (analytics/sessions.py; the minimal CSV reader of csv_input)
+# Sessions CSV and iCalendar (analytics/bookings: csv_sessions, ical)
 
 
 def _check_sessions(sessions: list[Session], canceled: list[Session] = ()) -> None:
@@ -271,11 +271,11 @@ def test_sessions_csv_fuzz(tmp_path, data, tz, known):
     else:
         _check_sessions(sessions)
     try:
-        minimal = csv_input.read_sessions_csv(path)
-    except CsvError as exc:
+        finders = read_sessions_csv(path, tz, machine_for=MACHINES, member_for=MEMBERS, spreadsheet_tz=PARIS)
+    except SessionsError as exc:
         _one_line_each(exc.problems, path)
     else:
-        _check_sessions(minimal)
+        _check_sessions(finders)
 
 
 @FUZZ

@@ -1,0 +1,306 @@
+"""Machine sessions from the Fab-manager Open API.
+
+`GET {url}/open_api/v1/reservations?reservable_type=Machine&page=N&per_page=M` with the
+header ``Authorization: Token token=...``, page after page (the Open API paginates with
+api-pagination: a `Link` header with rel="next" while there is a next page; without the
+header, a short or empty page ends the list). Documented format (Fab-manager,
+app/doc/open_api/v1/reservations_doc.rb and app/views/open_api/v1/reservations): each
+reservation has `id`, `user_id`, `reservable_type`, `reservable_id`, `reservable {id, name}`,
+`user {id, full_name}`, `created_at`, `updated_at` and `reserved_slots [{start_at, end_at,
+canceled_at}]`. Contiguous slots of one reservation make one session; a reservation is kept
+whole when one of its sessions overlaps [since, until). booking_id = the reservation id.
+
+How the Open API lists reservations (app/controllers/open_api/v1/reservations_controller.rb
+and concerns/reservations_filters_concern.rb): ordered by `created_at`, newest first, cut in
+pages by kaminari (`page`, `per_page`, 20 by default); `after` and `before` keep the
+reservations *created* at or after / at or before a time, not those whose slots are then.
+Moving or cancelling a slot changes the slot's row (slots_reservations), not the
+reservation's `created_at` nor its `updated_at` (app/models/slots_reservation.rb does not
+touch its reservation). So `since`/`until` are applied here to the slots, and an incremental
+read (`FabmanagerState`, `fetch_fabmanager_incremental`) asks for `after` = the creation time
+of the oldest reservation that could still change: one whose last slot ended less than
+`SETTLED_S` before the last read. Everything created earlier was read when it was settled.
+
+- A machine id no site machine has (`fabmanager_id`): the reservation is skipped, counted,
+  and the ids are listed (the machine is not monitored: nothing to attribute).
+- A user id no site member has (`fabmanager_user_id`): the session is kept with member
+  ``fabmanager-user-ID`` (the machine was booked: its energy is not standby waste), counted
+  and listed so that the manager can add the id to the member.
+- A reservation by a deleted member: Fab-manager keeps it, anonymised, with `user_id` null and
+  no `user` object (index.json.jbuilder writes `user` only while the statistic profile still
+  has a user). The session is kept with member ``fabmanager-deleted-user`` (no one can be
+  named; the machine was still booked), counted and said in a warning.
+- Reservations whose every slot is cancelled are cancellations (`ImportReport.canceled`).
+
+The token never appears in a message, and redirects are refused (the token would follow
+them); HTTP and network errors become a SessionsError saying what to check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from analytics.bookings.report import ImportReport, SessionsError
+from analytics.bookings.times import parse_time_s, to_ms
+from analytics.records import Session
+
+log = logging.getLogger("wattelier.analytics.bookings.fabmanager")
+
+FABMANAGER_MAX_PAGES = 10_000
+UNKNOWN_USER_PREFIX = "fabmanager-user-"
+DELETED_USER_MEMBER = "fabmanager-deleted-user"  # reservations of members deleted in Fab-manager
+
+
+@dataclass
+class FabmanagerReport(ImportReport):
+    """What a Fab-manager import read and left out.
+
+    unknown_machines: Fab-manager machine id -> (its name, reservations skipped).
+    unknown_users: Fab-manager user id -> (full name, sessions kept as fabmanager-user-ID).
+    deleted_users: reservations by members deleted in Fab-manager (`user_id` null), kept as
+    member fabmanager-deleted-user; deleted_user_sessions: the sessions they gave.
+    """
+
+    pages: int = 0
+    reservations: int = 0
+    other_types: int = 0  # reservations of events, trainings, spaces: not machines
+    outside_window: int = 0
+    unknown_machines: dict[int, tuple[str, int]] = field(default_factory=dict)
+    unknown_users: dict[int, tuple[str, int]] = field(default_factory=dict)
+    deleted_users: int = 0
+    deleted_user_sessions: int = 0
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are refused: the token must not follow them to another address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
+        return None
+
+
+def _error_detail(body: bytes) -> str:
+    try:
+        data = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:200]
+    if isinstance(data, dict):
+        errors = data.get("errors") or data.get("error")
+        if isinstance(errors, list):
+            return "; ".join(str(e) for e in errors)[:200]
+        if errors:
+            return str(errors)[:200]
+    return json.dumps(data)[:200]
+
+
+def _has_next(link: str) -> bool:
+    """Whether a Link header (RFC 8288) has a target with rel="next"."""
+    for match in re.finditer(r';\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))', link, re.IGNORECASE):
+        if "next" in (match.group(1) or match.group(2) or "").lower().split():
+            return True
+    return False
+
+
+def _get_page(opener: urllib.request.OpenerDirector, url: str, token: str, page: int,
+              timeout_s: float) -> tuple[dict, str | None]:
+    request = urllib.request.Request(url, headers={
+        "Authorization": f"Token token={token}", "Accept": "application/json",
+        "User-Agent": "wattelier (sessions import)"})
+    base = url.split("?")[0]
+    try:
+        with opener.open(request, timeout=timeout_s) as response:
+            body = response.read()
+            link = response.headers.get("Link")
+    except urllib.error.HTTPError as exc:
+        detail = _error_detail(exc.read() or b"")
+        if exc.code == 401:
+            raise SessionsError([f"Fab-manager refused the token (HTTP 401 {detail or 'Unauthorized'}) at "
+                                 f"{base}: set WATTELIER_FABMANAGER_TOKEN (or the variable named by "
+                                 "[fabmanager] token_env, or fabmanager_token in the secrets file) to "
+                                 "the token of an Open API client (Fab-manager: Admin > Open API "
+                                 "clients)"]) from None
+        if 300 <= exc.code < 400:
+            raise SessionsError([f"Fab-manager at {base} redirects (HTTP {exc.code}) to "
+                                 f"{exc.headers.get('Location')!r}; set [fabmanager] url to the final "
+                                 "address (redirects are not followed, so the token stays with it)"]) from None
+        if exc.code == 404:
+            raise SessionsError([f"no Fab-manager Open API at {base} (HTTP 404); [fabmanager] url must "
+                                 "be the Fab-manager address, e.g. https://fablab.example.org"]) from None
+        raise SessionsError([f"Fab-manager answered HTTP {exc.code} {exc.reason} for page {page} of "
+                             f"{base}: {detail or 'no detail'}"]) from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            raise SessionsError([f"no answer from Fab-manager at {base} within {timeout_s:g} s"]) from None
+        raise SessionsError([f"cannot reach Fab-manager at {base}: {reason}; check [fabmanager] url "
+                             "and the network"]) from None
+    except (TimeoutError, socket.timeout):
+        raise SessionsError([f"no answer from Fab-manager at {base} within {timeout_s:g} s"]) from None
+    except OSError as exc:
+        raise SessionsError([f"cannot read the answer of Fab-manager at {base}: {exc}"]) from None
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SessionsError([f"Fab-manager page {page} of {base} is not JSON ({exc}); is [fabmanager] url "
+                             "the Fab-manager address?"]) from None
+    if not isinstance(data, dict) or not isinstance(data.get("reservations"), list):
+        raise SessionsError([f"Fab-manager page {page} of {base}: no 'reservations' list in the answer "
+                             "(not the documented format of GET /open_api/v1/reservations)"])
+    return data, link
+
+
+def _windows(slots: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Slots in time order, contiguous or overlapping ones merged."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(slots):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def fetch_fabmanager_reservations(base_url: str, token: str,
+                                  machines_by_fabmanager_id: Mapping[int, str],
+                                  members_by_fabmanager_user_id: Mapping[int, str],
+                                  since: float | None = None, until: float | None = None, *,
+                                  per_page: int = 100, timeout_s: float = 30.0,
+                                  report: FabmanagerReport | None = None) -> list[Session]:
+    """Machine sessions from Fab-manager's Open API, every page (see the module docstring).
+
+    base_url: the Fab-manager address; token: an Open API client's token.
+    since, until: Unix seconds; only reservations with a session overlapping [since, until).
+    report: receives pages read, reservations skipped (unknown machines, other types, outside
+    the window), users not matched, cancellations and warnings (logged when no report is given).
+    Raises SessionsError for network and HTTP errors and answers not in the documented format.
+    """
+    if not token:
+        raise SessionsError(["no Fab-manager token: set WATTELIER_FABMANAGER_TOKEN (or the variable "
+                             "named by [fabmanager] token_env, or fabmanager_token in the secrets file)"])
+    log_warnings = report is None  # a caller that passes a report shows the warnings itself
+    report = report if report is not None else FabmanagerReport()
+    base_url = base_url.rstrip("/")
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        report.warnings.append(f"{base_url} is plain http: the Open API token travels in clear; use https")
+    opener = urllib.request.build_opener(_NoRedirect())
+    sessions: list[Session] = []
+    problems: list[str] = []
+    seen_ids: set[int] = set()
+    page = 1
+    while True:
+        query = urllib.parse.urlencode({"reservable_type": "Machine", "page": page, "per_page": per_page})
+        data, link = _get_page(opener, f"{base_url}/open_api/v1/reservations?{query}", token, page,
+                               timeout_s)
+        report.pages = page
+        items = data["reservations"]
+        for item in items:
+            problem = _reservation(item, page, machines_by_fabmanager_id, members_by_fabmanager_user_id,
+                                   since, until, report, sessions, seen_ids)
+            if problem:
+                problems.append(problem)
+        if not items:
+            break
+        has_next = _has_next(link) if link is not None else len(items) >= per_page
+        if not has_next:
+            break
+        page += 1
+        if page > FABMANAGER_MAX_PAGES:
+            raise SessionsError([f"Fab-manager at {base_url} still has pages after {FABMANAGER_MAX_PAGES}; "
+                                 "stopping (does it ignore the page parameter?)"])
+    if problems:
+        raise SessionsError(problems)
+    if report.unknown_machines:
+        listed = ", ".join(f"{i} ({name!r}, {n} reservation(s))"
+                           for i, (name, n) in sorted(report.unknown_machines.items()))
+        report.warnings.append(f"skipped the reservations of Fab-manager machines no site machine has as "
+                               f"fabmanager_id: {listed}; add fabmanager_id = ID to [machines.NAME] to "
+                               "import them")
+    if report.unknown_users:
+        listed = ", ".join(f"{i} ({name!r}, {n} session(s))"
+                           for i, (name, n) in sorted(report.unknown_users.items()))
+        report.warnings.append(f"kept as member {UNKNOWN_USER_PREFIX}ID the sessions of Fab-manager users "
+                               f"no site member has as fabmanager_user_id: {listed}; add "
+                               "fabmanager_user_id = ID to [members.NAME]")
+    if report.deleted_users:
+        report.warnings.append(f"kept as member {DELETED_USER_MEMBER} {report.deleted_user_sessions} session(s) "
+                               f"of {report.deleted_users} reservation(s) by members deleted in Fab-manager "
+                               "(user_id null, anonymised there): their energy counts as booked, for no "
+                               "one; nothing to do")
+    for warning in report.warnings if log_warnings else []:
+        log.warning("%s", warning)
+    return sessions
+
+
+def _reservation(item: object, page: int, machines: Mapping[int, str], members: Mapping[int, str],
+                 since: float | None, until: float | None, report: FabmanagerReport,
+                 sessions: list[Session], seen_ids: set[int]) -> str | None:
+    """Turn one reservation into sessions (appended); a problem message when malformed."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+        return f"Fab-manager page {page}: a reservation without an integer id: {str(item)[:120]}"
+    rid = item["id"]
+    where = f"Fab-manager page {page}, reservation {rid}"
+    if rid in seen_ids:
+        return None  # a reservation created while paging shifts the pages: already read
+    seen_ids.add(rid)
+    report.reservations += 1
+    if item.get("reservable_type") != "Machine":
+        report.other_types += 1
+        return None
+    reservable = item.get("reservable") if isinstance(item.get("reservable"), dict) else {}
+    machine_id = item.get("reservable_id", reservable.get("id"))
+    user = item.get("user") if isinstance(item.get("user"), dict) else {}
+    user_id = item.get("user_id", user.get("id"))
+    if user_id is None:
+        user_id = user.get("id")  # null user_id: a deleted member unless a user object says who
+    if not isinstance(machine_id, int) or not (user_id is None or isinstance(user_id, int)):
+        return (f"{where}: reservable_id must be an integer and user_id an integer or null, got "
+                f"{machine_id!r} and {user_id!r}")
+    slots = item.get("reserved_slots")
+    if not isinstance(slots, list) or not slots:
+        return f"{where}: no reserved_slots"
+    live: list[tuple[float, float]] = []
+    canceled: list[tuple[float, float]] = []
+    for i, slot in enumerate(slots):
+        if not isinstance(slot, dict):
+            return f"{where}: reserved_slots[{i}] is not an object"
+        try:
+            start = to_ms(parse_time_s(str(slot.get("start_at") or "")))
+            end = to_ms(parse_time_s(str(slot.get("end_at") or "")))
+        except ValueError as exc:
+            return f"{where}: reserved_slots[{i}]: {exc}"
+        if end <= start:
+            return f"{where}: reserved_slots[{i}] ends before it starts ({slot.get('start_at')} .. {slot.get('end_at')})"
+        (canceled if slot.get("canceled_at") else live).append((start, end))
+    machine = machines.get(machine_id)
+    if machine is None:
+        name, n = report.unknown_machines.get(machine_id, (str(reservable.get("name", "")), 0))
+        report.unknown_machines[machine_id] = (name, n + 1)
+        return None
+    windows = _windows(live)
+    overlap = [(s, e) for s, e in (windows or _windows(canceled))
+               if (since is None or e > since) and (until is None or s < until)]
+    if not overlap:
+        report.outside_window += 1
+        return None
+    member = members.get(user_id) if user_id is not None else DELETED_USER_MEMBER
+    if user_id is None:
+        report.deleted_users += 1
+        report.deleted_user_sessions += len(windows)
+    elif member is None:
+        member = f"{UNKNOWN_USER_PREFIX}{user_id}"
+        name, n = report.unknown_users.get(user_id, (str(user.get("full_name", "")), 0))
+        report.unknown_users[user_id] = (name, n + len(windows or [0]))
+    if not windows:  # every slot cancelled: the booking is withdrawn
+        whole = _windows(canceled)
+        report.canceled.append(Session(machine, member, whole[0][0], whole[-1][1], "fabmanager", str(rid)))
+        return None
+    sessions.extend(Session(machine, member, s, e, "fabmanager", str(rid)) for s, e in windows)
+    return None
