@@ -681,6 +681,42 @@ class GapFilledCurve:
         _, measured, counter_only = self._parts(starts_s, ends_s)
         return measured, counter_only
 
+    def placement_limit_kwh(self, starts_s, ends_s) -> np.ndarray:
+        """Limit [kWh] of the error in where a gap's counter-backed energy lies, per interval.
+
+        A gap's energy is spread uniformly over it, exact for an interval that holds the whole
+        gap; for one that holds a part p of a gap of energy G the true part lies anywhere in
+        [0, G], so its limit is max(p, G - p). An interval's two edges cut at most two gaps,
+        independent: their limits combine as the root sum of squares (analytics.uncertainty).
+        """
+        a = _as_1d("starts_s", starts_s)
+        b = _as_1d("ends_s", ends_s)
+        n = len(self.gap_start_s)
+        if not n:
+            return np.zeros(len(a))
+        length = self.gap_end_s - self.gap_start_s
+
+        def cutting(x: np.ndarray) -> np.ndarray:
+            k = np.clip(np.searchsorted(self.gap_start_s, x, side="right") - 1, 0, n - 1)
+            inside = (x > self.gap_start_s[k]) & (x < self.gap_end_s[k])
+            return np.where(inside, k, -1)
+
+        ka, kb = cutting(a), cutting(b)
+
+        def limit(k: np.ndarray, part_s: np.ndarray) -> np.ndarray:
+            kk = np.clip(k, 0, n - 1)
+            g = self.gap_kwh[kk]
+            part = g * np.clip(part_s / length[kk], 0.0, 1.0)
+            return np.where(k >= 0, np.maximum(part, g - part), 0.0)
+
+        same = (ka >= 0) & (ka == kb)
+        kac = np.clip(ka, 0, n - 1)
+        kbc = np.clip(kb, 0, n - 1)
+        at_start = limit(np.where(same, -1, ka), self.gap_end_s[kac] - a)
+        at_end = limit(np.where(same, -1, kb), b - self.gap_start_s[kbc])
+        within = limit(np.where(same, ka, -1), b - a)
+        return np.sqrt(at_start ** 2 + at_end ** 2 + within ** 2)
+
     def _parts(self, starts_s, ends_s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a = _as_1d("starts_s", starts_s)
         b = _as_1d("ends_s", ends_s)

@@ -244,9 +244,33 @@ def machine_data(source, site: Site, start_s: float, end_s: float) -> list[Machi
     return list(iter_machine_data(source, site, start_s, end_s))
 
 
+MAIN_METER = "site"
+"""What the site's main meter feeds (devices.site: feeds = "site"), the name it is read under."""
+
+
 def site_machine_names(site: Site) -> list[str]:
-    """Machines then shared services of a site, in the order the analysis reports them."""
-    return list(site.machines) + list(site.services)
+    """Machines then shared services of a site, in the order the analysis reports them, then
+    the main meter (MAIN_METER) when the site has one."""
+    main = [MAIN_METER] if site.meters_of(MAIN_METER) and MAIN_METER not in site.machines else []
+    return list(site.machines) + list(site.services) + main
+
+
+def meter_accuracy(meters: dict) -> tuple[float | None, str]:
+    """(relative accuracy [share] or None, the class as text) of the meter feeding a machine:
+    its model's tightest stated class (devices.meter_models); unknown for several meters or a
+    model whose datasheet states none."""
+    if len(meters) != 1:
+        return None, "unknown"
+    try:
+        model = load_model(next(iter(meters.values())).model)
+    except (KeyError, ValueError, FileNotFoundError):
+        return None, "unknown"
+    share = model.relative_accuracy()
+    known = [a for a in model.accuracy if a.known]
+    if share is None or not known:
+        return None, "unknown"
+    best = min(known, key=lambda a: a.relative_accuracy())
+    return share, f"{best.standard} class {best.class_}"
 
 
 def iter_machine_data(source, site: Site, start_s: float, end_s: float,
@@ -255,8 +279,11 @@ def iter_machine_data(source, site: Site, start_s: float, end_s: float,
     machine's samples are in memory at once); `names`: only these machines and services."""
     wanted = site_machine_names(site) if names is None else names
     for name in wanted:
+        is_main = name == MAIN_METER and name not in site.machines
         is_service = name in site.services
-        if is_service:
+        if is_main:
+            rated, thresholds = None, None
+        elif is_service:
             service = site.services[name]
             rated, thresholds = service.rated_power_w, None
         else:
@@ -264,11 +291,11 @@ def iter_machine_data(source, site: Site, start_s: float, end_s: float,
             rated = machine.rated_power_w
             th = machine.thresholds
             thresholds = (th.standby_w, th.idle_w, th.processing_w) if th else None
-        controller = None if is_service else source.controller(name, start_s, end_s)
+        controller = None if is_service or is_main else source.controller(name, start_s, end_s)
         # through rollups where the source was given RollupSettings, else every sample
         rollups = getattr(source, "rollups", None)
         power = None
-        if rollups is not None and not is_service:
+        if rollups is not None and not (is_service or is_main):
             power = rollups.read(name, start_s - EDGE_MARGIN_S, end_s + EDGE_MARGIN_S, thresholds, rated,
                                  None if controller is None else controller.time_s)
         if power is not None:
@@ -283,8 +310,10 @@ def iter_machine_data(source, site: Site, start_s: float, end_s: float,
             rollover = counter_rollover_kwh(model)
         if resolution is None and power is not None:
             resolution = power.counter_min_step_kwh  # as the counter's readings would give it
+        share, accuracy = meter_accuracy(meters)
         yield MachineData(
             name=name, power_time_s=pt, power_w=pw, counter_time_s=ct, energy_import_kwh=ce,
             counter_resolution_kwh=resolution, rated_power_w=rated, thresholds_w=thresholds,
             controller=controller, is_service=is_service, counter_rollover_kwh=rollover,
-            power_histogram=None if power is None else power.histogram)
+            power_histogram=None if power is None else power.histogram,
+            relative_accuracy=share, accuracy=accuracy, is_main=is_main)

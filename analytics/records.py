@@ -59,6 +59,10 @@ class MachineData:
         is then a reset).
     power_histogram: the histogram of the power samples when power_w does not hold them all
         (rebuilt from rollups, analytics.rollup_plan): calibration counts it instead.
+    relative_accuracy: the meter's active-energy class as a share (0.01 for class 1), None
+        when its datasheet states none; accuracy: the class as text ("IEC 62053-21 class 1",
+        "unknown").
+    is_main: the site's main meter (feeds = "site"): read for the site's balance only.
     """
 
     name: str
@@ -73,3 +77,6 @@ class MachineData:
     is_service: bool = False
     counter_rollover_kwh: float | None = None
     power_histogram: PowerHistogram | None = None
+    relative_accuracy: float | None = None
+    accuracy: str = "unknown"
+    is_main: bool = False

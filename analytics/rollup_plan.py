@@ -21,17 +21,11 @@ cannot be replaced are read raw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.carbon import choose_tariff, tariff_pieces
 from analytics.intervals import sorted_unique
-from analytics.periods import clipped_periods
-from analytics.records import Session
-from devices.calendar import opening_windows
 from devices.rollup import COLUMN, MINUTE_S
-from devices.site import Site
 
 # Steps between stand-in samples [s]: a stand-in never has a step the analysis would not bridge
 # as long as max_gap_s is at least this (analytics.energy.DEFAULT_MAX_GAP_S is 120 s).
@@ -148,35 +142,3 @@ def stand_in(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return time_s, power_w, counter_time_s[order], counter_kwh[order]
 
 
-@dataclass
-class CutContext:
-    """What the analysis cuts energy at, besides state changes (analytics.pipeline)."""
-
-    site: Site | None
-    sessions: list[Session]
-    start_s: float
-    end_s: float
-    timezone: str
-    tariff: str | None = None
-    hourly_factor_time_s: np.ndarray | None = None
-
-    def cut_times(self, machine: str, controller_time_s=None) -> np.ndarray:
-        """Sorted times [s] at which the analysis of `machine` evaluates its cumulative energy
-        (a superset is safe: it only sends more blocks to the raw samples)."""
-        parts = [np.array([self.start_s, self.end_s])]
-        day_a, day_b = clipped_periods(self.timezone, self.start_s, self.end_s, "day")[1:]
-        parts += [day_a, day_b]
-        mine = [s for s in self.sessions if s.machine == machine]
-        parts.append(np.array([s.start_s for s in mine] + [s.end_s for s in mine], dtype=np.float64))
-        if self.site is not None:
-            windows = opening_windows(self.site, self.start_s, self.end_s)
-            parts.append(np.array([x for w in windows for x in w], dtype=np.float64))
-            chosen = choose_tariff(self.site, self.tariff)
-            if chosen is not None:
-                parts.append(tariff_pieces(chosen[1], self.site.tz, self.start_s, self.end_s)[0])
-        if self.hourly_factor_time_s is not None and len(self.hourly_factor_time_s):
-            t = np.asarray(self.hourly_factor_time_s, dtype=np.float64)
-            parts += [t, t + 3600.0]
-        if controller_time_s is not None:
-            parts.append(np.asarray(controller_time_s, dtype=np.float64))
-        return sorted_unique(np.concatenate(parts))

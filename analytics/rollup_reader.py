@@ -29,7 +29,8 @@ import numpy as np
 
 from analytics.intervals import is_in
 from analytics.records import Session
-from analytics.rollup_plan import CutContext, replaceable, stand_in, zone_edges
+from analytics.rollup_plan import replaceable, stand_in, zone_edges
+from analytics.window import AnalysisWindow, plan_window
 from analytics.states import PowerHistogram, calibrate_from_histogram
 from devices import vocabulary
 from devices.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
@@ -41,7 +42,7 @@ HOUR_NS = int(ROLLUP_S * 1e9)
 class RollupSettings:
     """What the analysis will do with the samples (it decides which blocks can be replaced)."""
 
-    cuts: CutContext
+    cuts: AnalysisWindow
     max_gap_s: float
     hysteresis: float
 
@@ -200,9 +201,8 @@ def merge_ranges(ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> list
     return out
 
 
-def cut_context(site, sessions: list[Session], start_s: float, end_s: float, options) -> CutContext:
-    """The CutContext of an analysis (options: analytics.pipeline.AnalysisOptions)."""
-    hourly = options.hourly_emission_factors
-    return CutContext(site, sessions, start_s, end_s,
-                      site.site.timezone if site is not None else options.timezone, options.tariff,
-                      None if hourly is None else np.asarray(hourly[0], dtype=np.float64))
+def cut_context(site, sessions: list[Session], start_s: float, end_s: float, options) -> AnalysisWindow:
+    """The window of an analysis, which lists where it cuts energy (options:
+    analytics.pipeline.AnalysisOptions; the same object the pipeline plans with)."""
+    return plan_window(site, sessions, start_s, end_s, options.timezone, options.tariff,
+                       options.emission_factor_kg_per_kwh, options.hourly_emission_factors)

@@ -239,8 +239,12 @@ def test_hourly_emission_factors(files, tmp_path):
                  "--hourly-factors", hourly, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    # the whole run lies in the 09:00 hour: 0.2 kg/kWh
-    assert doc["sessions"][0]["co2e_kg"] == pytest.approx(0.2 * 391000 / 3.6e6)
+    # the whole run lies in the 09:00 hour: 0.2 kg/kWh, a quantity beside the inventory CO2e
+    session = doc["sessions"][0]
+    assert session["co2e_grid_hourly_kg"] == pytest.approx(0.2 * 391000 / 3.6e6)
+    factor = doc["emission_factor"]["kg_co2e_per_kwh"]
+    assert session["co2e_kg"] == pytest.approx(factor * session["energy_kwh"])
+    assert factor != 0.2 and doc["hourly_factors"]
     assert doc["options"]["hourly_emission_factors"] is True
     hourly.write_text("time,kg_co2e_per_kwh\n2026-03-10T09:00:00Z,-1\n", encoding="utf-8")
     result = run("--power", power, "--hourly-factors", hourly, "--json")

@@ -160,7 +160,7 @@ def test_a_process_with_quick_machines_takes_more_of_them(stored, tmp_path):
     got = analyze_in_processes(lambda: SlowHere(journal_path), [], site, start, end, processes=2)
     taken = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
     names = [n for _, *group in taken for n in group]
-    assert sorted(names) == sorted(list(site.machines) + list(site.services))
+    assert sorted(names) == sorted(list(site.machines) + list(site.services) + ["site"])  # main meter
     assert [m["machine"] for m in got.to_json()["machines"]] == list(site.machines) + list(site.services)
     by_worker = sum(len(group) for pid, *group in taken if int(pid) != parent)
     assert by_worker > len(names) / 2 + 1, taken

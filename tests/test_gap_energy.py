@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
+from devices.meter_models import available_models, load_model
 from analytics.energy import (CounterCurve, EnergyCurve, GapFilledCurve, LocalReconciled,
                               counter_backed_energy, reconcile)
 
@@ -203,3 +205,22 @@ def test_pipeline_puts_the_counters_delta_in_the_hole():
     for job in result.jobs:
         expected = filled.between([job.start_s - t0], [job.end_s - t0])[0][0]
         assert abs(job.energy_kwh - expected) <= 1e-9
+
+
+@pytest.mark.parametrize("model_name", available_models())
+def test_hole_in_a_job_with_every_shipped_counter_resolution(model_name):
+    """A job over a one-hour hole, the counter read by each shipped model's energy register near
+    1234.5 kWh (its step r, truncated as a register does): the job's energy is the truth within
+    r (one truncation at each of the hole's two edges)."""
+    point = load_model(model_name).point("energy_import_kwh")
+    r = point.resolution(1234.5)
+    t = np.arange(0.0, 14400.0 + 1, 60.0)
+    true_w = np.where((t >= 3600.0) & (t < 7200.0), 2000.0, 1000.0)
+    true_kwh = np.concatenate([[0.0], np.cumsum((true_w[:-1] + true_w[1:]) / 2 * 60.0 / 3.6e6)])
+    hole = (t > 3600.0) & (t < 7200.0)  # the meter answers nothing in between
+    counter = CounterCurve(t[~hole], 1234.5 + np.floor(true_kwh[~hole] / r) * r)
+    power = EnergyCurve(t[~hole], true_w[~hole], max_gap_s=120.0)
+    energy = GapFilledCurve(power, counter).between([3000.0], [9000.0])[0][0]
+    truth = float(np.interp(9000.0, t, true_kwh) - np.interp(3000.0, t, true_kwh))
+    assert truth > 2.6  # the hole's hour at 2 kW is in it
+    assert abs(energy - truth) <= r + 1e-9, (model_name, r, energy - truth)

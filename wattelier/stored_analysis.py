@@ -30,6 +30,7 @@ from typing import Any
 from analytics.inputs import JournalInputs
 from analytics.parallel import analyze_in_processes, can_fork, start_forked
 from analytics.pipeline import AnalysisOptions, AnalysisResult
+from analytics.results import Figures
 from collector.influx_config import InfluxSettings
 from collector.journal import Journal
 from collector.points import Point
@@ -62,8 +63,15 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _figures(record: Figures) -> dict[str, Any]:
+    """A record's figures (analytics.results.Figures) as fields: numbers as floats, names as text."""
+    return {f.name: (_float(getattr(record, f.name)) if f.type.startswith("float")
+                     else getattr(record, f.name))
+            for f in dataclasses.fields(Figures)}
+
+
 def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
-    """The analysis results as points of the storage schema (DESIGN.md, "Storage schema").
+    """The analysis results as points of the storage schema (docs/design.md, "Storage schema").
 
     machine_state: one point per state interval at its start (tags site, machine, state).
     job: one point per job at its start (tags site, machine, member when attributed).
@@ -82,17 +90,16 @@ def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
             tags["member"] = j.member
         points.append(Point(vocabulary.JOB, tags, _clean({
             "end_s": float(j.end_s), "duration_s": float(j.end_s - j.start_s),
-            "energy_kwh": _float(j.energy_kwh), "energy_power_kwh": _float(j.energy_power_kwh),
-            "energy_reconciled_kwh": _float(j.energy_reconciled_kwh), "coverage": _float(j.coverage),
-            "program": j.program or None, "co2e_kg": _float(getattr(j, "co2e_kg", None)),
-            "cost": _float(getattr(j, "cost", None)), "attributed": j.member is not None,
+            "energy_power_kwh": _float(j.energy_power_kwh),
+            "energy_reconciled_kwh": _float(j.energy_reconciled_kwh),
+            "program": j.program or None, "attributed": j.member is not None,
+            "outcome": j.outcome, "window_cut": j.window_cut, **_figures(j),
         }), _ns(j.start_s)))
     for s in result.sessions:
         points.append(Point(vocabulary.SESSION, {"site": site_name, "machine": s.machine, "member": s.member},
                             _clean({"end_s": float(s.end_s), "duration_s": float(s.end_s - s.start_s),
-                                    "energy_kwh": _float(s.energy_kwh), "coverage": _float(s.coverage),
-                                    "processing_s": _float(s.processing_s), "co2e_kg": _float(s.co2e_kg),
-                                    "cost": _float(s.cost)}), _ns(s.start_s)))
+                                    "processing_s": _float(s.processing_s), "window_cut": s.window_cut,
+                                    **_figures(s)}), _ns(s.start_s)))
     for u in result.usage:
         fields = {k: _float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
                   for k, v in dataclasses.asdict(u).items()

@@ -109,8 +109,6 @@ def analyze(
     emission_factor: float | None = typer.Option(
         None, "--emission-factor", min=0.0,
         help="Emission factor [kg CO2e/kWh], overrides the site's (location-based by default)."),
-    emission_basis: str = typer.Option(
-        "location", "--emission-basis", help="Scope 2 method of the site's factor: location or market."),
     hourly_factors: Path | None = typer.Option(
         None, "--hourly-factors", help="Hourly emission factors, CSV: time,kg_co2e_per_kwh."),
     start: str | None = typer.Option(None, "--from", help="Window start: ISO 8601 (without offset: "
@@ -158,7 +156,7 @@ def analyze(
 
         influx = influx_or_exit(site, influx_url, influx_api, influx_db, None, None)
         options = AnalysisOptions(merge_gap_s=merge_gap, allocate_shared_services=allocate_services,
-                                  emission_factor_kg_per_kwh=emission_factor, emission_basis=emission_basis)
+                                  emission_factor_kg_per_kwh=emission_factor)
         stop = _stop_on_signals() if every is not None else None
         from analytics.influxql_reader import InfluxQLError
 
@@ -181,6 +179,7 @@ def analyze(
 
     from analytics.csv_input import CsvError, read_hourly_factors_csv, read_power_csv
     from analytics.pipeline import AnalysisOptions
+    from analytics.inputs import MAIN_METER, meter_accuracy
     from analytics.pipeline import analyze as run_analysis
     from analytics.records import MachineData
 
@@ -211,13 +210,14 @@ def analyze(
         spec = site.machines.get(name) if site is not None else None
         service = site.services.get(name) if site is not None else None
         rated = spec.rated_power_w if spec is not None else (service.rated_power_w if service else None)
+        share, accuracy = meter_accuracy(site.meters_of(name)) if site is not None else (None, "unknown")
         machines.append(MachineData(
             name, s.power_time_s, s.power_w, counter_time_s=s.counter_time_s,
             energy_import_kwh=s.energy_import_kwh, rated_power_w=rated,
-            is_service=service is not None))
+            is_service=service is not None, relative_accuracy=share, accuracy=accuracy,
+            is_main=site is not None and name == MAIN_METER and spec is None and service is None))
     options = AnalysisOptions(merge_gap_s=merge_gap, allocate_shared_services=allocate_services,
-                              emission_factor_kg_per_kwh=emission_factor,
-                              emission_basis=emission_basis, hourly_emission_factors=hourly)
+                              emission_factor_kg_per_kwh=emission_factor, hourly_emission_factors=hourly)
     try:
         result = run_analysis(machines, session_list, site, start_s, end_s, options)
     except ValueError as exc:
