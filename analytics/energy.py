@@ -8,7 +8,7 @@ apart than ``max_gap_s`` are a gap: nothing is bridged across it, and each resul
 around a NaN are joined when they are close enough).
 
 The integral is computed once as a cumulative curve (one pass over the N samples); the energy
-of each of J intervals is then two look-ups, O(J log N) in all (DESIGN.md, "Energy in an
+of each of J intervals is then two look-ups, O(J log N) in all (docs/design.md, "Energy in an
 interval").
 
 Energy from a cumulative counter (``energy_import_kwh``) is the difference of the counter,
@@ -424,7 +424,7 @@ def counter_resolution_kwh(energy_import_kwh) -> float | None:
 
     With readings every few seconds the counter moves by one step at a time at low load, so the
     smallest positive step estimates the resolution (0.1 kWh for a Carlo Gavazzi EM24, about
-    1 Wh for a float32 register near 10 000 kWh; REFERENCE.md, "Modbus meters").
+    1 Wh for a float32 register near 10 000 kWh; docs/reference.md, "Modbus meters").
     """
     c = _as_1d("energy_import_kwh", energy_import_kwh)
     if not np.isfinite(c).all():

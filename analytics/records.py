@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Session:
-    """A member holding a machine from start_s to end_s (DESIGN.md, "Jobs, sessions and members").
+    """A member holding a machine from start_s to end_s (docs/design.md, "Sessions").
 
     source: where it came from ("csv", "ical", "fabmanager", "manual").
     booking_id: the source's identifier when it has one (re-imports replace, never duplicate).

@@ -8,10 +8,10 @@
 - `names`: machines and members by the names bookings give them;
 - `report`: `SessionsError` and `ImportReport`.
 
-A session is a member holding a machine for a time window (DESIGN.md, "Jobs, sessions and
-members"; `analytics.records.Session`). Readers only parse: they return `Session` records or
-raise `SessionsError`, whose `problems` each say where (file and line, or page and
-reservation), what is wrong and what to do. Nothing is skipped silently: what is left out on
-purpose (a cancelled booking, a machine the site does not know) is in an `ImportReport`.
+A session is a member holding a machine for a time window (docs/design.md, "Sessions";
+`analytics.records.Session`). Readers only parse: they return `Session` records or raise
+`SessionsError`, whose `problems` each say where (file and line, or page and reservation),
+what is wrong and what to do. Nothing is skipped silently: what is left out on purpose (a
+cancelled booking, a machine the site does not know) is in an `ImportReport`.
 Times are float Unix seconds (UTC) kept to the millisecond.
 """

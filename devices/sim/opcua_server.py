@@ -23,7 +23,7 @@ cross-check. Enumeration integers come from the imported nodeset (umati) or from
 standard's order (CNC). `signals.alarm` is not shown: both standards carry alarms as events
 (umati Notification/Messages, CncAlarmType), not as variables.
 
-Read-only towards clients (DESIGN.md decision 6), and every attempt counted in
+Read-only towards clients (docs/design.md, "Read-only towards machines"), and every attempt counted in
 `write_attempts` (tests assert the collector leaves it at 0):
 
 - Write: every value node has AccessLevel CurrentRead and clients are asyncua "User"s, so the
