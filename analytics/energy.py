@@ -814,6 +814,33 @@ class LocalReconciled:
         return self.at(b) - self.at(a)
 
 
+def reconciliation_knots(counter: CounterCurve, filled: GapFilledCurve | None = None,
+                         hour_s: float = 3600.0) -> CounterCurve:
+    """The counter readings the pipeline reconciles at [kWh, resets undone]: the first and last
+    reading in each hour (UTC), and the counter at both ends of every gap it backs.
+
+    Every store keeps these: an hourly rollup holds its hour's first and last sample, and the
+    samples around a power gap are always read raw (analytics.rollup_reader), so the
+    reconciliation is the same from rollups as from every sample. A correction never leaves
+    its hour, and a gap's energy, pinned at both its ends, stays the counter's delta across it
+    within the resolution (the power's own error is not scaled into it)."""
+    t, c = counter.time_s, counter.cumulative_kwh
+    if len(t) >= 3:
+        hour = np.floor(t / hour_s)
+        change = hour[1:] != hour[:-1]
+        edge = np.concatenate([[True], change]) | np.concatenate([change, [True]])
+        t, c = t[edge], c[edge]
+    if filled is not None and len(filled.gap_start_s):
+        ends = np.concatenate([filled.gap_start_s, filled.gap_end_s])
+        t = np.concatenate([t, ends])
+        c = np.concatenate([c, counter.at(ends)])
+        order = np.argsort(t, kind="stable")
+        t, c = t[order], c[order]
+        distinct = np.concatenate([[True], np.diff(t) > 0])
+        t, c = t[distinct], c[distinct]
+    return CounterCurve(t, c)
+
+
 def counter_backed_energy(curve: EnergyCurve, counter: CounterCurve,
                           resolution_kwh: float | None = None) -> LocalReconciled:
     """Power energy with counter-backed gaps (GapFilledCurve), reconciled locally to the counter

@@ -3,8 +3,10 @@ split, CO2e at the inventory factors, CO2e at the grid's hourly intensity, and c
 (analytics.results.Figures, one array per field).
 
 The energy a machine reports (``MachineEnergy``) is the power integral where power is dense,
-the counter's delta in the power gaps it brackets (analytics.energy.GapFilledCurve), scaled per
-site-local day to the counter where there is one (analytics.energy.reconcile). The interval
+the counter's delta in the power gaps it brackets (analytics.energy.GapFilledCurve), reconciled
+to the counter locally where there is one: within its resolution at its first and last reading
+of each hour and at each backed gap's ends (analytics.energy.LocalReconciled and
+reconciliation_knots, applied by analytics.machine_steps.machine_energy). The interval
 figures follow from it: CO2e = energy x factor (the factor is one number per analysis, chosen
 by analytics.window), the hourly CO2e from the grid's intensity hour by hour
 (analytics.carbon.co2e_curve), the cost from the tariff's pieces (analytics.carbon.cost_curve),

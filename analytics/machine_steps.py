@@ -3,7 +3,7 @@
 1. ``machine_thresholds``: the power thresholds (given, the site file's, or calibrated);
 2. ``machine_states``: states from power, the controller on top (analytics.states);
 3. ``machine_energy``: the energy curve (analytics.figures.MachineEnergy: power integral,
-   counter-backed gaps, per-day reconciliation to the counter);
+   counter-backed gaps, reconciliation to the counter local to its readings);
 4. ``machine_jobs``: controller program runs, else processing merged across short pauses,
    the window's rules applied (analytics.jobs);
 5. ``attribute``: the machine's sessions and which session holds each job
@@ -23,8 +23,9 @@ import numpy as np
 
 from analytics import kpi
 from analytics.attribution import assign_jobs, session_totals
-from analytics.energy import CounterCurve, EnergyCurve, GapFilledCurve, reconcile, step_at_changes
-from analytics.figures import FigureArrays, MachineEnergy, Pricing, Zero, interval_figures
+from analytics.energy import (CounterCurve, EnergyCurve, GapFilledCurve, LocalReconciled,
+                              reconciliation_knots, step_at_changes)
+from analytics.figures import FigureArrays, MachineEnergy, Pricing, Zero, between, interval_figures
 from analytics.intervals import CoveredTime
 from analytics.jobs import JobIntervals, jobs_from_controller, jobs_from_states
 from analytics.records import MachineData, Session
@@ -87,30 +88,47 @@ def _peak_power_w(md: MachineData) -> float:
     return max(float(finite.max()), 0.0) if len(finite) else 0.0
 
 
+def _day_table(filled: GapFilledCurve, reported, counter: CounterCurve, window: AnalysisWindow
+               ) -> dict[str, np.ndarray]:
+    """Per site-local day (its part inside the window): the gap-filled power energy, the
+    counter's delta and the scale the reconciliation came to (reported over gap-filled; 1 for
+    a day without gap-filled energy)."""
+    a, b = window.day_a, window.day_b
+    power_kwh = filled.between(a, b)[0]
+    reported_kwh = between(reported, a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(power_kwh > 0, reported_kwh / np.where(power_kwh > 0, power_kwh, 1.0), 1.0)
+    return {"power_kwh": power_kwh, "counter_kwh": counter.between(a, b)[0], "scale": scale}
+
+
 def machine_energy(md: MachineData, states: StateIntervals, window: AnalysisWindow, options
                    ) -> MachineEnergy:
     """The energy curve: the power integral with a step at each state change
     (analytics.energy.step_at_changes); where the counter is there too, each power gap it
-    brackets holds its delta and each site-local day is scaled to the counter (both figures
-    kept); the counter alone where there is no power."""
+    brackets holds its delta, and the result is reconciled to the counter locally, at its
+    first and last reading of each hour and at both ends of each gap it backs
+    (analytics.energy.LocalReconciled, reconciliation_knots: within the counter's resolution
+    at each of them, a correction never leaving its hour); the counter alone where there is no
+    power."""
     contiguous = states.start_s[1:] == states.end_s[:-1]
     power = EnergyCurve(*step_at_changes(md.power_time_s, md.power_w, states.start_s[1:][contiguous],
                                          options.max_gap_s), options.max_gap_s)
     counter = CounterCurve(md.counter_time_s, md.energy_import_kwh, md.counter_rollover_kwh)
     filled = None
     day_table = None
+    resolution = md.counter_resolution_kwh
+    if resolution is None and len(counter):
+        resolution = counter.resolution_kwh
     if len(power) and len(counter) and options.reconcile:
         filled = GapFilledCurve(power, counter)
-        reported, day_table = reconcile(filled, counter, window.day_edges, md.counter_resolution_kwh)
+        reported = LocalReconciled(filled, reconciliation_knots(counter, filled), resolution)
+        day_table = _day_table(filled, reported, counter, window)
     elif len(power):
         reported = power
     elif len(counter):
         reported = counter
     else:
         reported = Zero()
-    resolution = md.counter_resolution_kwh
-    if resolution is None and len(counter):
-        resolution = counter.resolution_kwh
     return MachineEnergy(power, counter, reported, filled, day_table, resolution,
                          md.relative_accuracy, _peak_power_w(md))
 

@@ -76,8 +76,9 @@ class AnalysisOptions:
     min_dwell_s: shortest run of a state that counts [s].
     hysteresis: band below each power threshold, as a share of it.
     min_job_s: power-based jobs shorter than this are dropped [s].
-    reconcile: give power gaps the counter's delta and scale power-based energy to the counter
-        per day where both exist.
+    reconcile: give power gaps the counter's delta and reconcile power-based energy to the
+        counter locally (each hour's first and last reading, each backed gap's ends) where both
+        exist.
     allocate_shared_services: split shared services' energy over the machines they serve by
         processing time: reported as shared_services_kwh beside each figure; the CO2e and cost
         of sessions, jobs and members include the share; machines keep their own CO2e and cost
