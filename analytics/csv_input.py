@@ -2,7 +2,9 @@
 
 - power: ``time,machine,power_w[,energy_import_kwh]`` (extra columns are ignored); an empty
   cell means no reading;
-- hourly emission factors: ``time,kg_co2e_per_kwh``.
+- hourly emission factors: ``time,kg_co2e_per_kwh``, or RTE's consumption carbon intensity
+  as downloaded (open dataset ``part-enr-intensite-ges-conso-tr``: ``;``-separated,
+  ``date_heure_utc`` and ``intensite_emissions_conso`` in gCO2e/kWh; other columns ignored).
 
 Files are read by the one CSV reader (analytics.bookings.csv_reader: separators, decimal
 commas, BOM and encodings, problems with file and line) and times by the one time parser
@@ -139,25 +141,58 @@ def read_power_csv(path: str | Path) -> dict[str, PowerSeries]:
     return out
 
 
-def read_hourly_factors_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(time_s [s], kg_co2e_per_kwh [kg CO2e/kWh]) from ``time,kg_co2e_per_kwh``, sorted by time."""
+RTE_TIME, RTE_INTENSITY = "date_heure_utc", "intensite_emissions_conso"
+"""RTE's consumption carbon intensity CSV (docs/reference.md, "Carbon and cost"): the UTC time
+and the intensity of French consumption [gCO2e/kWh]."""
+
+
+def _hourly_columns(path: Path) -> tuple[str, str, float]:
+    """(time column, factor column, kg per unit) of an hourly factors file, from its header:
+    RTE's download when it names ``intensite_emissions_conso`` (g/kWh), else ours (kg/kWh)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            for line in handle:
+                if line.strip():
+                    if RTE_INTENSITY in line.lower():
+                        return RTE_TIME, RTE_INTENSITY, 1e-3
+                    break
+    except OSError:
+        pass  # the CSV reader says why in its own words
+    return "time", "kg_co2e_per_kwh", 1.0
+
+
+def read_hourly_factors_csv(path: str | Path, left_out_lines: list[int] | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(time_s [s], kg_co2e_per_kwh [kg CO2e/kWh]) sorted by time, from ``time,kg_co2e_per_kwh``
+    or from RTE's consumption intensity file as downloaded (``date_heure_utc``,
+    ``intensite_emissions_conso`` in g/kWh, converted to kg/kWh).
+
+    In RTE's file a row with an empty intensity (an hour not published yet) has no factor: it
+    is left out and its line added to `left_out_lines` when given, for the caller to say so.
+    In our format an empty factor is a problem like any other."""
     path = Path(path)
+    time_column, factor_column, kg_per_unit = _hourly_columns(path)
     problems = Problems(path)
     times, values = [], []
-    for row, dialect in iter_table(path, ("time", "kg_co2e_per_kwh"), problems):
+    for row, dialect in iter_table(path, (time_column, factor_column), problems):
         line = row.line
-        text = row["kg_co2e_per_kwh"]
+        text = row[factor_column]
+        if not text and kg_per_unit != 1.0:
+            if left_out_lines is not None:
+                left_out_lines.append(line)
+            continue
         try:
-            t = _time(row["time"], dialect, path, line)
-            v = _bounded(parse_number(text, "kg_co2e_per_kwh", dialect.decimal_comma),
-                         MAX_FACTOR_KG_PER_KWH, text, "kg_co2e_per_kwh", "kg CO2e/kWh")
+            t = _time(row[time_column], dialect, path, line)
+            v = _bounded(parse_number(text, factor_column, dialect.decimal_comma),
+                         MAX_FACTOR_KG_PER_KWH / kg_per_unit, text, factor_column,
+                         "kg CO2e/kWh" if kg_per_unit == 1.0 else "g CO2e/kWh") * kg_per_unit
         except CsvError:
             raise  # one line for the whole file
         except ValueError as exc:
             problems.add(line, str(exc))
             continue
         if v < 0:
-            problems.add(line, f"kg_co2e_per_kwh: must be 0 or more, got {v}")
+            problems.add(line, f"{factor_column}: must be 0 or more, got {text}")
             continue
         times.append(t)
         values.append(v)

@@ -251,6 +251,32 @@ def test_hourly_emission_factors(files, tmp_path):
     assert result.exit_code == 2 and "hourly.csv:2:" in result.stderr
 
 
+def test_rte_consumption_intensity_as_downloaded(files, tmp_path):
+    """RTE's open dataset part-enr-intensite-ges-conso-tr as downloaded: ';'-separated, the
+    intensity in g CO2e/kWh beside other columns; an hour not published yet is said and left
+    out, a wrong value named with its line."""
+    power, sessions, site = files
+    hourly = tmp_path / "part-enr-intensite-ges-conso-tr.csv"
+    hourly.write_text(
+        "date_heure;date_heure_utc;intensite_emissions_conso;part_enr_conso\n"
+        "2026-03-10T10:00:00+01:00;2026-03-10T09:00:00+00:00;31;38.2\n"
+        "2026-03-10T11:00:00+01:00;2026-03-10T10:00:00+00:00;44;35.0\n"
+        "2026-03-10T12:00:00+01:00;2026-03-10T11:00:00+00:00;;\n", encoding="utf-8")
+    result = run("--power", power, "--sessions", sessions, "--config", site,
+                 "--hourly-factors", hourly, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    session = doc["sessions"][0]
+    assert session["co2e_grid_hourly_kg"] == pytest.approx(0.031 * 391000 / 3.6e6)
+    assert f"{hourly}: 1 row(s) without an intensity (hours not published yet, from line 4) left out" \
+        in result.stderr
+    hourly.write_text("date_heure_utc;intensite_emissions_conso\n2026-03-10T09:00:00+00:00;52000\n",
+                      encoding="utf-8")
+    result = run("--power", power, "--hourly-factors", hourly, "--json")
+    assert result.exit_code == 2
+    assert f"{hourly}:2: intensite_emissions_conso: '52000' is beyond 10000 g CO2e/kWh" in result.stderr
+
+
 def _iso_utc_by_datetime(time_s: float) -> str:
     import datetime as dt
 

@@ -110,7 +110,8 @@ def analyze(
         None, "--emission-factor", min=0.0,
         help="Emission factor [kg CO2e/kWh], overrides the site's (location-based by default)."),
     hourly_factors: Path | None = typer.Option(
-        None, "--hourly-factors", help="Hourly emission factors, CSV: time,kg_co2e_per_kwh."),
+        None, "--hourly-factors", help="Hourly emission factors, CSV: time,kg_co2e_per_kwh, or RTE's consumption "
+        "intensity download (date_heure_utc;intensite_emissions_conso in g/kWh)."),
     start: str | None = typer.Option(None, "--from", help="Window start: ISO 8601 (without offset: "
                                      "in the site's time zone) or Unix seconds (default: first "
                                      "reading; stored mode: 24 h before --to)."),
@@ -190,10 +191,14 @@ def analyze(
     session_list = _read_sessions(sessions, site) if sessions is not None else []
     hourly = None
     if hourly_factors is not None:
+        left_out: list[int] = []
         try:
-            hourly = read_hourly_factors_csv(hourly_factors)
+            hourly = read_hourly_factors_csv(hourly_factors, left_out)
         except CsvError as exc:
             _fail(exc.problems, "hourly factors file")
+        if left_out:
+            typer.echo(f"{hourly_factors}: {len(left_out)} row(s) without an intensity (hours not "
+                       f"published yet, from line {left_out[0]}) left out", err=True)
     times = [a for s in series.values() for a in (s.power_time_s, s.counter_time_s) if len(a)]
     if not times:
         typer.echo(f"{power}: no readings (no power_w nor energy_import_kwh value)", err=True)
