@@ -174,6 +174,18 @@ def test_broken_recurrences_and_zones_say_where(tmp_path):
         "the calendar with its time zones, or in UTC"]
 
 
+def test_a_start_that_is_not_a_date_says_where(tmp_path):
+    """icalendar reads DTSTART:P2W as a duration: a problem with its line, not a crash."""
+    path = tmp_path / "bad.ics"
+    path.write_bytes(calendar(vevent("UID:d", "DTSTART:P2W", "DTEND:20261029T093000Z",
+                                     "SUMMARY:amelie @ laser-1")))
+    with pytest.raises(SessionsError) as err:
+        read_sessions_ical(path, machine_finder(SITE), SITE.tz, member_for=member_finder(SITE), now_s=NOW_S)
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].startswith(f"{path}:4: event 'd' ('amelie @ laser-1'): line 7: DTSTART 'P2W' "
+                                            "is not a date or a date-time"), err.value.problems
+
+
 def test_import_speed_of_a_few_thousand_events(tmp_path):
     """1 000 single bookings and 100 weekly series of 20 occurrences (3 000 sessions)."""
     machines = ["router-1", "laser-1", "mill-1", "kiln-1", "printers-1"]

@@ -309,6 +309,9 @@ def _text(component, name: str) -> str:
     return str(value).strip() if value is not None else ""
 
 
+_MOMENTS = ("DTSTART", "DTEND", "RECURRENCE-ID")  # RFC 5545 3.8.2.4, 3.8.2.2, 3.8.4.4: DATE or DATE-TIME
+
+
 def _prop_value(event: _Event, name: str):
     """The value of a property, or None; a problem (with its line) when it is broken."""
     component = event.component
@@ -325,6 +328,9 @@ def _prop_value(event: _Event, name: str):
     except Exception as exc:  # noqa: BLE001  (icalendar's broken property)
         raise ValueError(f"line {event.line_of(name)}: {_raw_problem(name, event.raw(name), str(exc))}") from None
     params = getattr(prop, "params", None) or {}
+    if name in _MOMENTS and not isinstance(value, dt.date):
+        raise ValueError(f"line {event.line_of(name)}: {name} {event.raw(name)!r} is not a date or a "
+                         "date-time; write it as 20261027T090000 (with TZID or Z) or 20261027")
     if isinstance(value, dt.datetime) and str(params.get("VALUE", "")).upper() == "DATE":
         return value.date()  # a DATE with a TZID is still a whole day
     return value
