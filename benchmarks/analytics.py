@@ -312,17 +312,20 @@ def part_end_to_end(args: argparse.Namespace) -> None:
                     integral_kwh.append(series[0]["values"][0][1] / 1000.0 if series else 0.0)
                 t_integral.append(time.perf_counter() - start)
             t_raw, doc_raw = _time_command([*from_influx, "--no-rollups"], env)
-        ours = {(s["machine"], s["member"], s["start"]): s["energy_kwh"] for s in doc_journal["sessions"]}
+        # INTEGRAL() is power alone: compared with our power integral (energy_power_kwh); the
+        # reported energy_kwh is reconciled to the counter within its resolution, shown beside it
+        by_key = {(s["machine"], s["member"], s["start"]): s for s in doc_journal["sessions"]}
         from analytics.pipeline import iso_utc
 
-        worst = 0.0
+        worst = worst_reported = 0.0
         compared = 0
         for s, kwh in zip(sessions, integral_kwh):
-            mine = ours.get((s.machine, s.member, iso_utc(s.start_s)))
+            mine = by_key.get((s.machine, s.member, iso_utc(s.start_s)))
             if mine is None or kwh <= 0.001:
                 continue
             compared += 1
-            worst = max(worst, abs(mine - kwh) / kwh)
+            worst = max(worst, abs(mine["energy_power_kwh"] - kwh) / kwh)
+            worst_reported = max(worst_reported, abs(mine["energy_kwh"] - kwh) / kwh)
         same = all(abs(a["energy_kwh"] - b["energy_kwh"]) <= 1e-9 * max(1.0, abs(a["energy_kwh"]))
                    for doc in (doc_influx, doc_raw) for a, b in zip(doc_journal["sessions"], doc["sessions"]))
         same = same and all(len(doc_journal[k]) == len(doc[k]) for doc in (doc_influx, doc_raw)
@@ -335,13 +338,16 @@ def part_end_to_end(args: argparse.Namespace) -> None:
         print(f"  wattelier analyze from InfluxDB:      {ti:7.2f} s  ({versus(ti)}; through the rollups)")
         print(f"  ... reading every sample:             {t_raw:7.2f} s  ({versus(t_raw)}; one run, --no-rollups)")
         print(f"  InfluxQL INTEGRAL() per session:      {tq:7.2f} s  ({len(sessions)} queries)")
-        print(f"  session energies vs INTEGRAL(): worst relative difference {100 * worst:.4f} % over "
+        print(f"  session power integrals vs INTEGRAL(): worst relative difference {100 * worst:.4f} % over "
               f"{compared} sessions (target <= 0.1 %); journal, InfluxDB and InfluxDB --no-rollups "
               f"give the same records and energies: {same}")
+        print(f"  session energies reconciled to the counter vs INTEGRAL(): worst relative difference "
+              f"{100 * worst_reported:.4f} % (the counter's correction, within its resolution)")
         print(json.dumps({"days": days, "machines": machines, "points": n_points, "sessions": len(sessions),
                           "analyze_journal_s": round(tj, 2), "analyze_influx_s": round(ti, 2),
                           "analyze_influx_every_sample_s": round(t_raw, 2),
-                          "influxql_integral_s": round(tq, 2), "worst_session_difference_pct": 100 * worst}))
+                          "influxql_integral_s": round(tq, 2), "worst_session_difference_pct": 100 * worst,
+                          "worst_reconciled_difference_pct": 100 * worst_reported}))
 
 
 PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
