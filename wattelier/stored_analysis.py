@@ -63,11 +63,25 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+_FIGURE_FIELDS = tuple((f.name, f.type.startswith("float")) for f in dataclasses.fields(Figures))
+
+
 def _figures(record: Figures) -> dict[str, Any]:
-    """A record's figures (analytics.results.Figures) as fields: numbers as floats, names as text."""
-    return {f.name: (_float(getattr(record, f.name)) if f.type.startswith("float")
-                     else getattr(record, f.name))
-            for f in dataclasses.fields(Figures)}
+    """A record's figures (analytics.results.Figures) as stored fields: numbers as floats,
+    names as text, None and NaN left out (as _clean does; a week's results hold some 2 500
+    records with figures, so the fields are listed once)."""
+    values = vars(record)
+    out: dict[str, Any] = {}
+    for name, is_float in _FIGURE_FIELDS:
+        value = values[name]
+        if value is None:
+            continue
+        if is_float:
+            value = float(value)
+            if value - value != 0.0:  # NaN and infinities
+                continue
+        out[name] = value
+    return out
 
 
 def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
@@ -93,13 +107,13 @@ def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
             "energy_power_kwh": _float(j.energy_power_kwh),
             "energy_reconciled_kwh": _float(j.energy_reconciled_kwh),
             "program": j.program or None, "attributed": j.member is not None,
-            "outcome": j.outcome, "window_cut": j.window_cut, **_figures(j),
-        }), _ns(j.start_s)))
+            "outcome": j.outcome, "window_cut": j.window_cut,
+        }) | _figures(j), _ns(j.start_s)))
     for s in result.sessions:
         points.append(Point(vocabulary.SESSION, {"site": site_name, "machine": s.machine, "member": s.member},
                             _clean({"end_s": float(s.end_s), "duration_s": float(s.end_s - s.start_s),
-                                    "processing_s": _float(s.processing_s), "window_cut": s.window_cut,
-                                    **_figures(s)}), _ns(s.start_s)))
+                                    "processing_s": _float(s.processing_s), "window_cut": s.window_cut})
+                            | _figures(s), _ns(s.start_s)))
     for u in result.usage:
         fields = {k: _float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
                   for k, v in dataclasses.asdict(u).items()
