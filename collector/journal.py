@@ -74,6 +74,8 @@ OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
 KEPT_MEASUREMENTS = (vocabulary.BOOKING,)
 """Never deleted by ``drop_oldest`` (members' bookings: entered once, not measured again)."""
 JOURNAL_TABLE_NAMES = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL))
+OWN_META_KEYS = ("schema_version", "points_stored")
+"""Keys of the `meta` table the journal keeps itself (others: `Journal.set_meta_value`)."""
 FORWARDED_DELETED = "journal_full_forwarded_deleted"
 """Counter (not a drop: those points are in InfluxDB) of sent points deleted to make room."""
 
@@ -535,6 +537,25 @@ class Journal:
 
     def count(self) -> int:
         return self._count
+
+    # -- small state of other writers (e.g. where an import stopped) -----------------------
+    def meta_value(self, key: str) -> str | None:
+        """The text kept under `key` in the journal's `meta` table (None: nothing)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta_value(self, key: str, value: str) -> None:
+        """Keep `value` under `key` in `meta`, on disk when this returns (its own transaction).
+        The journal's own keys cannot be set: ValueError."""
+        if key in OWN_META_KEYS:
+            raise ValueError(f"meta key {key!r} belongs to the journal")
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            except sqlite3.Error as exc:
+                raise journal_error(self.path, exc, f"writing {key}") from exc
 
     def close(self) -> None:
         """Commit what is held, close, and release the collector lock (also when the commit
