@@ -2,7 +2,7 @@
 
 CSV (`read_sessions_csv`, analytics/bookings/csv_sessions.py), iCalendar (`read_sessions_ical`,
 analytics/bookings/ical.py), the Fab-manager Open API (`fetch_fabmanager_reservations`,
-analytics/bookings/fabmanager.py), times (`parse_time_s`, analytics/bookings/times.py);
+`fetch_fabmanager_incremental`, analytics/bookings/fabmanager.py), times (`parse_time_s`, analytics/bookings/times.py);
 stored sessions are read back by analytics.bookings_reader (`read_booked_sessions`).
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from analytics.bookings.csv_sessions import REQUIRED_COLUMNS, read_sessions_csv  # noqa: F401
 from analytics.bookings.fabmanager import (DELETED_USER_MEMBER, FABMANAGER_MAX_PAGES,  # noqa: F401
-                                           UNKNOWN_USER_PREFIX, FabmanagerReport,
+                                           SETTLED_S, UNKNOWN_USER_PREFIX, FabmanagerReport,
+                                           FabmanagerState, fetch_fabmanager_incremental,
                                            fetch_fabmanager_reservations)
 from analytics.bookings.ical import read_sessions_ical  # noqa: F401
 from analytics.bookings.names import Finder, machine_finder, member_finder, normalize_name  # noqa: F401

@@ -7,10 +7,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import threading
-import urllib.parse
 import zoneinfo
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,19 +15,20 @@ from typer.testing import CliRunner
 
 from analytics.bookings_reader import current_sessions, read_booking_versions
 from analytics.records import Session
-from analytics.sessions import (DELETED_USER_MEMBER, FabmanagerReport, ImportReport, SessionsError,
+from analytics.bookings.fabmanager import CREATION_MARGIN_S, mapping_fingerprint
+from analytics.sessions import (DELETED_USER_MEMBER, SETTLED_S, FabmanagerReport, FabmanagerState,
+                                ImportReport, SessionsError, fetch_fabmanager_incremental,
                                 fetch_fabmanager_reservations, machine_finder, member_finder,
                                 parse_time_s, read_sessions_csv, read_sessions_ical)
 from collector.journal import Journal
 from devices.site import SiteError, example_site_path, load_site, parse_site
 from tests.cli_process import run_wattelier
 from tests.conftest import free_port
+from tests.fabmanager_fake import DATA, TOKEN, FakeFabmanager
 from wattelier.commands.sessions import app as sessions_app
 from wattelier.sessions_store import cancel_sessions, load_sessions, store_sessions
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
-DATA = Path(__file__).parent / "data" / "fabmanager"
-TOKEN = "fm-open-api-token-0123456789"
 
 
 def utc(*args: int) -> float:
@@ -327,89 +325,7 @@ def test_ical_broken_files(tmp_path, site):
 
 
 # ---------------------------------------------------------------------------------------------
-# Fab-manager, served by a fake at the seam that cannot run here
-
-
-class FakeFabmanager:
-    """A FAKE Fab-manager Open API standing in for the real one, which cannot run here (Rails,
-    PostgreSQL, Redis, Elasticsearch). It serves the answers in tests/data/fabmanager (written
-    in the documented format, see its README) on a free loopback port:
-    `GET /open_api/v1/reservations?page=N&per_page=M` (the recorded pages in order, cut in
-    pages of M as the server does: M = 3 gives the recorded pages), the `Authorization: Token token=...`
-    header checked (401 `{"errors": ["Bad credentials"]}` otherwise), pagination headers as
-    api-pagination writes them (`Link`, `Total`, `Per-Page`), an empty list after the last page.
-
-    link: send the Link header (False: the client must stop on a short or empty page).
-    fail_page: answer that page with HTTP 500.
-    """
-
-    def __init__(self, token: str = TOKEN, link: bool = True, fail_page: int | None = None) -> None:
-        self.token = token
-        self.link = link
-        self.fail_page = fail_page
-        self.pages = {n: json.loads((DATA / f"reservations_page{n}.json").read_text(encoding="utf-8"))
-                      for n in (1, 2, 3)}
-        self.requests: list[tuple[str, dict[str, list[str]], str | None]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake._answer(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: object,
-              headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode("utf-8")
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            handler.send_header(key, value)
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urllib.parse.urlsplit(handler.path)
-        query = urllib.parse.parse_qs(parts.query)
-        self.requests.append((parts.path, query, handler.headers.get("Authorization")))
-        if parts.path != "/open_api/v1/reservations":
-            return self._send(handler, 404, {"errors": ["Not found"]})
-        if handler.headers.get("Authorization") != f"Token token={self.token}":
-            return self._send(handler, 401, {"errors": ["Bad credentials"]})
-        page = int(query.get("page", ["1"])[0])
-        per_page = int(query.get("per_page", ["20"])[0])
-        if page == self.fail_page:
-            return self._send(handler, 500, {"error": ["Server error", "undefined method"]})
-        # the recorded pages, in order, are the list; any per_page cuts it as the server would
-        everything = [r for n in sorted(self.pages) for r in self.pages[n]["reservations"]]
-        total = len(everything)
-        last = max(1, -(-total // per_page))
-        body = {"reservations": everything[(page - 1) * per_page: page * per_page]}
-        headers = {"Total": str(total), "Per-Page": str(per_page)}
-        if self.link:
-            def href(n: int) -> str:
-                q = dict(query, page=[str(n)])
-                return f"<{self.url}{parts.path}?{urllib.parse.urlencode(q, doseq=True)}>"
-            links = []
-            if page > 1:
-                links += [f'{href(1)}; rel="first"', f'{href(page - 1)}; rel="prev"']
-            if page < last:
-                links += [f'{href(page + 1)}; rel="next"', f'{href(last)}; rel="last"']
-            if links:
-                headers["Link"] = ", ".join(links)
-        return self._send(handler, 200, body, headers)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+# Fab-manager, served by a fake at the seam that cannot run here (tests/fabmanager_fake.py)
 
 
 @pytest.fixture
@@ -668,13 +584,20 @@ def test_cli_fabmanager(tmp_path, fake_fabmanager, monkeypatch):
     os.chmod(secrets, 0o600)
     result = invoke("fabmanager", *common)
     assert result.exit_code == 0, result.output
-    assert "1 page(s), 7 reservation(s) read (1 not of machines" in result.output
+    assert "full read (no earlier read in this journal): 1 page(s), 7 reservation(s) read (1 not of machines" \
+        in result.output
     assert "5 session(s): 5 added, 0 already stored; 1 cancelled booking(s), 0 withdrawn" in result.output
     assert "99 ('Découpe vinyle', 1 reservation(s))" in result.output
-    # again, with the token from the environment: nothing new; then 5012 is cancelled
+    # again, with the token from the environment: every slot ended long ago (settled), so only
+    # the reservations created in the hour before the newest one are read again: 5012
     env = {"WATTELIER_FABMANAGER_TOKEN": TOKEN}
     result = invoke("fabmanager", *common, env=env)
-    assert result.exit_code == 0 and "0 added, 5 already stored" in result.output
+    assert result.exit_code == 0, result.output
+    # 5012 was created at 2024-10-20 18:02:11.517 +02:00; after = one hour before, in Paris time
+    assert "reservations created since 2024-10-20 17:02: 1 page(s), 1 reservation(s) read" in result.output
+    assert server.requests[-1][1]["after"] == ["2024-10-20T15:02:11.517Z"]
+    assert "1 session(s): 0 added, 1 already stored" in result.output
+    # then 5012 is cancelled
     for slot in server.pages[1]["reservations"][0]["reserved_slots"]:
         slot["canceled_at"] = "2024-10-25T12:00:00.000+02:00"
     result = invoke("fabmanager", "--since", "2024-10-26", "--until", "2024-10-27", *common, env=env)
@@ -837,3 +760,229 @@ def test_a_time_without_offset_is_refused_naming_the_option_of_each_command(tmp_
     done = run_wattelier("analyze", "--power", str(power), "--sessions", str(path))
     text = assert_clear_failure(done, "has no UTC offset", "(--config SITE.toml: its time zone)", exit_code=2)
     assert "--tz" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Fab-manager: incremental reads (issue 15). The fake lists newest first and honours `after`
+# (created_at >= after), as the Open API does.
+
+NOW = utc(2026, 3, 2, 12)
+DAY = 86400.0
+
+
+def paris_iso(t_s: float) -> str:
+    """A time as the Open API writes it: local, milliseconds, offset."""
+    return dt.datetime.fromtimestamp(t_s, PARIS).isoformat(timespec="milliseconds")
+
+
+def resa(rid: int, created_s: float, start_s: float, hours: float = 1.0, machine: int = 3,
+         user: int = 101) -> dict:
+    """A machine reservation in the documented format, one slot from start_s."""
+    return {"id": rid, "user_id": user, "reservable_id": machine, "reservable_type": "Machine",
+            "created_at": paris_iso(created_s), "updated_at": paris_iso(created_s),
+            "user": {"id": user, "full_name": f"user {user}"},
+            "reservable": {"id": machine, "name": f"machine {machine}"},
+            "reserved_slots": [{"canceled_at": None, "availability_id": rid,
+                                "start_at": paris_iso(start_s), "end_at": paris_iso(start_s + hours * 3600)}]}
+
+
+def incremental(server: FakeFabmanager, state, now_s: float, **kwargs):
+    report = FabmanagerReport()
+    sessions, new_state = fetch_fabmanager_incremental(server.url, TOKEN, MACHINES, MEMBERS, state,
+                                                       per_page=kwargs.pop("per_page", 20), report=report,
+                                                       now_s=now_s, **kwargs)
+    return sessions, new_state, report
+
+
+def pages_asked(server: FakeFabmanager, since: int = 0) -> list[tuple[int, str | None]]:
+    return [(int(q["page"][0]), q.get("after", [None])[0]) for _, q, _ in server.requests[since:]]
+
+
+def test_fabmanager_second_read_reads_only_what_can_still_change(fake_fabmanager, tmp_path):
+    """200 reservations, one a day, each for the next day: the first read reads all 10
+    pages; the next one, with nothing new, one short page (the week not yet settled); a new
+    reservation is on it; --full reads everything again. Storing each read adds nothing twice."""
+    created = [NOW - (200 - i) * DAY for i in range(200)]  # the last one a day before NOW
+    server = fake_fabmanager(recorded=False, reservations=[
+        resa(8000 + i, c, c + DAY, machine=(3, 4, 5)[i % 3], user=(101, 102, 103)[i % 3])
+        for i, c in enumerate(created)])
+    sessions, state, report = incremental(server, None, NOW)
+    assert report.full_reason == "no earlier read in this journal" and report.after_s is None
+    assert pages_asked(server) == [(n, None) for n in range(1, 11)]
+    assert len(sessions) == 200 and report.reservations == 200
+    # unsettled at NOW: slots ending after NOW - 7 days, i.e. those created 8 days before NOW or later
+    unsettled = [c for c in created if c + DAY + 3600 > NOW - SETTLED_S]
+    assert len(unsettled) == 8
+    assert (state.read_s, state.newest_created_s, state.oldest_unsettled_created_s) == (NOW, created[-1], unsettled[0])
+    assert state.after_s == unsettled[0]
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    try:
+        assert store_sessions(journal, "canal", sessions) == (200, 0)
+        n = len(server.requests)
+        again, state2, report = incremental(server, state, NOW + 3600)
+        after = dt.datetime.fromtimestamp(unsettled[0], dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        assert pages_asked(server, n) == [(1, after)]
+        assert [s.booking_id for s in again] == [str(8000 + i) for i in range(199, 191, -1)]
+        assert report.full_reason == "" and report.after_s == unsettled[0]
+        assert store_sessions(journal, "canal", again) == (0, 8)
+        # an hour later, 8192's slot is a week behind: settled
+        assert state2.oldest_unsettled_created_s == unsettled[1]
+        # a reservation made since: it is on the first page of the next read
+        server.add(resa(8200, NOW + 1800, NOW + 2 * DAY, machine=4, user=102))
+        n = len(server.requests)
+        newer, state3, _ = incremental(server, state2, NOW + 7200)
+        assert len(pages_asked(server, n)) == 1 and newer[0].booking_id == "8200"
+        assert [s.booking_id for s in newer[1:]] == [str(8000 + i) for i in range(199, 192, -1)]
+        assert state3.newest_created_s == NOW + 1800
+        assert store_sessions(journal, "canal", newer) == (1, 7)
+        # --full: every page again, and nothing stored twice
+        n = len(server.requests)
+        everything, _, report = incremental(server, state3, NOW + 7200, full=True)
+        assert report.full_reason == "--full" and len(pages_asked(server, n)) == 11 and len(everything) == 201
+        assert all(after is None for _, after in pages_asked(server, n))
+        assert store_sessions(journal, "canal", everything) == (0, 201)
+    finally:
+        journal.close()
+    assert booking_rows(path) == 201
+
+
+def test_fabmanager_moved_slot_of_an_old_unsettled_booking_is_read_a_settled_one_is_not(fake_fabmanager):
+    """Fab-manager filters on creation time, not on the slots: a booking made months ahead is
+    still read while its slot has not settled; an older settled one is not read again."""
+    server = fake_fabmanager(recorded=False, reservations=[
+        resa(7000, NOW - 120 * DAY, NOW - 119 * DAY),             # settled, created first
+        resa(7001, NOW - 90 * DAY, NOW + 2 * DAY, machine=4),     # booked three months ahead
+        resa(7002, NOW - 60 * DAY, NOW - 50 * DAY, machine=5),    # settled, created after 7001
+        resa(7004, NOW - 2 * DAY, NOW - DAY, user=103)])          # recent
+    _, state, _ = incremental(server, None, NOW)
+    assert state.after_s == NOW - 90 * DAY
+    # the manager moves 7001 by a day, and corrects 7000 (settled: this read does not see it)
+    moved = server.reservation(7001)["reserved_slots"][0]
+    moved["start_at"], moved["end_at"] = paris_iso(NOW + 3 * DAY), paris_iso(NOW + 3 * DAY + 3600)
+    server.reservation(7000)["reserved_slots"][0]["end_at"] = paris_iso(NOW - 119 * DAY + 7200)
+    sessions, state, report = incremental(server, state, NOW + DAY)
+    assert report.after_s == NOW - 90 * DAY
+    assert {s.booking_id: (s.start_s, s.end_s) for s in sessions} == {
+        "7001": (NOW + 3 * DAY, NOW + 3 * DAY + 3600), "7002": (NOW - 50 * DAY, NOW - 50 * DAY + 3600),
+        "7004": (NOW - DAY, NOW - DAY + 3600)}
+    # once 7001's slot is a week behind, nothing before the newest reservation is read again
+    sessions, state, _ = incremental(server, state, NOW + 11 * DAY)
+    assert state.oldest_unsettled_created_s is None
+    assert state.after_s == NOW - 2 * DAY - CREATION_MARGIN_S
+    n = len(server.requests)
+    sessions, _, _ = incremental(server, state, NOW + 11 * DAY)
+    assert [s.booking_id for s in sessions] == ["7004"] and len(pages_asked(server, n)) == 1
+
+
+def test_fabmanager_a_server_that_ignores_after_is_read_up_to_the_older_reservations(fake_fabmanager):
+    """Pages stop at the first reservation older than `after`, which is left out and counted."""
+    server = fake_fabmanager(recorded=False, honour_after=False, reservations=[
+        resa(6000 + i, NOW - (50 - i) * DAY, NOW - (50 - i) * DAY + 3600) for i in range(50)])
+    _, state, _ = incremental(server, None, NOW, per_page=5)
+    n = len(server.requests)
+    sessions, _, report = incremental(server, state, NOW + 60, per_page=5)
+    # unsettled: created within the last 7 days (slots an hour after creation): 7 of them
+    assert [s.booking_id for s in sessions] == [str(6000 + i) for i in range(49, 42, -1)]
+    assert [page for page, _ in pages_asked(server, n)] == [1, 2] and report.older_than_after == 3
+
+
+def test_fabmanager_state_reasons_for_a_full_read_and_its_json(fake_fabmanager):
+    server = fake_fabmanager()
+    _, state, _ = incremental(server, None, NOW)
+    assert FabmanagerState.from_json(state.to_json()) == state
+    assert state.mapping == mapping_fingerprint(MACHINES, MEMBERS)
+    other_ids = fetch_fabmanager_incremental(server.url, TOKEN, MACHINES, {**MEMBERS, 104: "elise"}, state,
+                                             report=(report := FabmanagerReport()), now_s=NOW)
+    assert report.full_reason == "the site's fabmanager_id or fabmanager_user_id changed since the last read"
+    assert other_ids[1].mapping != state.mapping
+    moved = FabmanagerState("https://old.example.org", state.mapping, NOW, NOW, None)
+    _, _, report = incremental(server, moved, NOW)
+    assert report.full_reason == "the last read was of another Fab-manager (https://old.example.org)"
+    for text, message in (("{", "not JSON"), ('{"version": 2}', "not a version 1 state"),
+                          ('{"version": 1, "url": "u", "mapping": "m", "read_s": "x"}', "read_s is not a time")):
+        with pytest.raises(ValueError, match=message):
+            FabmanagerState.from_json(text)
+    # a reservation without a readable created_at: the state does not move
+    server.pages[1]["reservations"][0]["created_at"] = "yesterday"
+    _, kept, report = incremental(server, state, NOW + 60)
+    assert kept == state and any("without a readable created_at" in w for w in report.warnings)
+
+
+def test_cli_fabmanager_incremental_full_and_a_crash_before_the_state_is_written(tmp_path, fake_fabmanager,
+                                                                                 monkeypatch):
+    """The state is written only once the sessions are stored: a crash in between reads the
+    same reservations again next time, and they are not stored twice."""
+    import wattelier.commands.sessions as sessions_cmd
+    from wattelier.sessions_store import FABMANAGER_STATE_KEY, load_fabmanager_state
+
+    server = fake_fabmanager()
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(site_text(server.url), encoding="utf-8")
+    path = tmp_path / "j.sqlite"
+    common = ["--config", str(site_file), "--journal", str(path)]
+    env = {"WATTELIER_FABMANAGER_TOKEN": TOKEN}
+    assert invoke("fabmanager", *common, env=env).exit_code == 0
+    first, _ = load_fabmanager_state(path)
+    assert first.newest_created_s == parse_time_s("2024-10-20T18:02:11.517+02:00")
+    # a booking made now, read, then a crash before anything is stored
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    server.add(resa(9100, now - 60, now + DAY, machine=5, user=103))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sessions_cmd, "store_sessions", crash)
+        result = invoke("fabmanager", *common, env=env)
+    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    assert load_fabmanager_state(path)[0] == first
+    # stored, then a crash before the state is written
+    with monkeypatch.context() as patch:
+        patch.setattr(sessions_cmd, "save_fabmanager_state", crash)
+        result = invoke("fabmanager", *common, env=env)
+    assert result.exit_code != 0 and load_fabmanager_state(path)[0] == first
+    assert [s.booking_id for s in load_sessions(path) if s.booking_id == "9100"] == ["9100"]
+    # the next run reads from the first state again: 9100 and 5012, already stored
+    result = invoke("fabmanager", *common, env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 session(s): 0 added, 2 already stored" in result.output
+    state, _ = load_fabmanager_state(path)
+    assert state.oldest_unsettled_created_s == pytest.approx(now - 60, abs=0.001)
+    rows = booking_rows(path)
+    # a read with a window does not move the state; --full reads all pages
+    result = invoke("fabmanager", "--since", "2024-10-26", *common, env=env)
+    assert result.exit_code == 0 and load_fabmanager_state(path)[0] == state
+    result = invoke("fabmanager", "--full", *common, env=env)
+    assert result.exit_code == 0 and "full read (--full): 1 page(s), 8 reservation(s) read" in result.output
+    assert "6 session(s): 0 added, 6 already stored" in result.output and booking_rows(path) == rows
+    # a state nobody can read: said in one line, and everything is read
+    journal = Journal(path)
+    try:
+        journal.set_meta_value(FABMANAGER_STATE_KEY, "{broken")
+        with pytest.raises(ValueError, match="belongs to the journal"):
+            journal.set_meta_value("schema_version", "1")
+    finally:
+        journal.close()
+    result = invoke("fabmanager", *common, env=env)
+    assert result.exit_code == 0 and "full read (no earlier read in this journal)" in result.output
+    assert "warning: the Fab-manager state kept in" in result.output and "cannot be read (not JSON" in result.output
+
+
+def test_fabmanager_no_answer_says_what_to_check(fake_fabmanager):
+    import socket
+
+    with socket.socket() as silent:  # listens, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(SessionsError) as err:
+            fetch_fabmanager_reservations(url, TOKEN, MACHINES, MEMBERS, timeout_s=0.3)
+    [problem] = err.value.problems
+    assert problem == (f"no answer from Fab-manager at {url}/open_api/v1/reservations within 0.3 s; check "
+                       "that Fab-manager is up and [fabmanager] url, or raise [fabmanager] timeout_s")
+    failing = fake_fabmanager(fail_page=1)
+    with pytest.raises(SessionsError, match=r"HTTP 500 .*undefined method; Fab-manager's own log says why; "
+                                            r"try again later"):
+        fetch_fabmanager_reservations(failing.url, TOKEN, MACHINES, MEMBERS)
+

@@ -14,21 +14,30 @@ machine, member and start without a booking id):
   `stored_s`, and each old window that is not among them gets a cancelled version (in InfluxDB
   it overwrites the old point);
 - cancelled at its source: each stored window gets a cancelled version.
+
+Where the last Fab-manager read stopped (analytics.bookings.fabmanager.FabmanagerState) is
+kept in the journal's `meta` table under FABMANAGER_STATE_KEY, beside the sessions it
+describes (a journal copied elsewhere takes it along); it is written after the sessions.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from analytics.bookings.fabmanager import FabmanagerState
 from analytics.bookings_reader import (TAG_SOURCE, booking_identity, latest_versions, ms, point_key,
                                        read_booked_sessions, read_booking_versions, window_key)
 from analytics.records import Session
 from collector.journal import Journal
 from collector.points import Point
+from devices.journal_schema import connect_readonly, journal_error
 from devices.vocabulary import BOOKING, TAG_MACHINE, TAG_MEMBER, TAG_SITE
+
+FABMANAGER_STATE_KEY = "fabmanager_state"
 
 
 def booking_point(site_name: str, session: Session, stored_s: float, canceled: bool = False) -> Point:
@@ -122,3 +131,34 @@ def load_sessions(journal_path: str | Path, start_s: float | None = None,
                   end_s: float | None = None) -> list[Session]:
     """The current sessions overlapping [start_s, end_s) from the journal (read-only)."""
     return read_booked_sessions(journal_path, start_s, end_s)
+
+
+def load_fabmanager_state(journal_path: str | Path) -> tuple[FabmanagerState | None, str]:
+    """The state of the last Fab-manager read kept in the journal (read-only), and a warning
+    when one is kept but cannot be read (then None: the next read reads everything).
+    (None, "") when there is no journal or no state yet; JournalError for a damaged journal."""
+    path = Path(journal_path)
+    if not path.exists():
+        return None, ""
+    db = connect_readonly(path)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (FABMANAGER_STATE_KEY,)).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a journal from before the meta table: no state
+            return None, ""
+        raise journal_error(path, exc, "reading the Fab-manager state") from exc
+    finally:
+        db.close()
+    if row is None:
+        return None, ""
+    try:
+        return FabmanagerState.from_json(row[0]), ""
+    except ValueError as exc:
+        return None, (f"the Fab-manager state kept in {path} (meta key {FABMANAGER_STATE_KEY}) cannot be "
+                      f"read ({exc}): reading every reservation; this read writes a new one")
+
+
+def save_fabmanager_state(journal: Journal, state: FabmanagerState) -> None:
+    """Keep `state` in the journal, to be called once the sessions it covers are stored."""
+    journal.commit()  # the sessions first: a state must never be ahead of what is stored
+    journal.set_meta_value(FABMANAGER_STATE_KEY, state.to_json())

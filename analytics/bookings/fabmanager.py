@@ -21,6 +21,30 @@ read (`FabmanagerState`, `fetch_fabmanager_incremental`) asks for `after` = the 
 of the oldest reservation that could still change: one whose last slot ended less than
 `SETTLED_S` before the last read. Everything created earlier was read when it was settled.
 
+- The state: the newest `created_at` seen (Fab-manager's clock), the oldest `created_at` of a
+  reservation not settled at the last read, the time of that read, the address and the site's
+  Fab-manager ids (other ids make other sessions: a change reads everything again). The
+  caller keeps it and saves the new one only once the sessions are stored, so a crash between
+  the two reads the same reservations again next time (stored sessions are replaced by
+  booking id, never doubled).
+- `after` is also at most `CREATION_MARGIN_S` before the newest `created_at` seen (a
+  reservation committed after a later-created one is not missed), and is sent in UTC with its
+  milliseconds rounded down (the Open API writes milliseconds, the database holds
+  microseconds). New reservations are newer: they are listed first.
+- Pages stop once a reservation is older than `after`: Fab-manager already leaves those
+  out; one that ignored the filter would list them after the newer ones, and they are skipped
+  (`FabmanagerReport.older_than_after`).
+- `SETTLED_S` is a week: a member moves or cancels a slot only before it starts (Fab-manager's
+  `booking_move_delay` and `booking_cancel_delay`, hours before the slot); after it ended
+  only a manager changes it, correcting last week's bookings (no-show, wrong machine). A
+  later correction needs a full read (`wattelier sessions fabmanager --full`). A longer
+  horizon costs little: the re-read spans the reservations created since the oldest
+  unsettled one, so it grows with how far ahead members book, plus SETTLED_S.
+- A reservation booked far ahead (created a year before its slot) holds `after` back until it
+  is settled; a reservation without a readable `created_at` keeps the previous state.
+- A reservation removed from Fab-manager altogether is withdrawn by neither read (cancelled
+  slots are).
+
 - A machine id no site machine has (`fabmanager_id`): the reservation is skipped, counted,
   and the ids are listed (the machine is not monitored: nothing to attribute).
 - A user id no site member has (`fabmanager_user_id`): the session is kept with member
@@ -38,10 +62,14 @@ them); HTTP and network errors become a SessionsError saying what to check.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import logging
+import math
 import re
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -57,6 +85,12 @@ log = logging.getLogger("wattelier.analytics.bookings.fabmanager")
 FABMANAGER_MAX_PAGES = 10_000
 UNKNOWN_USER_PREFIX = "fabmanager-user-"
 DELETED_USER_MEMBER = "fabmanager-deleted-user"  # reservations of members deleted in Fab-manager
+SETTLED_S = 7 * 86400.0
+"""[s] A reservation whose last slot ended this long before a read is not read again by the
+next incremental read (see the module docstring for why a week)."""
+CREATION_MARGIN_S = 3600.0
+"""[s] The next read also asks for the reservations created up to this long before the newest
+one seen: one whose transaction was committed after a later one's is not missed."""
 
 
 @dataclass
@@ -77,6 +111,78 @@ class FabmanagerReport(ImportReport):
     unknown_users: dict[int, tuple[str, int]] = field(default_factory=dict)
     deleted_users: int = 0
     deleted_user_sessions: int = 0
+    after_s: float | None = None  # [Unix s] the `after` asked for; None: every page was read
+    full_reason: str = ""  # why an incremental read read every page ("" when it did not)
+    older_than_after: int = 0  # reservations listed though created before `after`: left out
+
+
+@dataclass(frozen=True)
+class FabmanagerState:
+    """What the last complete read of a Fab-manager saw, for the next read to start from.
+
+    url: the Fab-manager address; mapping: `mapping_fingerprint` of the site's machine and
+    member ids then (other ids give other sessions: a change means reading everything).
+    read_s: when that read was made [Unix s, this machine's clock].
+    newest_created_s: the newest `created_at` seen [Unix s, Fab-manager's clock]; None: none.
+    oldest_unsettled_created_s: the oldest `created_at` of a reservation whose last slot ended
+    less than SETTLED_S before read_s (or ends later) [Unix s]; None: every one was settled.
+    """
+
+    url: str
+    mapping: str
+    read_s: float
+    newest_created_s: float | None
+    oldest_unsettled_created_s: float | None
+
+    @property
+    def after_s(self) -> float | None:
+        """[Unix s] `after` for the next read: the oldest creation time that can still change
+        (None: nothing was read, read everything)."""
+        if self.newest_created_s is None:
+            return None
+        newest = self.newest_created_s - CREATION_MARGIN_S
+        oldest = self.oldest_unsettled_created_s
+        return newest if oldest is None else min(oldest, newest)
+
+    def to_json(self) -> str:
+        """The state as one JSON object (times in Unix seconds)."""
+        return json.dumps({"version": 1, "url": self.url, "mapping": self.mapping, "read_s": self.read_s,
+                           "newest_created_s": self.newest_created_s,
+                           "oldest_unsettled_created_s": self.oldest_unsettled_created_s})
+
+    @classmethod
+    def from_json(cls, text: str) -> FabmanagerState:
+        """The state `to_json` wrote; ValueError saying what is wrong otherwise."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise ValueError("not a version 1 state")
+
+        def time_or_none(key: str) -> float | None:
+            value = data.get(key)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{key} is not a time in Unix seconds: {value!r}")
+            return float(value)
+
+        if not isinstance(data.get("url"), str) or not isinstance(data.get("mapping"), str):
+            raise ValueError("url and mapping must be text")
+        read_s = time_or_none("read_s")
+        if read_s is None:
+            raise ValueError("read_s is missing")
+        return cls(data["url"], data["mapping"], read_s, time_or_none("newest_created_s"),
+                   time_or_none("oldest_unsettled_created_s"))
+
+
+def mapping_fingerprint(machines_by_fabmanager_id: Mapping[int, str],
+                        members_by_fabmanager_user_id: Mapping[int, str]) -> str:
+    """A short digest of the site's Fab-manager machine and member ids (16 hex digits)."""
+    text = json.dumps([sorted(machines_by_fabmanager_id.items()),
+                       sorted(members_by_fabmanager_user_id.items())])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -108,6 +214,11 @@ def _has_next(link: str) -> bool:
     return False
 
 
+def _no_answer(base: str, timeout_s: float) -> str:
+    return (f"no answer from Fab-manager at {base} within {timeout_s:g} s; check that Fab-manager is up "
+            "and [fabmanager] url, or raise [fabmanager] timeout_s")
+
+
 def _get_page(opener: urllib.request.OpenerDirector, url: str, token: str, page: int,
               timeout_s: float) -> tuple[dict, str | None]:
     request = urllib.request.Request(url, headers={
@@ -133,18 +244,22 @@ def _get_page(opener: urllib.request.OpenerDirector, url: str, token: str, page:
         if exc.code == 404:
             raise SessionsError([f"no Fab-manager Open API at {base} (HTTP 404); [fabmanager] url must "
                                  "be the Fab-manager address, e.g. https://fablab.example.org"]) from None
+        then = ("Fab-manager's own log says why; try again later" if exc.code >= 500 else
+                "check that [fabmanager] url is the Fab-manager address and that the Open API client "
+                "may read reservations")
         raise SessionsError([f"Fab-manager answered HTTP {exc.code} {exc.reason} for page {page} of "
-                             f"{base}: {detail or 'no detail'}"]) from None
+                             f"{base}: {detail or 'no detail'}; {then}"]) from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, (TimeoutError, socket.timeout)):
-            raise SessionsError([f"no answer from Fab-manager at {base} within {timeout_s:g} s"]) from None
+            raise SessionsError([_no_answer(base, timeout_s)]) from None
         raise SessionsError([f"cannot reach Fab-manager at {base}: {reason}; check [fabmanager] url "
                              "and the network"]) from None
     except (TimeoutError, socket.timeout):
-        raise SessionsError([f"no answer from Fab-manager at {base} within {timeout_s:g} s"]) from None
+        raise SessionsError([_no_answer(base, timeout_s)]) from None
     except OSError as exc:
-        raise SessionsError([f"cannot read the answer of Fab-manager at {base}: {exc}"]) from None
+        raise SessionsError([f"cannot read the answer of Fab-manager at {base} ({exc}): the connection "
+                             "broke; check the network and try again"]) from None
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -181,11 +296,106 @@ def fetch_fabmanager_reservations(base_url: str, token: str,
     the window), users not matched, cancellations and warnings (logged when no report is given).
     Raises SessionsError for network and HTTP errors and answers not in the documented format.
     """
+    sessions, _ = _fetch(base_url, token, machines_by_fabmanager_id, members_by_fabmanager_user_id,
+                         since, until, None, per_page, timeout_s, report, time.time())
+    return sessions
+
+
+def fetch_fabmanager_incremental(base_url: str, token: str,
+                                 machines_by_fabmanager_id: Mapping[int, str],
+                                 members_by_fabmanager_user_id: Mapping[int, str],
+                                 state: FabmanagerState | None,
+                                 since: float | None = None, until: float | None = None, *,
+                                 full: bool = False, per_page: int = 100, timeout_s: float = 30.0,
+                                 report: FabmanagerReport | None = None,
+                                 now_s: float | None = None) -> tuple[list[Session], FabmanagerState | None]:
+    """Machine sessions of the reservations that can have changed since `state` was taken.
+
+    state: what the last read saw (None: none, read everything). It is used only when it is
+    about this `base_url` and the same machine and member ids (`mapping_fingerprint`), and
+    `full` is not set; else every page is read (the reason is in `report.full_reason`).
+    since, until: Unix seconds, as fetch_fabmanager_reservations (a read with a window must not
+    be saved as the state: what lies outside it was not stored).
+    now_s: the time of this read [Unix s] (default: now), from which SETTLED_S is counted.
+    Returns the sessions and the state to keep once they are stored: None when this read could
+    not make one (a reservation without a readable `created_at`) and there was none before;
+    the previous state when a reservation's creation time could not be read (the next read
+    starts where this one did).
+    Raises SessionsError as fetch_fabmanager_reservations.
+    """
+    now_s = time.time() if now_s is None else now_s
+    mapping = mapping_fingerprint(machines_by_fabmanager_id, members_by_fabmanager_user_id)
+    url = base_url.rstrip("/")
+    reason = ("--full" if full else "no earlier read in this journal" if state is None
+              else f"the last read was of another Fab-manager ({state.url})" if state.url != url
+              else "the site's fabmanager_id or fabmanager_user_id changed since the last read"
+              if state.mapping != mapping else "")
+    report = report if report is not None else FabmanagerReport()
+    report.full_reason = reason
+    previous = None if reason else state
+    sessions, seen = _fetch(base_url, token, machines_by_fabmanager_id, members_by_fabmanager_user_id,
+                            since, until, previous.after_s if previous else None, per_page, timeout_s,
+                            report, now_s)
+    if seen.unknown_created:
+        report.warnings.append(f"{seen.unknown_created} reservation(s) without a readable created_at "
+                               "(see the Open API answer): the next read starts where this one did")
+        return sessions, state if not reason or state is None else None
+    newest = max((t for t in (seen.newest_created_s, previous.newest_created_s if previous else None)
+                  if t is not None), default=None)
+    return sessions, FabmanagerState(url, mapping, now_s, newest, seen.oldest_unsettled_created_s)
+
+
+@dataclass
+class _Seen:
+    """Creation times of the reservations one read saw [Unix s]."""
+
+    settled_before_s: float  # a reservation whose last slot ends before this is settled
+    newest_created_s: float | None = None
+    oldest_unsettled_created_s: float | None = None
+    unknown_created: int = 0
+
+    def add(self, created_s: float | None, last_end_s: float) -> None:
+        """One reservation: its creation time (None: unreadable) and its last slot's end [s]."""
+        if created_s is None:
+            self.unknown_created += 1
+            return
+        if self.newest_created_s is None or created_s > self.newest_created_s:
+            self.newest_created_s = created_s
+        if last_end_s > self.settled_before_s and (self.oldest_unsettled_created_s is None
+                          or created_s < self.oldest_unsettled_created_s):
+            self.oldest_unsettled_created_s = created_s
+
+
+def _created_s(item: object) -> float | None:
+    """A reservation's `created_at` [Unix s], None when missing or not a time."""
+    text = item.get("created_at") if isinstance(item, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_time_s(text)
+    except ValueError:
+        return None
+
+
+def _after_text(after_s: float) -> str:
+    """`after` as Fab-manager reads it (Time.zone.parse): ISO 8601 in UTC, milliseconds
+    rounded down, so that the reservation created at that time is still listed (>=)."""
+    whole = dt.datetime.fromtimestamp(math.floor(after_s * 1000) / 1000, dt.timezone.utc)
+    return whole.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fetch(base_url: str, token: str, machines_by_fabmanager_id: Mapping[int, str],
+           members_by_fabmanager_user_id: Mapping[int, str], since: float | None, until: float | None,
+           after_s: float | None, per_page: int, timeout_s: float, report: FabmanagerReport | None,
+           now_s: float) -> tuple[list[Session], _Seen]:
+    """Read the pages (those of reservations created at or after `after_s` when given) and
+    turn them into sessions; the creation times seen for the next state."""
     if not token:
         raise SessionsError(["no Fab-manager token: set WATTELIER_FABMANAGER_TOKEN (or the variable "
                              "named by [fabmanager] token_env, or fabmanager_token in the secrets file)"])
     log_warnings = report is None  # a caller that passes a report shows the warnings itself
     report = report if report is not None else FabmanagerReport()
+    report.after_s = after_s
     base_url = base_url.rstrip("/")
     parts = urllib.parse.urlsplit(base_url)
     if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
@@ -194,19 +404,31 @@ def fetch_fabmanager_reservations(base_url: str, token: str,
     sessions: list[Session] = []
     problems: list[str] = []
     seen_ids: set[int] = set()
+    seen = _Seen(now_s - SETTLED_S)
     page = 1
     while True:
-        query = urllib.parse.urlencode({"reservable_type": "Machine", "page": page, "per_page": per_page})
-        data, link = _get_page(opener, f"{base_url}/open_api/v1/reservations?{query}", token, page,
-                               timeout_s)
+        query = {"reservable_type": "Machine", "page": page, "per_page": per_page}
+        if after_s is not None:
+            query["after"] = _after_text(after_s)
+        data, link = _get_page(opener, f"{base_url}/open_api/v1/reservations?{urllib.parse.urlencode(query)}",
+                               token, page, timeout_s)
         report.pages = page
         items = data["reservations"]
+        older = False  # a reservation created before `after`: the server ignored it, the rest is older
         for item in items:
-            problem = _reservation(item, page, machines_by_fabmanager_id, members_by_fabmanager_user_id,
-                                   since, until, report, sessions, seen_ids)
+            created_s = _created_s(item)
+            if after_s is not None and created_s is not None and created_s < math.floor(after_s * 1000) / 1000:
+                report.older_than_after += 1
+                older = True
+                continue
+            problem, last_end_s = _reservation(item, page, machines_by_fabmanager_id,
+                                               members_by_fabmanager_user_id, since, until, report,
+                                               sessions, seen_ids)
             if problem:
                 problems.append(problem)
-        if not items:
+            elif last_end_s is not None:  # a machine reservation read for the first time in this read
+                seen.add(created_s, last_end_s)
+        if not items or older:
             break
         has_next = _has_next(link) if link is not None else len(items) >= per_page
         if not has_next:
@@ -222,13 +444,14 @@ def fetch_fabmanager_reservations(base_url: str, token: str,
                            for i, (name, n) in sorted(report.unknown_machines.items()))
         report.warnings.append(f"skipped the reservations of Fab-manager machines no site machine has as "
                                f"fabmanager_id: {listed}; add fabmanager_id = ID to [machines.NAME] to "
-                               "import them")
+                               "import them (the next read then reads every reservation again)")
     if report.unknown_users:
         listed = ", ".join(f"{i} ({name!r}, {n} session(s))"
                            for i, (name, n) in sorted(report.unknown_users.items()))
         report.warnings.append(f"kept as member {UNKNOWN_USER_PREFIX}ID the sessions of Fab-manager users "
                                f"no site member has as fabmanager_user_id: {listed}; add "
-                               "fabmanager_user_id = ID to [members.NAME]")
+                               "fabmanager_user_id = ID to [members.NAME] (the next read then reads "
+                               "every reservation again)")
     if report.deleted_users:
         report.warnings.append(f"kept as member {DELETED_USER_MEMBER} {report.deleted_user_sessions} session(s) "
                                f"of {report.deleted_users} reservation(s) by members deleted in Fab-manager "
@@ -236,24 +459,26 @@ def fetch_fabmanager_reservations(base_url: str, token: str,
                                "one; nothing to do")
     for warning in report.warnings if log_warnings else []:
         log.warning("%s", warning)
-    return sessions
+    return sessions, seen
 
 
 def _reservation(item: object, page: int, machines: Mapping[int, str], members: Mapping[int, str],
                  since: float | None, until: float | None, report: FabmanagerReport,
-                 sessions: list[Session], seen_ids: set[int]) -> str | None:
-    """Turn one reservation into sessions (appended); a problem message when malformed."""
+                 sessions: list[Session], seen_ids: set[int]) -> tuple[str | None, float | None]:
+    """Turn one reservation into sessions (appended). Returns (a problem message when it is
+    malformed, the end of its last slot [Unix s] when it is a machine reservation read for the
+    first time in this read, else None)."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), int):
-        return f"Fab-manager page {page}: a reservation without an integer id: {str(item)[:120]}"
+        return f"Fab-manager page {page}: a reservation without an integer id: {str(item)[:120]}", None
     rid = item["id"]
     where = f"Fab-manager page {page}, reservation {rid}"
     if rid in seen_ids:
-        return None  # a reservation created while paging shifts the pages: already read
+        return None, None  # a reservation created while paging shifts the pages: already read
     seen_ids.add(rid)
     report.reservations += 1
     if item.get("reservable_type") != "Machine":
         report.other_types += 1
-        return None
+        return None, None
     reservable = item.get("reservable") if isinstance(item.get("reservable"), dict) else {}
     machine_id = item.get("reservable_id", reservable.get("id"))
     user = item.get("user") if isinstance(item.get("user"), dict) else {}
@@ -262,34 +487,36 @@ def _reservation(item: object, page: int, machines: Mapping[int, str], members: 
         user_id = user.get("id")  # null user_id: a deleted member unless a user object says who
     if not isinstance(machine_id, int) or not (user_id is None or isinstance(user_id, int)):
         return (f"{where}: reservable_id must be an integer and user_id an integer or null, got "
-                f"{machine_id!r} and {user_id!r}")
+                f"{machine_id!r} and {user_id!r}"), None
     slots = item.get("reserved_slots")
     if not isinstance(slots, list) or not slots:
-        return f"{where}: no reserved_slots"
+        return f"{where}: no reserved_slots", None
     live: list[tuple[float, float]] = []
     canceled: list[tuple[float, float]] = []
     for i, slot in enumerate(slots):
         if not isinstance(slot, dict):
-            return f"{where}: reserved_slots[{i}] is not an object"
+            return f"{where}: reserved_slots[{i}] is not an object", None
         try:
             start = to_ms(parse_time_s(str(slot.get("start_at") or "")))
             end = to_ms(parse_time_s(str(slot.get("end_at") or "")))
         except ValueError as exc:
-            return f"{where}: reserved_slots[{i}]: {exc}"
+            return f"{where}: reserved_slots[{i}]: {exc}", None
         if end <= start:
-            return f"{where}: reserved_slots[{i}] ends before it starts ({slot.get('start_at')} .. {slot.get('end_at')})"
+            return (f"{where}: reserved_slots[{i}] ends before it starts ({slot.get('start_at')} .. "
+                    f"{slot.get('end_at')})"), None
         (canceled if slot.get("canceled_at") else live).append((start, end))
+    last_end_s = max(end for _, end in live + canceled)
     machine = machines.get(machine_id)
     if machine is None:
         name, n = report.unknown_machines.get(machine_id, (str(reservable.get("name", "")), 0))
         report.unknown_machines[machine_id] = (name, n + 1)
-        return None
+        return None, last_end_s
     windows = _windows(live)
     overlap = [(s, e) for s, e in (windows or _windows(canceled))
                if (since is None or e > since) and (until is None or s < until)]
     if not overlap:
         report.outside_window += 1
-        return None
+        return None, last_end_s
     member = members.get(user_id) if user_id is not None else DELETED_USER_MEMBER
     if user_id is None:
         report.deleted_users += 1
@@ -301,6 +528,6 @@ def _reservation(item: object, page: int, machines: Mapping[int, str], members: 
     if not windows:  # every slot cancelled: the booking is withdrawn
         whole = _windows(canceled)
         report.canceled.append(Session(machine, member, whole[0][0], whole[-1][1], "fabmanager", str(rid)))
-        return None
+        return None, last_end_s
     sessions.extend(Session(machine, member, s, e, "fabmanager", str(rid)) for s, e in windows)
-    return None
+    return None, last_end_s

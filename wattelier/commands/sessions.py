@@ -15,14 +15,15 @@ from pathlib import Path
 import typer
 
 from analytics.records import Session
-from analytics.sessions import (FabmanagerReport, ImportReport, SessionsError,
-                                fetch_fabmanager_reservations, machine_finder, member_finder,
+from analytics.sessions import (FabmanagerReport, FabmanagerState, ImportReport, SessionsError,
+                                fetch_fabmanager_incremental, machine_finder, member_finder,
                                 parse_time_s, read_sessions_csv, read_sessions_ical)
 from collector.journal import Journal
 from devices.secrets import SecretsError, read_secret
 from devices.site import Site
 from wattelier.commands.common import CONFIG_HELP, site_or_exit
-from wattelier.sessions_store import cancel_sessions, load_sessions, store_sessions
+from wattelier.sessions_store import (cancel_sessions, load_fabmanager_state, load_sessions,
+                                      save_fabmanager_state, store_sessions)
 
 app = typer.Typer(
     help="Sessions: who held which machine when (bookings from CSV, iCalendar or Fab-manager, "
@@ -68,11 +69,15 @@ def _time_or_exit(option: str, text: str, site: Site) -> float:
 
 
 def _store(site: Site, journal: Path | None, sessions: list[Session], report: ImportReport | None,
-           what: str) -> None:
+           what: str, state: FabmanagerState | None = None) -> None:
+    """Store the sessions and withdraw the cancelled bookings; then, and only then, keep
+    `state` (where this Fab-manager read stopped)."""
     store = _open_journal(site, journal)
     try:
         added, already = store_sessions(store, site.site.name, sessions)
         withdrawn = cancel_sessions(store, site.site.name, report.canceled) if report else 0
+        if state is not None:
+            save_fabmanager_state(store, state)
     finally:
         store.close()
     for warning in report.warnings if report else []:
@@ -159,12 +164,15 @@ def import_file(
 def fabmanager(
     since: str = typer.Option(None, "--since", help="Only bookings ending after this time. " + TIME_HELP),
     until: str = typer.Option(None, "--until", help="Only bookings starting before this time. " + TIME_HELP),
+    full: bool = typer.Option(False, "--full", help="Read every reservation again, not only those "
+                                                    "that can have changed since the last read."),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     journal: Path = typer.Option(None, "--journal", help=JOURNAL_HELP),
 ) -> None:
-    """Import the machine bookings of the site's Fab-manager (Open API, every page); the token
-    comes from WATTELIER_FABMANAGER_TOKEN (or the variable named by token_env in the
-    fabmanager section) or the secrets file (fabmanager_token)."""
+    """Import the machine bookings of the site's Fab-manager (Open API): the reservations
+    that can have changed since the last read (all of them the first time, or with --full);
+    the token comes from WATTELIER_FABMANAGER_TOKEN (or the variable named by token_env in
+    the fabmanager section) or the secrets file (fabmanager_token)."""
     site = site_or_exit(config)
     settings = site.fabmanager
     if settings is None:
@@ -199,16 +207,25 @@ def fabmanager(
                             "or fabmanager_token in the site's secrets_file")
     if problems:
         raise _fail(problems)
+    state, state_warning = load_fabmanager_state(_journal_path(site, journal))
     report = FabmanagerReport()
+    if state_warning:
+        report.warnings.append(state_warning)
     try:
-        sessions = fetch_fabmanager_reservations(settings.url, token, machines, members, since_s, until_s,
-                                                 timeout_s=settings.timeout_s, report=report)
+        sessions, new_state = fetch_fabmanager_incremental(settings.url, token, machines, members, state,
+                                                           since_s, until_s, full=full,
+                                                           timeout_s=settings.timeout_s, report=report)
     except SessionsError as exc:
         raise _fail(exc.problems, code=1, then="nothing imported")
-    typer.echo(f"Fab-manager {settings.url}: {report.pages} page(s), {report.reservations} reservation(s) "
-               f"read ({report.other_types} not of machines, {report.outside_window} outside the "
-               "requested window)")
-    _store(site, journal, sessions, report, "Fab-manager")
+    how = (f"full read ({report.full_reason})" if report.full_reason else
+           f"reservations created since {_local(report.after_s, site)}" if report.after_s is not None
+           else "full read")
+    typer.echo(f"Fab-manager {settings.url}: {how}: {report.pages} page(s), {report.reservations} "
+               f"reservation(s) read ({report.other_types} not of machines, {report.outside_window} "
+               "outside the requested window)")
+    # a read with a window stores only part of what it read: the next read must not start after it
+    windowed = since_s is not None or until_s is not None
+    _store(site, journal, sessions, report, "Fab-manager", None if windowed else new_state)
 
 
 def _local(t_s: float, site: Site, same_day_as: float | None = None) -> str:
