@@ -986,3 +986,25 @@ def test_fabmanager_no_answer_says_what_to_check(fake_fabmanager):
                                             r"try again later"):
         fetch_fabmanager_reservations(failing.url, TOKEN, MACHINES, MEMBERS)
 
+
+def test_cli_import_a_french_spreadsheet_export(tmp_path, site_file):
+    """`;`, members by full name or e-mail, machines by name, day-first dates in the site's zone
+    (Europe/Paris) without --tz, as a French spreadsheet saves them."""
+    path = tmp_path / "réservations.csv"
+    path.write_text("Machine;Member;Start;End\n"
+                    "router-1;Amélie Durand;26/10/2026 09:00;26/10/2026 11:30\n"
+                    "laser-1;amelie@example.org;02/11/2026 14:00;02/11/2026 15:00\n", encoding="utf-8")
+    common = ["--config", str(site_file), "--journal", str(tmp_path / "j.sqlite")]
+    result = invoke("import", str(path), *common)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(invoke("list", "--json", *common).output)
+    assert [(s["machine"], s["member"], s["start"], s["end"]) for s in listed] == [
+        ("router-1", "amelie", "2026-10-26T08:00:00.000Z", "2026-10-26T10:30:00.000Z"),  # CET from 25 Oct
+        ("laser-1", "amelie", "2026-11-02T13:00:00.000Z", "2026-11-02T14:00:00.000Z")]
+    path.write_text("machine;member;start;end\nrouter-1;Zoé Inconnue;26/10/2026 09:00;26/10/2026 10:00\n",
+                    encoding="utf-8")
+    result = invoke("import", str(path), *common)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"{path}:2: column 'member': 'Zoé Inconnue' is not a member of the site by key, "
+                           "full name or e-mail")

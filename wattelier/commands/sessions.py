@@ -124,11 +124,13 @@ def add(
 
 @app.command("import")
 def import_file(
-    file: Path = typer.Argument(..., help="A CSV file (machine,member,start,end[,booking_id]) or an "
-                                          "iCalendar file (.ics)."),
+    file: Path = typer.Argument(..., help="A CSV file (machine,member,start,end[,booking_id]; ',' or "
+                                          "';') or an iCalendar file (.ics)."),
     tz: str = typer.Option(None, "--tz", help="Time zone of CSV times written without offset "
-                                              "(e.g. Europe/Paris); without it they are refused. "
-                                              "iCalendar floating times use it, else the site's."),
+                                              "(e.g. Europe/Paris); without it ISO local times are "
+                                              "refused and day-first dates (26/10/2026 09:00) are in "
+                                              "the site's zone. iCalendar floating times use it, "
+                                              "else the site's."),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     journal: Path = typer.Option(None, "--journal", help=JOURNAL_HELP),
 ) -> None:
@@ -147,7 +149,9 @@ def import_file(
     report = ImportReport()
     try:
         if suffix == ".csv":
-            sessions = read_sessions_csv(file, zone, machines=set(site.machines), members=set(site.members))
+            sessions = read_sessions_csv(file, zone, machines=set(site.machines), members=set(site.members),
+                                         machine_for=machine_finder(site), member_for=member_finder(site),
+                                         spreadsheet_tz=site.tz)
         elif suffix in ICAL_SUFFIXES:
             sessions = read_sessions_ical(file, machine_finder(site), zone or site.tz,
                                           member_for=member_finder(site), report=report)
