@@ -1,5 +1,5 @@
 """`wattelier analyze --config`: the same results from the journal and from a real InfluxDB 1.6.7,
-in one process and in several (analytics.parallel)."""
+in one process and in several (wattelier.performance)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analytics.inputs import EDGE_MARGIN_S, JournalInputs
-from analytics.parallel import WorkerError, analyze_in_processes
+from wattelier.performance import WorkerError, analyze_in_processes
 from analytics.pipeline import analyze
 from collector.influx_adapter import InfluxSettings
 from collector.journal import Journal

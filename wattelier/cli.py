@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import gc
 import logging
 import os
 import sys
@@ -19,6 +17,7 @@ from wattelier.commands import demo as demo_cmd
 from wattelier.commands import journal as journal_cmd
 from wattelier.commands import sessions as sessions_cmd
 from wattelier.commands import simulate as simulate_cmd
+from wattelier.performance import freeze_heap_at_exit
 
 app = typer.Typer(
     name="wattelier",
@@ -55,10 +54,7 @@ def main(
         logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
 
 
-# At exit, before freeing what the command made, Python's cycle collector would walk all of it
-# again; frozen, the objects are freed without that walk (an analysis of a week of 20 machines:
-# 60 ms less of 0.68 s). Everything is still released, and the standard streams flushed.
-atexit.register(gc.freeze)
+freeze_heap_at_exit()
 
 
 app.command("check", short_help="Validate a site file and its secrets file.")(check_cmd.check)

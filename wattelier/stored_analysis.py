@@ -12,10 +12,8 @@ state file) up to `settle_s` before now, so late points are in.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import gc
 import json
 import logging
 import math
@@ -28,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from analytics.inputs import JournalInputs
-from analytics.parallel import analyze_in_processes, can_fork, start_forked
 from analytics.pipeline import AnalysisOptions, AnalysisResult
 from analytics.results import Figures
 from collector.influx_config import InfluxSettings
@@ -37,6 +34,12 @@ from collector.points import Point
 from devices import vocabulary
 from devices.site import Site
 from wattelier.json_output import json_document
+from wattelier.performance import (
+    analyze_in_processes,
+    can_fork,
+    cyclic_gc_paused,
+    start_forked,
+)
 
 log = logging.getLogger("wattelier.analyze")
 
@@ -153,7 +156,7 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
              render: Callable[[AnalysisResult], str] | None = None) -> StoredRun:
     """Analyse [start_s, end_s) from the journal (or InfluxDB) and store the results there.
 
-    processes: machines analysed in this many processes (analytics.parallel; None: one per
+    processes: machines analysed in this many processes (wattelier.performance; None: one per
     processor available). The command line uses None; the default 1 never forks.
     rollups: read power through the hourly rollups (written by the journal when it packs an
     hour, forwarded to InfluxDB) where they give the same result (analytics.rollup_reader);
@@ -164,23 +167,6 @@ def run_once(site: Site, start_s: float, end_s: float, *, journal_path: Path,
     """
     with cyclic_gc_paused():
         return _run_once(site, start_s, end_s, journal_path, influx, options, processes, rollups, render)
-
-
-@contextlib.contextmanager
-def cyclic_gc_paused():
-    """Python's cycle collector paused (reference counting still frees everything else).
-
-    An analysis makes tens of thousands of small records and almost no reference cycles (a
-    week of 20 machines leaves some 1 500 cyclic objects), while each collection walks the
-    whole heap: paused, the two-process run of that week takes 45 ms less of 0.55 s, most of
-    it in passing the workers' records back. Forked workers inherit the pause."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _run_once(site: Site, start_s: float, end_s: float, journal_path: Path, influx: InfluxSettings | None,
