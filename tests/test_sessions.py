@@ -1008,3 +1008,26 @@ def test_cli_import_a_french_spreadsheet_export(tmp_path, site_file):
     [line] = result.output.strip().splitlines()
     assert line.startswith(f"{path}:2: column 'member': 'Zoé Inconnue' is not a member of the site by key, "
                            "full name or e-mail")
+
+
+def test_cli_import_from_to_is_the_window_recurrences_are_expanded_in(tmp_path, site_file):
+    """The error for a rule with too many occurrences says to import a shorter window with
+    --from/--to: the command has them, and they work."""
+    common = ["--config", str(site_file), "--journal", str(tmp_path / "j.sqlite")]
+    weekly = Path(__file__).parent / "data" / "calendars" / "google_weekly_exdate.ics"
+    result = invoke("import", str(weekly), "--from", "2026-10-13", "--to", "2026-10-28", *common)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(invoke("list", "--json", *common).output)
+    assert [s["start"] for s in listed] == ["2026-10-13T07:00:00.000Z", "2026-10-27T08:00:00.000Z"]
+    path = tmp_path / "every-half-hour.ics"
+    path.write_bytes(ics(event("UID:h", "DTSTART:20260101T000000Z", "DURATION:PT1M",
+                               "RRULE:FREQ=HOURLY;BYMINUTE=0,30", "SUMMARY:amelie @ laser-1")))
+    result = invoke("import", str(path), "--from", "2026-01-01", "--to", "2027-01-01", *common)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert "more than 10000; import a shorter window (--from/--to)" in line and "nothing imported" in line
+    result = invoke("import", str(path), "--from", "2026-01-01", "--to", "2026-01-02", *common)
+    # a Paris day: 2025-12-31T23:00Z to 2026-01-01T23:00Z; the rule starts at 00:00Z: 46 half-hours
+    assert result.exit_code == 0 and "46 session(s): 46 added" in result.output
+    result = invoke("import", str(path), "--from", "2026-01-02", "--to", "2026-01-01", *common)
+    assert result.exit_code == 2 and "--to must be after --from" in result.output

@@ -131,6 +131,10 @@ def import_file(
                                               "refused and day-first dates (26/10/2026 09:00) are in "
                                               "the site's zone. iCalendar floating times use it, "
                                               "else the site's."),
+    start: str = typer.Option(None, "--from", help="Only sessions ending after this time; recurring "
+                                                   "iCalendar events are expanded from it. " + TIME_HELP),
+    end: str = typer.Option(None, "--to", help="Only sessions starting before this time; recurring "
+                                               "iCalendar events are expanded up to it. " + TIME_HELP),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     journal: Path = typer.Option(None, "--journal", help=JOURNAL_HELP),
 ) -> None:
@@ -139,6 +143,10 @@ def import_file(
     import zoneinfo
 
     site = site_or_exit(config)
+    start_s = _time_or_exit("--from", start, site) if start else None
+    end_s = _time_or_exit("--to", end, site) if end else None
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise _fail(["--to must be after --from"])
     zone = None
     if tz:
         try:
@@ -152,9 +160,12 @@ def import_file(
             sessions = read_sessions_csv(file, zone, machines=set(site.machines), members=set(site.members),
                                          machine_for=machine_finder(site), member_for=member_finder(site),
                                          spreadsheet_tz=site.tz)
+            sessions = [s for s in sessions if (start_s is None or s.end_s > start_s)
+                        and (end_s is None or s.start_s < end_s)]
         elif suffix in ICAL_SUFFIXES:
             sessions = read_sessions_ical(file, machine_finder(site), zone or site.tz,
-                                          member_for=member_finder(site), report=report)
+                                          member_for=member_finder(site), report=report,
+                                          start_s=start_s, end_s=end_s)
         else:
             raise _fail([f"{file}: unknown kind of file {suffix or '(no suffix)'!r}: name it .csv "
                          "(machine,member,start,end) or .ics (iCalendar)"])
