@@ -231,8 +231,10 @@ async def test_wrong_password_is_refused_logged_once_and_retried_with_backoff(
     # Delays 0.1, 0.2, 0.4, 0.8, 0.8 ... s: about 5 attempts in 2.5 s; without backoff, hundreds.
     assert 3 <= attempts <= 9, attempts
     assert set(source.errors_by_kind) == {"opcua_security"}
-    assert sim.users_refused - refused == attempts
-    assert sim.sessions_created - sessions == attempts  # each refused session was closed:
+    # an attempt in flight when stop is set is abandoned uncounted, though the server may still
+    # refuse it: one more refusal (and session) on the server's side at most
+    assert attempts <= sim.users_refused - refused <= attempts + 1
+    assert sim.sessions_created - sessions == sim.users_refused - refused  # each refused session was closed:
     assert sim.sessions_active == 0
     assert sink.points == [] and source.connects == 0
     [line] = down_lines(caplog)
