@@ -110,7 +110,24 @@ def format_field_value(value: FieldValue) -> str:
     return escape_string_field(value)
 
 
-_FIELD_KEYS: dict[str, str] = {}
+_FIELD_ORDERS: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+
+
+def _field_order(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(key, 'escaped key=') in sorted order for a field set with these keys: found once per
+    set of keys (a store writes few distinct ones), kept for up to 10 000 sets."""
+    order = _FIELD_ORDERS.get(keys)
+    if order is None:
+        listed = []
+        for key in sorted(keys):
+            escaped = escape_key(key)
+            if not escaped:
+                raise ValueError(f"field key {key!r} is empty in line protocol")
+            listed.append((key, escaped + "="))
+        order = tuple(listed)
+        if len(_FIELD_ORDERS) < 10_000:
+            _FIELD_ORDERS[keys] = order
+    return order
 
 
 def fields_to_line(fields: dict[str, FieldValue]) -> str:
@@ -119,16 +136,12 @@ def fields_to_line(fields: dict[str, FieldValue]) -> str:
     if not fields:
         raise ValueError("a point needs at least one field")
     parts = []
-    keys = _FIELD_KEYS
-    for key in sorted(fields):
-        escaped = keys.get(key)
-        if escaped is None:
-            escaped = escape_key(key)
-            if not escaped:
-                raise ValueError(f"field key {key!r} is empty in line protocol")
-            if len(keys) < 10_000:
-                keys[key] = escaped
-        parts.append(f"{escaped}={format_field_value(fields[key])}")
+    for key, prefix in _field_order(tuple(fields)):
+        value = fields[key]
+        if type(value) is float and value - value == 0.0:  # the common case: a finite float
+            parts.append(prefix + repr(value))
+        else:
+            parts.append(prefix + format_field_value(value))
     return ",".join(parts)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from analytics.inputs import JournalInputs
 from analytics.pipeline import AnalysisOptions, AnalysisResult
-from analytics.results import Figures
+from analytics.results import Figures, UsageRecord
 from collector.influx_config import InfluxSettings
 from collector.journal import Journal
 from collector.points import Point
@@ -56,7 +56,7 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     for key, value in fields.items():
         if value is None:
             continue
-        if isinstance(value, float) and not math.isfinite(value):
+        if type(value) is float and value - value != 0.0:  # NaN and infinities
             continue
         out[key] = value
     return out
@@ -66,20 +66,28 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-_FIGURE_FIELDS = tuple((f.name, f.type.startswith("float")) for f in dataclasses.fields(Figures))
+def _stored_fields(kind: type, leave_out: tuple[str, ...] = ()) -> tuple[tuple[str, bool], ...]:
+    """(name, is a number) of a record type's fields as stored, listed once per type: a week's
+    results hold some 2 500 records with figures. Numbers (int or float) are stored as floats
+    (physical quantities are always floats: docs/design.md, "Decisions already taken")."""
+    return tuple((f.name, f.type.startswith(("float", "int"))) for f in dataclasses.fields(kind)
+                 if f.name not in leave_out)
 
 
-def _figures(record: Figures) -> dict[str, Any]:
-    """A record's figures (analytics.results.Figures) as stored fields: numbers as floats,
-    names as text, None and NaN left out (as _clean does; a week's results hold some 2 500
-    records with figures, so the fields are listed once)."""
+_FIGURE_FIELDS = _stored_fields(Figures)
+_USAGE_FIELDS = _stored_fields(UsageRecord, ("machine", "day_start_s", "period", "day"))
+
+
+def _figures(record: Any, listed: tuple[tuple[str, bool], ...] = _FIGURE_FIELDS) -> dict[str, Any]:
+    """A record's `listed` fields as stored: numbers as floats, names as text, None and NaN
+    left out (as _clean does)."""
     values = vars(record)
     out: dict[str, Any] = {}
-    for name, is_float in _FIGURE_FIELDS:
+    for name, is_number in listed:
         value = values[name]
         if value is None:
             continue
-        if is_float:
+        if is_number:
             value = float(value)
             if value - value != 0.0:  # NaN and infinities
                 continue
@@ -118,11 +126,8 @@ def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
                                     "processing_s": _float(s.processing_s), "window_cut": s.window_cut})
                             | _figures(s), _ns(s.start_s)))
     for u in result.usage:
-        fields = {k: _float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-                  for k, v in dataclasses.asdict(u).items()
-                  if k not in ("machine", "day_start_s", "period", "day")}
         points.append(Point(vocabulary.USAGE, {"site": site_name, "machine": u.machine, "period": "day"},
-                            _clean(fields), _ns(u.day_start_s)))
+                            _figures(u, _USAGE_FIELDS), _ns(u.day_start_s)))
     return points
 
 
