@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 # Debian packages used by the tests: real InfluxDB 1.6.7 and VictoriaMetrics servers, started
-# by the tests on free loopback ports (the packaged services are not used).
-DEBIAN_PACKAGES=(influxdb victoria-metrics)
+# by the tests on free loopback ports (the packaged services are not used); headless Chromium,
+# which renders the reports (HTML checked in a real browser, PDF printed by it), poppler-utils'
+# pdftotext, which reads the PDFs back, and the DejaVu fonts the pages are set in.
+DEBIAN_PACKAGES=(influxdb victoria-metrics chromium poppler-utils fonts-dejavu-core)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
