@@ -46,34 +46,20 @@ def _backfill(site, days: float, journal_path: Path, seed: int, out: Path | None
     also as out/sessions.csv."""
     from rich.progress import Progress
 
-    from analytics.records import Session
-    from collector.journal import Journal
-    from collector.points import Point
-    from devices.sim.backfill import backfill_rows, backfill_workshop
     from devices.sim.workshop import write_sessions_csv
-    from wattelier.sessions_store import store_sessions
+    from wattelier.history import backfill_history
 
     end = time.time() // 3600 * 3600
     start = end - days * 86400
-    workshop = backfill_workshop(site, start, end, seed=seed)
-    journal = Journal(journal_path, max_points=site.journal.max_points, overflow=site.journal.overflow)
-    written = 0
     with Progress() as progress:
         task = progress.add_task(f"backfilling {days:g} days", total=end - start)
-        for chunk_end, rows in backfill_rows(site, workshop, start, end, power_holes):
-            journal.put([Point(r.measurement, r.tags, r.fields, r.time_ns) for r in rows])
-            written += journal.commit()
-            progress.update(task, completed=chunk_end - start)
-    sessions = workshop.sessions(end)
-    added, _ = store_sessions(journal, site.site.name,
-                              [Session(s.machine, s.member, s.start_s, s.end_s, "simulator") for s in sessions])
-    journal.close()
-    jobs = workshop.jobs(end)
-    typer.echo(f"{written} points for {len(jobs)} jobs and {added} sessions (bookings) written to "
-               f"{journal_path}")
+        history = backfill_history(site, start, end, journal_path, seed=seed, power_holes=power_holes,
+                                   progress=lambda done: progress.update(task, completed=done))
+    typer.echo(f"{history.points} points for {history.jobs} jobs and {history.sessions_added} sessions "
+               f"(bookings) written to {journal_path}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_sessions_csv(out / "sessions.csv", sessions)
+        write_sessions_csv(out / "sessions.csv", history.sessions)
         typer.echo(f"sessions written to {out / 'sessions.csv'}")
 
 
