@@ -216,9 +216,12 @@ def summarise(site: Site, workshop: SimulatedWorkshop, journal_path: Path, secon
 
 
 async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: float = 60.0,
-                   console: Console | None = None, influx: InfluxSettings | None = None) -> DemoResult:
+                   console: Console | None = None, influx: InfluxSettings | None = None,
+                   history_s: float = 0.0) -> DemoResult:
     """Run the simulated workshop and the collector for `seconds`, write results into `out`;
-    with `influx`, the collector also forwards the journal there (drained before the summary)."""
+    with `influx`, the collector also forwards the journal there (drained before the summary).
+    history_s: first write that much simulated history (ending on the hour before the run) into
+    the journal and analyse it."""
     if console is None:
         console = Console()
         if not console.is_terminal:  # a log file or a pipe: do not squeeze the tables
@@ -227,6 +230,7 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     journal_path = out / "journal.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(str(journal_path) + suffix).unlink(missing_ok=True)
+    history = _history(site, journal_path, history_s, seed, console) if history_s > 0 else None
     site = relocate(site)
     # A 1 s model grid: each 1 Hz meter reading stands for one second of the model's power.
     workshop = SimulatedWorkshop(site, seed=seed, pace=pace, pki_dir=out / "pki", dt_s=1.0)
@@ -266,12 +270,49 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     spans = {name: source.poll_span_max_s for name, source in collector.meter_sources.items()}
     result = summarise(site, workshop, journal_path, seconds, spans)
     result.summary["analysis"] = _analyse(site, workshop, journal_path, collect_start_s, end)
+    if history is not None:
+        result.summary["history"] = history
     if influx is not None:
-        await _forward_rest(journal_path, influx)  # the bookings and results written since
+        # the bookings and results written since; history takes longer (some 300 000 points/s)
+        await _forward_rest(journal_path, influx, 60.0 + (history["points"] / 50_000 if history else 0.0))
         _add_forwarding(result, collector, journal_path)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
     _print_summary(console, result, out)
     return result
+
+
+def _history(site: Site, journal_path: Path, history_s: float, seed: int, console: Console) -> dict:
+    """Simulated history over the whole hours before now, written into the journal with its
+    bookings (wattelier.history), then analysed and its results stored, as `wattelier analyze`
+    would; what was done, as the summary's "history"."""
+    from rich.progress import Progress
+
+    from wattelier.history import backfill_history
+    from wattelier.stored_analysis import run_once
+
+    end_s = time.time() // 3600 * 3600
+    start_s = end_s - history_s
+    started = time.monotonic()
+    with Progress(console=console, transient=not console.is_terminal) as progress:
+        task = progress.add_task(f"history: {_days(history_s)} of simulated readings", total=history_s)
+        history = backfill_history(site, start_s, end_s, journal_path, seed=seed,
+                                   progress=lambda done: progress.update(task, completed=done))
+    written_s = time.monotonic() - started
+    console.print(f"history: {history.points} readings, {history.jobs} jobs and {history.sessions_added} "
+                  f"bookings from {iso(start_s)} to {iso(end_s)} written in {written_s:.0f} s; analysing it")
+    started = time.monotonic()
+    run = run_once(site, start_s, end_s, journal_path=journal_path, processes=None)
+    console.print(f"history analysed in {time.monotonic() - started:.0f} s: {len(run.result.jobs)} jobs, "
+                  f"{len(run.result.sessions)} sessions, {run.points_written} result points stored")
+    return {"start": iso(start_s), "end": iso(end_s), "start_s": start_s, "end_s": end_s,
+            "points": history.points, "jobs": history.jobs, "sessions": history.sessions_added,
+            "jobs_found": len(run.result.jobs), "result_points_written": run.points_written,
+            "backfill_s": round(written_s, 1)}
+
+
+def _days(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days:g} days" if days != 1 else "1 day"
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
