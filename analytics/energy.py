@@ -807,11 +807,12 @@ class LocalReconciled:
         return np.where(i < 0, before, np.where(i >= n - 1, after, inside))
 
     def between(self, starts_s, ends_s) -> np.ndarray:
-        """Reconciled energy in each interval [kWh]."""
+        """Reconciled energy in each interval [kWh] (both ends evaluated in one pass)."""
         a = _as_1d("starts_s", starts_s)
         b = _as_1d("ends_s", ends_s)
         _check_intervals(a, b)
-        return self.at(b) - self.at(a)
+        ends = self.at(np.concatenate([a, b]))
+        return ends[len(a):] - ends[:len(a)]
 
 
 def reconciliation_knots(counter: CounterCurve, filled: GapFilledCurve | None = None,
