@@ -158,7 +158,7 @@ def to_svg(figure: Figure, salt: str) -> str:
     return text.strip() + "\n"
 
 
-_GROUP_ID = re.compile(r'id="([A-Za-z]+(?:_[A-Za-z0-9]+)*_[0-9]+)"')
+_GROUP_ID = re.compile(r'id="([A-Za-z][A-Za-z0-9.]*(?:_[A-Za-z0-9]+)*_[0-9]+)"')
 
 
 def _figure(height_in: float) -> Figure:
