@@ -66,6 +66,8 @@ def find_browser() -> str:
 def _run(html_path: Path, extra: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess:
     """Run Chromium on ``html_path`` with ``extra`` flags in a new profile; its stderr is text."""
     browser = find_browser()
+    if not Path(html_path).is_file():
+        raise PdfRenderFailed(f"{what}: no HTML file at {html_path}")
     url = Path(html_path).resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="wattelier-chromium-") as profile:
         command = [browser, *_FLAGS, f"--user-data-dir={profile}", *extra, url]

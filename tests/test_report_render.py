@@ -337,6 +337,8 @@ def test_missing_browser_is_one_line(tmp_path, monkeypatch, rendered):
 
 def test_failed_render_is_reported(tmp_path, rendered):
     assert find_browser()
+    with pytest.raises(PdfRenderFailed, match="no HTML file"):
+        write_pdf(tmp_path / "absent.html", tmp_path / "absent.pdf")
     with pytest.raises(PdfRenderFailed, match="did not finish"):
         write_pdf(rendered["html_path"], tmp_path / "slow.pdf", timeout_s=0.01)
     fake = tmp_path / "bin"
