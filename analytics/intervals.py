@@ -130,6 +130,41 @@ class CoveredTime:
         return float(self._before[-1])
 
 
+class Within:
+    """A cumulative quantity counted only inside a set of intervals (a Cumulative): what an
+    energy curve [kWh] adds up to over standby outside opening hours, or over jobs held by
+    sessions, between any two instants.
+
+    Parameters
+    ----------
+    cumulative : object with ``at(time_s)``
+        The quantity (energy [kWh], cost, ...) from a fixed origin.
+    starts_s, ends_s : array [s]
+        The set; overlapping intervals are joined (the quantity is counted once).
+    """
+
+    def __init__(self, cumulative, starts_s, ends_s) -> None:
+        self.cumulative = cumulative
+        self.starts_s, self.ends_s = union(starts_s, ends_s)
+        self._at_start = np.asarray(cumulative.at(self.starts_s), dtype=np.float64)
+        pieces = np.asarray(cumulative.at(self.ends_s), dtype=np.float64) - self._at_start
+        self._before = np.concatenate([[0.0], np.cumsum(pieces)])
+
+    def at(self, time_s) -> np.ndarray:
+        x = np.asarray(time_s, dtype=np.float64)
+        if not len(self.starts_s):
+            return np.zeros(x.shape)
+        i = np.searchsorted(self.starts_s, x, side="right") - 1
+        k = np.clip(i, 0, len(self.starts_s) - 1)
+        inside = (np.asarray(self.cumulative.at(np.clip(x, self.starts_s[k], self.ends_s[k])),
+                             dtype=np.float64) - self._at_start[k])
+        return np.where(i < 0, 0.0, self._before[k] + inside)
+
+    def between(self, starts_s, ends_s) -> np.ndarray:
+        a, b = _pair(starts_s, ends_s)
+        return self.at(b) - self.at(a)
+
+
 def shared_totals(starts_s, ends_s, cumulative) -> np.ndarray:
     """A cumulative quantity split between possibly overlapping intervals.
 

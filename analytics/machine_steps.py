@@ -26,10 +26,10 @@ from analytics.attribution import assign_jobs, session_totals
 from analytics.energy import (CounterCurve, EnergyCurve, GapFilledCurve, LocalReconciled,
                               reconciliation_knots, step_at_changes)
 from analytics.figures import FigureArrays, MachineEnergy, Pricing, Zero, between, interval_figures
-from analytics.intervals import CoveredTime
+from analytics.intervals import CoveredTime, Within, complement, intersect
 from analytics.jobs import JobIntervals, jobs_from_controller, jobs_from_states
 from analytics.records import MachineData, Session
-from analytics.states import (IDLE, PROCESSING, StateIntervals, calibrate_from_histogram,
+from analytics.states import (IDLE, PROCESSING, STANDBY, StateIntervals, calibrate_from_histogram,
                               calibrate_thresholds, overlay_controller, states_from_power)
 from analytics.window import AnalysisWindow
 from devices.site import Site
@@ -237,6 +237,11 @@ class UsageDays:
     state code per day [s]; planned_busy_s (PBT: opening hours), busy_s (AUBT: held by
     sessions) [s]; availability, utilisation, allocation: ISO 22400-2 KPIs (NaN where
     undefined); unattributed_kwh: energy outside sessions; jobs: jobs started that day.
+    sessions_kwh: energy while sessions hold the machine (energy_kwh - unattributed_kwh);
+    sessions_jobs_kwh: the part of it in the window's jobs (so energy = jobs in sessions +
+    sessions outside jobs + unattributed) [kWh]. standby_outside_opening_kwh, _s, _cost:
+    energy [kWh], time [s] and cost [currency] of standby outside opening hours (None without
+    opening hours; cost None without a tariff).
     """
 
     figures: FigureArrays
@@ -251,6 +256,26 @@ class UsageDays:
     allocation: np.ndarray
     unattributed_kwh: np.ndarray
     jobs: np.ndarray
+    sessions_kwh: np.ndarray
+    sessions_jobs_kwh: np.ndarray
+    standby_outside_opening_kwh: np.ndarray | None = None
+    standby_outside_opening_s: np.ndarray | None = None
+    standby_outside_opening_cost: np.ndarray | None = None
+
+
+def standby_outside_opening(energy: MachineEnergy, pricing: Pricing, standby: CoveredTime,
+                            window: AnalysisWindow, a, b
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """Energy [kWh], time [s] and cost [currency] of standby outside opening hours in each
+    interval [a, b) (site-local days): the waste switching off would save. None without
+    opening hours; the cost None without a tariff."""
+    if window.opening is None:
+        return None
+    closed = complement(*window.opening, window.start_s, window.end_s)
+    pieces = intersect(standby.starts_s, standby.ends_s, *closed)
+    kwh = Within(energy.reported, *pieces).between(a, b)
+    cost = None if pricing.cost is None else Within(pricing.cost, *pieces).between(a, b)
+    return kwh, CoveredTime(*pieces).between(a, b), cost
 
 
 def usage_days(energy: MachineEnergy, pricing: Pricing, time_in: dict[int, CoveredTime],
@@ -276,6 +301,9 @@ def usage_days(energy: MachineEnergy, pricing: Pricing, time_in: dict[int, Cover
     jobs_per_day = (np.histogram(jobs.start_s, bins=np.concatenate([a, b[-1:]]))[0] if len(jobs)
                     else np.zeros(len(a), int))
     apt = state_s[PROCESSING]
+    held = attribution.held
+    in_jobs = intersect(jobs.start_s, jobs.end_s, held.starts_s, held.ends_s)
+    standby_out = standby_outside_opening(energy, pricing, time_in[STANDBY], window, a, b)
     return UsageDays(
         figures=figures,
         power_kwh=energy.power.between(a, b)[0] if energy.has_power else None,
@@ -284,7 +312,11 @@ def usage_days(energy: MachineEnergy, pricing: Pricing, time_in: dict[int, Cover
         state_s=state_s, planned_busy_s=planned, busy_s=busy,
         availability=kpi.availability(apt, planned), utilisation=kpi.utilisation_efficiency(apt, busy),
         allocation=kpi.allocation_efficiency(busy, planned),
-        unattributed_kwh=figures.energy_kwh - held_kwh, jobs=jobs_per_day)
+        unattributed_kwh=figures.energy_kwh - held_kwh, jobs=jobs_per_day,
+        sessions_kwh=held_kwh, sessions_jobs_kwh=Within(energy.reported, *in_jobs).between(a, b),
+        standby_outside_opening_kwh=None if standby_out is None else standby_out[0],
+        standby_outside_opening_s=None if standby_out is None else standby_out[1],
+        standby_outside_opening_cost=None if standby_out is None else standby_out[2])
 
 
 @dataclass

@@ -45,11 +45,11 @@ from analytics.attribution import allocate_service, session_totals
 from analytics.carbon import co2e_curve, cost_curve
 from analytics.energy import DEFAULT_MAX_GAP_S, Cumulative
 from analytics.figures import MachineEnergy, Pricing, between, interval_figures
-from analytics.intervals import CoveredTime, complement, intersect
+from analytics.intervals import CoveredTime
 from analytics.jobs import DEFAULT_MERGE_GAP_S
-from analytics.machine_steps import (MainMeter, attribute, machine_energy, machine_jobs,
-                                     machine_states, machine_thresholds, main_meter, state_name,
-                                     usage_days)
+from analytics.machine_steps import (MainMeter, UsageDays, attribute, machine_energy,
+                                     machine_jobs, machine_states, machine_thresholds, main_meter,
+                                     state_name, usage_days)
 from analytics.records import MachineData, Session
 from analytics.results import (AnalysisResult, BalanceRecord, JobRecord, MachineRecord,
                                MemberRecord, SessionRecord, StateRecord, UsageRecord, iso_utc)
@@ -222,10 +222,11 @@ class Analysis:
 
         first_job = len(out.jobs)
         self._job_records(out, name, jobs, energy, pricing, held)
-        record = self._machine_record(name, is_service, md, thresholds, energy, pricing, states,
-                                      time_in, jobs, held)
+        days = usage_days(energy, pricing, time_in, held, jobs, w)
+        record = self._machine_record(name, is_service, md, thresholds, energy, pricing,
+                                      time_in, jobs, held, days)
         out.records.append(record)
-        self._usage_records(out, name, energy, pricing, time_in, held, jobs)
+        self._usage_records(out, record, days)
 
         window_figures = interval_figures(energy, pricing, [start], [end])
         e_total = float(window_figures.energy_kwh[0])
@@ -253,18 +254,20 @@ class Analysis:
                 window_cut=jobs.window_cut[i], **figures.at(i)))
 
     def _machine_record(self, name: str, is_service: bool, md: MachineData, thresholds,
-                        energy: MachineEnergy, pricing: Pricing, states, time_in, jobs,
-                        held) -> MachineRecord:
+                        energy: MachineEnergy, pricing: Pricing, time_in, jobs, held,
+                        days: UsageDays | None) -> MachineRecord:
+        """The machine over the window; standby outside opening hours is the sum of its
+        days' (so a report summing stored days finds the same figure)."""
         w = self.window
         start, end = w.start_s, w.end_s
         figures = interval_figures(energy, pricing, [start], [end])
         total = float(figures.energy_kwh[0])
         standby_out_kwh = standby_out_s = None
-        if w.opening is not None:
-            closed = complement(*w.opening, start, end)
-            pieces = intersect(*states.of(STANDBY), *closed)
-            standby_out_kwh = float(np.sum(between(energy.reported, *pieces)))
-            standby_out_s = float(np.sum(pieces[1] - pieces[0]))
+        if days is not None and days.standby_outside_opening_kwh is not None:
+            standby_out_kwh = float(np.sum(days.standby_outside_opening_kwh))
+            standby_out_s = float(np.sum(days.standby_outside_opening_s))
+        elif days is None and w.opening is not None:  # a window without days
+            standby_out_kwh = standby_out_s = 0.0
         return MachineRecord(
             machine=name, is_service=is_service,
             energy_power_kwh=float(energy.power.between([start], [end])[0][0]) if energy.has_power else None,
@@ -277,12 +280,16 @@ class Analysis:
             thresholds_w=thresholds.watts, thresholds_source=thresholds.source,
             accuracy=md.accuracy, **_state_times(time_in), **figures.at(0))
 
-    def _usage_records(self, out: MachineParts, name: str, energy: MachineEnergy, pricing: Pricing,
-                       time_in, held, jobs) -> None:
+    def _usage_records(self, out: MachineParts, record: MachineRecord, days: UsageDays | None) -> None:
+        """One record per site-local day, with what a report needs from the machine's own
+        record (thresholds, accuracy, service or not) so that stored days suffice."""
         w = self.window
-        days = usage_days(energy, pricing, time_in, held, jobs, w)
         if days is None:
             return
+        name = record.machine
+        th = record.thresholds_w
+        standby_kwh, standby_s = days.standby_outside_opening_kwh, days.standby_outside_opening_s
+        standby_cost = days.standby_outside_opening_cost
         for k in range(len(w.day_a)):
             out.usage.append(UsageRecord(
                 machine=name, day_start_s=float(w.day_start[k]),
@@ -299,7 +306,16 @@ class Analysis:
                 utilisation_efficiency=_finite(days.utilisation[k]),
                 allocation_efficiency=_finite(days.allocation[k]),
                 unattributed_energy_kwh=float(days.unattributed_kwh[k]), jobs=int(days.jobs[k]),
-                **days.figures.at(k)))
+                sessions_energy_kwh=float(days.sessions_kwh[k]),
+                sessions_jobs_energy_kwh=float(days.sessions_jobs_kwh[k]),
+                standby_outside_opening_kwh=None if standby_kwh is None else float(standby_kwh[k]),
+                standby_outside_opening_s=None if standby_s is None else float(standby_s[k]),
+                standby_outside_opening_cost=None if standby_cost is None else float(standby_cost[k]),
+                threshold_standby_w=None if th is None else float(th[0]),
+                threshold_idle_w=None if th is None else float(th[1]),
+                threshold_processing_w=None if th is None else float(th[2]),
+                thresholds_source=record.thresholds_source, accuracy=record.accuracy,
+                is_service=record.is_service, **days.figures.at(k)))
 
     def absorb(self, parts: MachineParts) -> None:
         """Add one machine's results (machine() here or in a worker process) to the analysis."""

@@ -135,7 +135,16 @@ class SessionRecord(Figures):
 @dataclass(kw_only=True)
 class UsageRecord(StateTimes, Figures):
     """One machine on one site-local day (the part of it inside the window), with KPIs.
-    reconciliation_scale: reported energy over the power integral (None without a counter)."""
+    reconciliation_scale: reported energy over the power integral (None without a counter).
+
+    sessions_energy_kwh: energy while sessions held the machine (energy_kwh -
+    unattributed_energy_kwh) [kWh]; sessions_jobs_energy_kwh: the part of it in jobs [kWh], so
+    that energy_kwh = sessions_jobs_energy_kwh + (sessions_energy_kwh -
+    sessions_jobs_energy_kwh) + unattributed_energy_kwh. standby_outside_opening_kwh, _s,
+    _cost: standby outside opening hours that day [kWh], [s], [currency] (None without opening
+    hours; the machine's window figure is the sum of its days). threshold_*_w, thresholds_source,
+    accuracy, is_service: the machine's state thresholds [W] and where they came from, its
+    meter's accuracy class, whether it is a shared service (the same every day of a window)."""
 
     machine: str
     day_start_s: float
@@ -152,6 +161,17 @@ class UsageRecord(StateTimes, Figures):
     allocation_efficiency: float | None
     unattributed_energy_kwh: float
     jobs: int
+    sessions_energy_kwh: float = 0.0
+    sessions_jobs_energy_kwh: float = 0.0
+    standby_outside_opening_kwh: float | None = None
+    standby_outside_opening_s: float | None = None
+    standby_outside_opening_cost: float | None = None
+    threshold_standby_w: float | None = None
+    threshold_idle_w: float | None = None
+    threshold_processing_w: float | None = None
+    thresholds_source: str = ""
+    accuracy: str = "unknown"
+    is_service: bool = False
 
 
 @dataclass(kw_only=True)

@@ -99,7 +99,7 @@ def test_demo_into_influxdb_v1_leaves_exactly_the_journaled_points(tmp_path, inf
     by_measurement = lambda points: {m: sum(1 for k in points if k[0] == m) for m in {k[0] for k in points}}
     assert by_measurement(stored) == by_measurement(journaled)  # counts per measurement equal
     assert set(by_measurement(stored)) == {"meter", "cnc", "collector", "booking", "machine_state", "job",
-                                           "session", "usage"}
+                                           "session", "usage", "balance"}
     assert stored == journaled  # and every value equal
     assert summary["influxdb"]["backlog"] == 0 and summary["influxdb"]["quarantined"] == 0
     assert summary["influxdb"]["api"] == "v1" and summary["ok"] is True

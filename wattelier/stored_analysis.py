@@ -24,10 +24,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from analytics.inputs import JournalInputs
 from analytics.pipeline import AnalysisOptions, AnalysisResult
-from analytics.results import Figures, UsageRecord
+from analytics.results import BalanceRecord, Figures, UsageRecord
 from collector.influx_config import InfluxSettings
 from collector.journal import Journal
 from collector.points import Point
@@ -43,7 +44,8 @@ from wattelier.performance import (
 
 log = logging.getLogger("wattelier.analyze")
 
-RESULT_MEASUREMENTS = [vocabulary.MACHINE_STATE, vocabulary.JOB, vocabulary.SESSION, vocabulary.USAGE]
+RESULT_MEASUREMENTS = [vocabulary.MACHINE_STATE, vocabulary.JOB, vocabulary.SESSION, vocabulary.USAGE,
+                       vocabulary.BALANCE]
 
 
 def _ns(t_s: float) -> int:
@@ -76,6 +78,7 @@ def _stored_fields(kind: type, leave_out: tuple[str, ...] = ()) -> tuple[tuple[s
 
 _FIGURE_FIELDS = _stored_fields(Figures)
 _USAGE_FIELDS = _stored_fields(UsageRecord, ("machine", "day_start_s", "period", "day"))
+_BALANCE_FIELDS = _stored_fields(BalanceRecord, ("period",))
 
 
 def _figures(record: Any, listed: tuple[tuple[str, bool], ...] = _FIGURE_FIELDS) -> dict[str, Any]:
@@ -100,9 +103,13 @@ def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
 
     machine_state: one point per state interval at its start (tags site, machine, state).
     job: one point per job at its start (tags site, machine, member when attributed).
-    session: one point per session at its start (tags site, machine, member).
+    session: one point per session at its start (tags site, machine, member); jobs: how many
+    jobs it holds (a count, stored as a float as every number).
     usage: one point per machine and site-local day at the day's start (tags site, machine,
     period=day).
+    balance: one point per site-local day at the day's start (tags site, period=day): the
+    main meter against the metered machines and services (the window's own row is not
+    stored: a report sums the days it covers).
     """
     points: list[Point] = []
     for s in result.state_intervals:
@@ -123,11 +130,22 @@ def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
     for s in result.sessions:
         points.append(Point(vocabulary.SESSION, {"site": site_name, "machine": s.machine, "member": s.member},
                             _clean({"end_s": float(s.end_s), "duration_s": float(s.end_s - s.start_s),
-                                    "processing_s": _float(s.processing_s), "window_cut": s.window_cut})
+                                    "processing_s": _float(s.processing_s), "jobs": float(s.jobs),
+                                    "window_cut": s.window_cut})
                             | _figures(s), _ns(s.start_s)))
     for u in result.usage:
         points.append(Point(vocabulary.USAGE, {"site": site_name, "machine": u.machine, "period": "day"},
                             _figures(u, _USAGE_FIELDS), _ns(u.day_start_s)))
+    day_starts = {u.date: u.day_start_s for u in result.usage}
+    for b in result.balance:
+        if b.period == "window":
+            continue
+        day_start = day_starts.get(b.period)
+        if day_start is None:  # no machine's usage that day: the day's local midnight
+            day_start = dt.datetime.combine(dt.date.fromisoformat(b.period), dt.time(),
+                                            ZoneInfo(result.timezone)).timestamp()
+        points.append(Point(vocabulary.BALANCE, {"site": site_name, "period": "day"},
+                            _figures(b, _BALANCE_FIELDS) | {"date": b.period}, _ns(day_start)))
     return points
 
 
