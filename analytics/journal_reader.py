@@ -89,10 +89,19 @@ class JournalReader:
                                             f"time: {exc}): {RECOVERY_HINT}") from exc
         return data[:, 0] / 1e9, data[:, 1]
 
-    def points(self, series_id: int) -> list[tuple[int, dict]]:
-        """(time_ns, fields) of every point of a series, in time order."""
-        rows = self._db.execute("SELECT time_ns, fields FROM points WHERE series_id = ? ORDER BY time_ns, id",
-                                (series_id,)).fetchall()
+    def points(self, series_id: int, start_ns: int | None = None,
+               end_ns: int | None = None) -> list[tuple[int, dict]]:
+        """(time_ns, fields) of the points of a series, in time order: every one, or those in
+        [start_ns, end_ns) when given."""
+        query = "SELECT time_ns, fields FROM points WHERE series_id = ?"
+        args: list = [series_id]
+        if start_ns is not None:
+            query += " AND time_ns >= ?"
+            args.append(start_ns)
+        if end_ns is not None:
+            query += " AND time_ns < ?"
+            args.append(end_ns)
+        rows = self._db.execute(query + " ORDER BY time_ns, id", args).fetchall()
         return [(t, _json(self.path, f, f"the fields of a point of series {series_id}")) for t, f in rows]
 
     def count_by_series(self) -> dict[int, int]:
