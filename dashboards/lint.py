@@ -105,9 +105,8 @@ def lint_dashboard(dashboard: Json) -> list[str]:
     problems: list[str] = []
     seen: dict[int, str] = {}
     placed: list[tuple[str, Json]] = []
-    every = [p for p in dashboard.get("panels", [])] + [p for p in panels_of(dashboard)
-                                                         if p not in dashboard.get("panels", [])]
-    for panel in every:
+    top = dashboard.get("panels", [])
+    for panel in top + [p for row in top if row.get("type") == "row" for p in row.get("panels", [])]:
         name = f"{title} / {panel.get('title', '?')}"
         panel_id = panel.get("id")
         if panel_id in seen:
