@@ -75,6 +75,9 @@ def fill_influx(influx_url: str, database: str, site: Site, start_s: float, end_
     from wattelier.stored_analysis import run_once
 
     journal_path = workdir / "journal.sqlite"
+    # the whole history is journaled before it is forwarded: room for all of it (a month of the
+    # example site is more than the default 10 million points)
+    site = site.model_copy(update={"journal": site.journal.model_copy(update={"max_points": 10**9})})
     took = {}
     started = time.monotonic()
     backfill_history(site, start_s, end_s, journal_path, seed=1)
