@@ -138,19 +138,22 @@ def site_days(tz: zoneinfo.ZoneInfo, start_s: float, end_s: float) -> list[tuple
 
 
 def missing_dates(usage: list[Row], days: list[tuple[str, float, float]]) -> list[str]:
-    """The days without a usage row (of any machine) covering the whole day."""
-    covered: dict[str, tuple[float, float]] = {}
+    """The days whose part in the window is not covered by stored usage (of any machine): a
+    day may be stored in pieces, one per analysed window, and a piece missing between two
+    others counts as much as one missing at an end."""
+    pieces: dict[str, list[tuple[float, float]]] = {}
     for row in usage:
         date = row.get("date")
-        if date is None:
-            continue
-        a, b = row.get("start_s", float("inf")), row.get("end_s", float("-inf"))
-        lo, hi = covered.get(date, (float("inf"), float("-inf")))
-        covered[date] = (min(lo, a), max(hi, b))
+        if date is not None and "start_s" in row and "end_s" in row:
+            pieces.setdefault(date, []).append((row["start_s"], row["end_s"]))
     out = []
     for date, a, b in days:
-        lo, hi = covered.get(date, (float("inf"), float("-inf")))
-        if not (lo <= a + _EDGE_TOLERANCE_S and hi >= b - _EDGE_TOLERANCE_S):
+        reached = a
+        for lo, hi in sorted(pieces.get(date, [])):
+            if lo > reached + _EDGE_TOLERANCE_S:
+                break
+            reached = max(reached, hi)
+        if reached < b - _EDGE_TOLERANCE_S:
             out.append(date)
     return out
 
@@ -259,21 +262,34 @@ def _job_rows(jobs: list[Row]) -> list[JobRow]:
 
 
 def _day_rows(usage: list[Row]) -> list[DayRow]:
-    return [DayRow(date=r["date"], machine=r["machine"], energy_kwh=r.get("energy_kwh", 0.0),
-                   energy_uncertainty_kwh=r.get("energy_uncertainty_kwh", 0.0),
-                   processing_h=r.get("processing_s", 0.0) / 3600.0,
-                   standby_outside_opening_kwh=r.get("standby_outside_opening_kwh"),
-                   coverage_missing=r.get("coverage_missing", 0.0))
-            for r in sorted(usage, key=lambda r: (r["date"], r["machine"]))]
+    """One row per date and machine: the sum of that day's stored pieces (a day analysed in
+    several windows, as the periodic analysis does, is stored as one usage point per window)."""
+    days: dict[tuple[str, str], DayRow] = {}
+    for r in sorted(usage, key=lambda r: (r["date"], r["machine"], r["time_ns"])):
+        day = days.setdefault((r["date"], r["machine"]), DayRow(date=r["date"], machine=r["machine"]))
+        day.energy_kwh += r.get("energy_kwh", 0.0)
+        day.energy_uncertainty_kwh += r.get("energy_uncertainty_kwh", 0.0)
+        day.processing_h += r.get("processing_s", 0.0) / 3600.0
+        standby = r.get("standby_outside_opening_kwh")
+        if standby is not None:
+            day.standby_outside_opening_kwh = (day.standby_outside_opening_kwh or 0.0) + standby
+        day.coverage_missing = max(day.coverage_missing, r.get("coverage_missing", 0.0))
+    return list(days.values())
 
 
 def _balance_rows(balance: list[Row]) -> list[BalanceRow]:
+    """One row per date (the sum of its stored pieces), then the period's row."""
     keys = ("main_kwh", "main_uncertainty_kwh", "metered_kwh", "metered_uncertainty_kwh",
             "not_metered_kwh", "not_metered_uncertainty_kwh")
+    by_date: dict[str, dict[str, float]] = {}
+    for r in sorted(balance, key=lambda r: (r["date"], r["time_ns"])):
+        values = by_date.setdefault(r["date"], dict.fromkeys(keys, 0.0))
+        for k in keys:
+            values[k] += r.get(k, 0.0)
     out, total = [], dict.fromkeys(keys, 0.0)
-    for r in sorted(balance, key=lambda r: r["date"]):
-        values = {k: r.get(k, 0.0) for k in keys}
-        out.append(BalanceRow(period=r["date"], not_metered_share=r.get("not_metered_share"), **values))
+    for date, values in by_date.items():
+        out.append(BalanceRow(period=date, not_metered_share=_ratio(values["not_metered_kwh"], values["main_kwh"]),
+                              **values))
         for k in keys:
             total[k] += values[k]
     if out:

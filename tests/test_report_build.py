@@ -17,6 +17,8 @@ import orjson
 import pytest
 
 from analytics.influxql_reader import InfluxQLInputs
+from analytics.inputs import counter_resolution_kwh
+from analytics.journal_reader import JournalReader
 from analytics.stored_results import (REPORT_MEASUREMENTS, influxdb_reader, journal_reader,
                                       read_influxdb, read_journal)
 from collector.influx_adapter import InfluxSettings, InfluxTarget
@@ -215,3 +217,45 @@ def test_csv_numbers_are_the_json_numbers(analysed, tmp_path):
                     assert text == ("true" if value else "false")
     machine = next(r for r in csv.DictReader((tmp_path / "csv" / "machines.csv").open(encoding="utf-8")))
     assert "energy_kwh" in machine and "," not in machine["energy_kwh"]
+
+
+def test_a_day_analysed_in_pieces_reports_as_the_whole_day(analysed, tmp_path):
+    """The periodic analysis stores a day in pieces, one per run: each piece is its own point
+    (inside its window), none overwrites another, and the day's report equals the report of
+    the day analysed at once."""
+    import shutil
+
+    site, journal_path, _, day0, _, _, _ = analysed
+    day1 = day0 + 86400.0
+    whole = _report(site, journal_reader(journal_path), day0, day1).sites[0]
+    copy = tmp_path / "journal.sqlite"
+    shutil.copy(journal_path, copy)
+    noon = day0 + 12 * 3600.0
+    for a, b in ((day0, noon), (noon, day1)):
+        run_once(site, a, b, journal_path=copy, rollups=False)
+    rows = read_journal(copy, site.site.name, day0, day1)
+    machines = len(site.machines) + len(site.services)
+    assert len(rows[vocabulary.USAGE]) == 2 * machines  # two pieces of the day per machine
+    pieced = _report(site, journal_reader(copy), day0, day1).sites[0]
+    assert pieced.analysed and pieced.missing_dates == []
+    assert len(pieced.days) == machines  # one row per date and machine
+    reader = JournalReader(copy)
+
+    def step_kwh(feeds: str) -> float:  # the meter's counter resolution at its day's reading
+        ((name, meter),) = site.meters_of(feeds).items()
+        (series,) = reader.series(vocabulary.METER, meter=name)
+        _, counter_kwh = reader.field(series.series_id, "energy_import_kwh", int(day1 * 1e9) - 10**10)
+        return counter_resolution_kwh(meter.model, float(counter_kwh[-1]))
+
+    # each piece is reconciled to the counter within its resolution r (at the cut, too)
+    for w, p in zip(whole.machines, pieced.machines):
+        assert p.machine == w.machine
+        assert p.energy_kwh == pytest.approx(w.energy_kwh, abs=2 * step_kwh(w.machine) + 1e-9)
+        assert p.processing_h == pytest.approx(w.processing_h, abs=1e-6)
+    assert pieced.balance[-1].main_kwh == pytest.approx(whole.balance[-1].main_kwh,
+                                                        abs=2 * step_kwh("site") + 1e-9)
+    # a piece lost between two others is a missing day, not a smaller one
+    run_once(site, noon, noon + 3600.0, journal_path=copy, rollups=False)
+    Journal(copy).replace_window([vocabulary.USAGE], site.site.name, int(noon * 1e9),
+                                 int((noon + 3600.0) * 1e9), [])
+    assert _report(site, journal_reader(copy), day0, day1).sites[0].missing_dates == ["2026-03-10"]

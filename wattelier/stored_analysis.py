@@ -24,7 +24,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from analytics.inputs import JournalInputs
 from analytics.pipeline import AnalysisOptions, AnalysisResult
@@ -101,16 +100,24 @@ def _figures(record: Any, listed: tuple[tuple[str, bool], ...] = _FIGURE_FIELDS)
 def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
     """The analysis results as points of the storage schema (docs/design.md, "Storage schema").
 
+    Every point lies inside the analysed window [start, end): a re-run of the window replaces
+    exactly its own results, and the results of adjacent windows (the periodic mode's runs, a
+    day analysed in pieces) never fall on one series and instant, where the later would
+    overwrite the earlier. A job or session cut by the window's start is stored as its part
+    inside the window: at the window's start, its end_s and duration_s those of the part
+    (its figures already are), window_cut saying which edge cut it.
+
     machine_state: one point per state interval at its start (tags site, machine, state).
     job: one point per job at its start (tags site, machine, member when attributed).
     session: one point per session at its start (tags site, machine, member); jobs: how many
     jobs it holds (a count, stored as a float as every number).
-    usage: one point per machine and site-local day at the day's start (tags site, machine,
-    period=day).
-    balance: one point per site-local day at the day's start (tags site, period=day): the
-    main meter against the metered machines and services (the window's own row is not
-    stored: a report sums the days it covers).
+    usage: one point per machine and site-local day at the start of the day's part inside the
+    window (the day's start for a whole day; tags site, machine, period=day).
+    balance: one point per site-local day, likewise (tags site, period=day): the main meter
+    against the metered machines and services (the window's own row is not stored: a report
+    sums the days it covers).
     """
+    first, last = result.start_s, result.end_s
     points: list[Point] = []
     for s in result.state_intervals:
         points.append(Point(vocabulary.MACHINE_STATE, {"site": site_name, "machine": s.machine, "state": s.state},
@@ -120,32 +127,29 @@ def result_points(site_name: str, result: AnalysisResult) -> list[Point]:
         tags = {"site": site_name, "machine": j.machine}
         if j.member:
             tags["member"] = j.member
+        a, b = max(j.start_s, first), min(j.end_s, last)
         points.append(Point(vocabulary.JOB, tags, _clean({
-            "end_s": float(j.end_s), "duration_s": float(j.end_s - j.start_s),
+            "end_s": float(b), "duration_s": float(b - a),
             "energy_power_kwh": _float(j.energy_power_kwh),
             "energy_reconciled_kwh": _float(j.energy_reconciled_kwh),
             "program": j.program or None, "attributed": j.member is not None,
             "outcome": j.outcome, "window_cut": j.window_cut,
-        }) | _figures(j), _ns(j.start_s)))
+        }) | _figures(j), _ns(a)))
     for s in result.sessions:
+        a, b = max(s.start_s, first), min(s.end_s, last)
         points.append(Point(vocabulary.SESSION, {"site": site_name, "machine": s.machine, "member": s.member},
-                            _clean({"end_s": float(s.end_s), "duration_s": float(s.end_s - s.start_s),
+                            _clean({"end_s": float(b), "duration_s": float(b - a),
                                     "processing_s": _float(s.processing_s), "jobs": float(s.jobs),
                                     "window_cut": s.window_cut})
-                            | _figures(s), _ns(s.start_s)))
+                            | _figures(s), _ns(a)))
     for u in result.usage:
         points.append(Point(vocabulary.USAGE, {"site": site_name, "machine": u.machine, "period": "day"},
-                            _figures(u, _USAGE_FIELDS), _ns(u.day_start_s)))
-    day_starts = {u.date: u.day_start_s for u in result.usage}
+                            _figures(u, _USAGE_FIELDS), _ns(u.start_s)))
     for b in result.balance:
         if b.period == "window":
             continue
-        day_start = day_starts.get(b.period)
-        if day_start is None:  # no machine's usage that day: the day's local midnight
-            day_start = dt.datetime.combine(dt.date.fromisoformat(b.period), dt.time(),
-                                            ZoneInfo(result.timezone)).timestamp()
         points.append(Point(vocabulary.BALANCE, {"site": site_name, "period": "day"},
-                            _figures(b, _BALANCE_FIELDS) | {"date": b.period}, _ns(day_start)))
+                            _figures(b, _BALANCE_FIELDS) | {"date": b.period}, _ns(b.start_s)))
     return points
 
 
