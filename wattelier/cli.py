@@ -15,6 +15,7 @@ from wattelier.commands import check as check_cmd
 from wattelier.commands import collect as collect_cmd
 from wattelier.commands import demo as demo_cmd
 from wattelier.commands import journal as journal_cmd
+from wattelier.commands import report as report_cmd
 from wattelier.commands import sessions as sessions_cmd
 from wattelier.commands import simulate as simulate_cmd
 from wattelier.performance import freeze_heap_at_exit
@@ -65,6 +66,7 @@ app.command("journal", short_help="What the journal holds: backlog, quarantine, 
 app.command("certs", short_help="Make the collector's OPC UA certificate and key.")(certs_cmd.certs)
 app.add_typer(sessions_cmd.app, name="sessions", short_help="Members' sessions: add, import, list.")
 app.command("analyze", short_help="Energy, CO2e and cost per machine, job and member.")(analyze_cmd.analyze)
+app.command("report", short_help="Monthly impact report: HTML, PDF, CSV, JSON.")(report_cmd.report)
 
 
 def run() -> None:

@@ -217,11 +217,12 @@ def summarise(site: Site, workshop: SimulatedWorkshop, journal_path: Path, secon
 
 async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: float = 60.0,
                    console: Console | None = None, influx: InfluxSettings | None = None,
-                   history_s: float = 0.0) -> DemoResult:
+                   history_s: float = 0.0, site_path: Path | None = None) -> DemoResult:
     """Run the simulated workshop and the collector for `seconds`, write results into `out`;
     with `influx`, the collector also forwards the journal there (drained before the summary).
     history_s: first write that much simulated history (ending on the hour before the run) into
-    the journal and analyse it."""
+    the journal and analyse it. site_path: the site's file, named and hashed in the report
+    (default: the example site's)."""
     if console is None:
         console = Console()
         if not console.is_terminal:  # a log file or a pipe: do not squeeze the tables
@@ -276,6 +277,8 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
         # the bookings and results written since; history takes longer (some 300 000 points/s)
         await _forward_rest(journal_path, influx, 60.0 + (history["points"] / 50_000 if history else 0.0))
         _add_forwarding(result, collector, journal_path)
+    window = (history["start_s"], history["end_s"]) if history else (collect_start_s, end)
+    result.summary["report"] = _report(site, site_path, journal_path, out / "report", *window, console)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2), encoding="utf-8")
     _print_summary(console, result, out)
     return result
@@ -308,6 +311,26 @@ def _history(site: Site, journal_path: Path, history_s: float, seed: int, consol
             "points": history.points, "jobs": history.jobs, "sessions": history.sessions_added,
             "jobs_found": len(run.result.jobs), "result_points_written": run.points_written,
             "backfill_s": round(written_s, 1)}
+
+
+def _report(site: Site, site_path: Path | None, journal_path: Path, out: Path, start_s: float,
+            end_s: float, console: Console) -> dict:
+    """The impact report of the window (the history's, or the run's) from the journal's stored
+    results into `out` (wattelier.report_run); what was written, as the summary's "report"."""
+    from devices.site import example_site_path
+    from wattelier.report_run import ReportError, ReportRequest, default_language, make_report
+
+    request = ReportRequest(sites=[(site, site_path or example_site_path())], start_s=start_s, end_s=end_s,
+                            month=None, out_dir=out, journal_path=journal_path,
+                            language=default_language(site))
+    try:
+        outcome = make_report(request, echo=lambda line: None)
+    except ReportError as exc:
+        console.print(f"report: not written: {exc}")
+        return {"written": [], "notes": [str(exc)]}
+    for note in outcome.notes:
+        console.print(f"report: {note}")
+    return {"written": [str(p) for p in outcome.written], "notes": outcome.notes}
 
 
 def _days(seconds: float) -> str:
@@ -463,6 +486,9 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
                       f"{i['points_journaled']} journaled points forwarded, backlog {i['backlog']}, "
                       f"quarantined {i['quarantined']}")
     console.print(f"details (every job, member and device): {out / 'summary.json'}")
+    report = s.get("report", {})
+    if any(p.endswith("report.html") for p in report.get("written", [])):
+        console.print(f"impact report (HTML, PDF, CSV, JSON): {out / 'report' / 'report.html'}", soft_wrap=True)
     journal = out / "journal.sqlite"
     console.print("look further:", soft_wrap=True)
     console.print(f"  wattelier journal --journal {journal}", soft_wrap=True)

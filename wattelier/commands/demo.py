@@ -64,6 +64,6 @@ def demo(
     from wattelier.demo import run_demo  # simulators and collector: load on use
 
     result = asyncio.run(run_demo(site, seconds, out, seed=seed, pace=pace, influx=influx,
-                                  history_s=history_s))
+                                  history_s=history_s, site_path=config))
     if not result.ok:
         raise typer.Exit(1)
