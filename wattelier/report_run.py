@@ -46,17 +46,6 @@ def last_month(site: Site, now_s: float) -> str:
     return f"{first.year:04d}-{first.month:02d}"
 
 
-def influxql_source(influx: InfluxSettings):
-    """An InfluxQL reader (analytics.influxql_reader) for the settings of a write target: the
-    v1 database, or the v2 bucket through its DBRP mapping; password or token as set."""
-    from analytics.influxql_reader import InfluxQLInputs
-
-    database = influx.database if influx.api != "v2" else influx.bucket
-    return InfluxQLInputs(influx.url, database, username=influx.username,
-                          password=influx.token if influx.username else None,
-                          token=None if influx.username else influx.token)
-
-
 @dataclass
 class ReportRequest:
     """sites: each site with its file's path (hashed into the manifest); [start_s, end_s) in
@@ -85,6 +74,7 @@ class ReportOutcome:
 def _store(request: ReportRequest):
     """(reader, the store's name for the manifest)."""
     from analytics.stored_results import influxdb_reader, journal_reader
+    from wattelier.stored_analysis import influxql_source
 
     if request.influx is not None:
         source = influxql_source(request.influx)

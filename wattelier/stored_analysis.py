@@ -162,6 +162,22 @@ class StoredRun:
     rendered: str | None = None  # render(result), when run_once was given render
 
 
+def influxql_database(influx: InfluxSettings) -> str:
+    """The database InfluxQL reads for a write target: the v1 database, or the v2 bucket
+    through its DBRP mapping."""
+    return influx.database if influx.api != "v2" else influx.bucket
+
+
+def influxql_source(influx: InfluxSettings, rollups=None):
+    """An InfluxQL reader (analytics.influxql_reader.InfluxQLInputs) for a write target's
+    settings: basic authentication with a username, else the token."""
+    from analytics.influxql_reader import InfluxQLInputs
+
+    return InfluxQLInputs(influx.url, influxql_database(influx), username=influx.username,
+                          password=influx.token if influx.username else None,
+                          token=None if influx.username else influx.token, rollups=rollups)
+
+
 def _pack_blocks(site: Site, journal_path: Path) -> None:
     """Pack the complete hours not packed yet into column blocks (the collector does it every
     few minutes; this covers journals written without it), so the read that follows is fast."""
@@ -203,15 +219,11 @@ def _run_once(site: Site, start_s: float, end_s: float, journal_path: Path, infl
     if influx is not None:
         from analytics.influxql_reader import InfluxQLInputs
 
-        database = influx.database if influx.api != "v2" else influx.bucket
-
         def open_source() -> InfluxQLInputs:
-            return InfluxQLInputs(influx.url, database, username=influx.username,
-                                  password=influx.token if influx.username else None,
-                                  token=None if influx.username else influx.token, rollups=settings)
+            return influxql_source(influx, rollups=settings)
 
         sessions = open_source().sessions(start_s, end_s)
-        source = f"InfluxDB {influx.url} ({database})"
+        source = f"InfluxDB {influx.url} ({influxql_database(influx)})"
     else:
         from analytics.sessions import read_booked_sessions
 
