@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from wattelier.commands.common import site_or_exit
+from wattelier.commands.common import exit_influxdb_unreadable, site_or_exit
 from wattelier.json_output import json_document
 
 POWER_HELP = "Power readings, CSV: time,machine,power_w[,energy_import_kwh] (offline mode)."
@@ -170,9 +170,7 @@ def analyze(
             typer.echo(str(exc), err=True)
             raise typer.Exit(2)
         except InfluxQLError as exc:
-            typer.echo(f"cannot read InfluxDB: {exc}; start it, or check --influx-url and the site "
-                       "file's [influxdb] section", err=True)
-            raise typer.Exit(2)
+            exit_influxdb_unreadable(exc)
         except ValueError as exc:  # the analysis refuses its inputs (e.g. no factor for the year)
             typer.echo(f"cannot analyse: {exc}", err=True)
             raise typer.Exit(2)

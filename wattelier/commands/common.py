@@ -42,3 +42,11 @@ def influx_or_exit(site: Site, url: str | None, api: str | None, database: str |
     except (ConfigError, SecretsError) as exc:
         typer.echo(f"InfluxDB settings: {exc}", err=True)
         raise typer.Exit(2)
+
+
+def exit_influxdb_unreadable(exc: Exception) -> None:
+    """Exit 2 with one line for an InfluxDB that cannot be read (analytics.influxql_reader
+    .InfluxQLError): what it said, and what to check."""
+    typer.echo(f"cannot read InfluxDB: {exc}; start it, or check --influx-url and the site "
+               "file's [influxdb] section", err=True)
+    raise typer.Exit(2)

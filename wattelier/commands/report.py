@@ -10,7 +10,8 @@ from pathlib import Path
 import typer
 
 from wattelier.commands.common import (INFLUX_API_HELP, INFLUX_BUCKET_HELP, INFLUX_DB_HELP,
-                                       INFLUX_ORG_HELP, INFLUX_URL_HELP, influx_or_exit, site_or_exit)
+                                       INFLUX_ORG_HELP, INFLUX_URL_HELP, exit_influxdb_unreadable,
+                                       influx_or_exit, site_or_exit)
 
 
 def _formats_or_exit(text: str) -> tuple[str, ...]:
@@ -126,11 +127,12 @@ def report(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
     except InfluxQLError as exc:
-        typer.echo(f"cannot read InfluxDB: {exc}; start it, or check --influx-url and the site "
-                   "file's [influxdb] section", err=True)
-        raise typer.Exit(2)
+        exit_influxdb_unreadable(exc)
     except JournalError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
+    except ValueError as exc:  # --analyze: the analysis refuses its inputs (e.g. no factor for the year)
+        typer.echo(f"cannot analyse: {exc}", err=True)
         raise typer.Exit(2)
     except OSError as exc:
         typer.echo(f"--out {out}: cannot write ({exc.strerror}); give a folder you can write to", err=True)
