@@ -1,0 +1,64 @@
+"""Lower layers never import higher ones (README, "Architecture"; docs/design.md, "The flow").
+
+    devices  <-  collector, analytics  <-  dashboards, reports  <-  wattelier
+
+`analytics` never imports `collector`: they meet only through stored data and the vocabulary
+in `devices`. Every import statement of every module is read (at any depth: a function's
+late import counts as much as one at the top)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ALLOWED = {
+    "devices": {"devices"},
+    "collector": {"devices", "collector"},
+    "analytics": {"devices", "analytics"},
+    "dashboards": {"devices", "analytics", "dashboards"},
+    "reports": {"devices", "analytics", "reports"},
+    "wattelier": {"devices", "collector", "analytics", "dashboards", "reports", "wattelier"},
+}
+
+
+def project_imports(source: str) -> list[tuple[int, str]]:
+    """(line, top-level package) of every import of a project package in a module's source."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found.extend((node.lineno, name.split(".")[0]) for name in names
+                     if name.split(".")[0] in ALLOWED or name.split(".")[0] == "tests")
+    return found
+
+
+def violations(package: str, source: str, where: str) -> list[str]:
+    return [f"{where}:{line} imports {imported} (a {package} module may import "
+            f"{', '.join(sorted(ALLOWED[package]))})"
+            for line, imported in project_imports(source) if imported not in ALLOWED[package]]
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_no_module_imports_a_higher_layer(package):
+    modules = sorted((ROOT / package).rglob("*.py"))
+    assert modules, package
+    found = []
+    for path in modules:
+        found += violations(package, path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    assert not found, "\n".join(found)
+
+
+def test_an_upward_import_is_caught():
+    late = "def f():\n    from wattelier.demo import run_demo\n"
+    assert violations("analytics", late, "analytics/x.py") == [
+        "analytics/x.py:2 imports wattelier (a analytics module may import analytics, devices)"]
+    assert violations("analytics", "import collector.journal\n", "a.py")
+    assert violations("reports", "from tests.report_samples import sample_report\n", "r.py")
+    assert not violations("reports", "from analytics.stored_results import journal_reader\n", "r.py")
