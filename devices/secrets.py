@@ -28,7 +28,7 @@ class SecretsError(Exception):
 
 
 # The top-level secrets the commands read from the file (besides controllers.NAME.password).
-KNOWN_KEYS = ("influx_token", "fabmanager_token")
+KNOWN_KEYS = ("influx_token", "fabmanager_token", "grafana_token")
 
 
 def secrets_path(site: Site) -> Path | None:

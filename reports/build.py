@@ -3,7 +3,7 @@
 ``build_report`` reads each site's stored rows (analytics.stored_results: `usage` per machine
 and site-local day, `job`, `session`, `balance` per day) for the period and for the previous
 one, and sums them; it computes no figure the analysis did not store (docs/design.md,
-"Dashboards and reports only present"). The reading is passed in, so the same function makes
+"What people look at"). The reading is passed in, so the same function makes
 a report from the journal, from InfluxDB or from rows a test wrote.
 
 Rules:

@@ -12,6 +12,7 @@ from wattelier import __version__
 from wattelier.commands import analyze as analyze_cmd
 from wattelier.commands import certs as certs_cmd
 from wattelier.commands import check as check_cmd
+from wattelier.commands import dashboards as dashboards_cmd
 from wattelier.commands import collect as collect_cmd
 from wattelier.commands import demo as demo_cmd
 from wattelier.commands import journal as journal_cmd
@@ -67,6 +68,8 @@ app.command("certs", short_help="Make the collector's OPC UA certificate and key
 app.add_typer(sessions_cmd.app, name="sessions", short_help="Members' sessions: add, import, list.")
 app.command("analyze", short_help="Energy, CO2e and cost per machine, job and member.")(analyze_cmd.analyze)
 app.command("report", short_help="Monthly impact report: HTML, PDF, CSV, JSON.")(report_cmd.report)
+app.add_typer(dashboards_cmd.app, name="dashboards",
+              short_help="Grafana dashboards, alert rules and provisioning: build, push.")
 
 
 def run() -> None:

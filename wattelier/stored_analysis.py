@@ -70,7 +70,8 @@ def _float(value: Any) -> float | None:
 def _stored_fields(kind: type, leave_out: tuple[str, ...] = ()) -> tuple[tuple[str, bool], ...]:
     """(name, is a number) of a record type's fields as stored, listed once per type: a week's
     results hold some 2 500 records with figures. Numbers (int or float) are stored as floats
-    (physical quantities are always floats: docs/design.md, "Decisions already taken")."""
+    (physical quantities are always floats: docs/design.md, "One vocabulary with units in the
+    names")."""
     return tuple((f.name, f.type.startswith(("float", "int"))) for f in dataclasses.fields(kind)
                  if f.name not in leave_out)
 
