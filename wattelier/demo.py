@@ -273,6 +273,7 @@ async def run_demo(site: Site, seconds: float, out: Path, seed: int = 1, pace: f
     result.summary["analysis"] = _analyse(site, workshop, journal_path, collect_start_s, end)
     if history is not None:
         result.summary["history"] = history
+        result.summary["site_file"] = str(site_path) if site_path is not None else None
     if influx is not None:
         # the bookings and results written since; history takes longer (some 300 000 points/s)
         await _forward_rest(journal_path, influx, 60.0 + (history["points"] / 50_000 if history else 0.0))
@@ -488,11 +489,16 @@ def _print_summary(console: Console, result: DemoResult, out: Path) -> None:
     console.print(f"details (every job, member and device): {out / 'summary.json'}")
     report = s.get("report", {})
     if any(p.endswith("report.html") for p in report.get("written", [])):
-        console.print(f"impact report (HTML, PDF, CSV, JSON): {out / 'report' / 'report.html'}", soft_wrap=True)
+        console.print(f"impact report (HTML, PDF, CSV, JSON): {out / 'report' / 'report.html'}")
     journal = out / "journal.sqlite"
     console.print("look further:", soft_wrap=True)
     console.print(f"  wattelier journal --journal {journal}", soft_wrap=True)
     console.print(f"  wattelier analyze --journal {journal} --json", soft_wrap=True)
+    if "history" in s:
+        h = s["history"]
+        config = f" --config {s['site_file']}" if s.get("site_file") else ""
+        console.print(f"  wattelier report{config} --journal {journal} --from {h['start']} --to {h['end']} "
+                      f"--lang en --out {out / 'report-en'}", soft_wrap=True)
     console.print("all checks passed" if result.ok else "SOMETHING IS WRONG: see the checks above")
 
 
