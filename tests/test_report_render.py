@@ -10,6 +10,7 @@ each console message as a ``:CONSOLE`` line (reports.render_pdf.console_messages
 from __future__ import annotations
 
 import html.parser
+import io
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy
 import pytest
+from matplotlib.backends.backend_svg import RendererSVG
 from PIL import Image
 
 from reports import charts
@@ -353,3 +355,38 @@ def test_failed_render_is_reported(tmp_path, rendered):
         chromium.write_text("#!/bin/sh\nexit 0\n")
         with pytest.raises(PdfRenderFailed, match="wrote no file"):
             write_pdf(rendered["html_path"], tmp_path / "x.pdf")
+
+
+# --- charts' own layout ------------------------------------------------------------------------
+
+
+def _long_names_site():
+    """The sample site with 24 machines of long names: the daily legend needs columns."""
+    report = sample_report("fr", hostile=True)
+    site = report.sites[0]
+    base = list(site.machines)
+    for copy in range(1, 4):
+        for machine in base:
+            clone = type(machine)(**{**machine.__dict__, "machine": f"{machine.machine}-{copy}",
+                                     "label": f"{machine.label or machine.machine} — atelier annexe n° {copy}"})
+            site.machines.append(clone)
+    site.days.extend(type(day)(**{**day.__dict__, "machine": f"{day.machine}-{copy}"})
+                     for copy in range(1, 4) for day in list(site.days) if "-" not in day.machine[-2:])
+    return site
+
+
+@pytest.mark.parametrize("which", ["sample", "long names"])
+def test_charts_fit_their_figure_without_a_layout_engine(which):
+    """The charts are laid out from measured texts, not by a layout engine: nothing drawn may
+    fall outside the figure (tick labels, axis labels, legends, values after the bars)."""
+    site = sample_report("fr", hostile=True).sites[0] if which == "sample" else _long_names_site()
+    f = Formatter("fr", "EUR", "Europe/Paris")
+    for draw in (charts.daily_energy_figure, charts.state_share_figure, charts.member_energy_figure,
+                 charts.standby_energy_figure):
+        figure = draw(site, f)
+        assert figure.get_layout_engine() is None, draw.__name__
+        size = figure.bbox_inches
+        drawn = figure.get_tightbbox(RendererSVG(size.width * 72, size.height * 72, io.StringIO()))
+        tolerance = 0.5 / 72
+        assert drawn.x0 >= -tolerance and drawn.y0 >= -tolerance, (draw.__name__, drawn)
+        assert drawn.x1 <= size.x1 + tolerance and drawn.y1 <= size.y1 + tolerance, (draw.__name__, drawn)
