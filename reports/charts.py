@@ -148,7 +148,9 @@ def _bars(ax, positions, sizes, starts, *, style: SeriesStyle, label: str, horiz
     patch.set_hatchcolor(style.hatch_color)
     if not vertices:
         patch.set_visible(False)
-    ax.add_patch(patch)
+    # add_artist, not add_patch: the limits are set by the caller, and add_patch's data limits
+    # walk the path curve by curve in Python (10 % of a site's charts)
+    ax.add_artist(patch)
 
 
 def to_svg(figure: Figure, salt: str) -> str:
