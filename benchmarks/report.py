@@ -352,7 +352,7 @@ def data_path_s(steps: dict[str, float]) -> float:
 
 def phase_line(steps: dict[str, float]) -> str:
     return "    of which (one run each): " + ", ".join(
-        f"{name.replace('_', ' ')} {seconds:.2f} s" for name, seconds in steps.items()) + \
+        f"{name.replace('_', ' ')} {seconds:.3f} s" for name, seconds in steps.items()) + \
         " (the charts are part of the html)"
 
 
