@@ -68,6 +68,14 @@ def _put_fields(row: Row, fields: dict[str, Any]) -> None:
 _NONE = type(None)
 
 
+def _point_row(base: Row, time_ns: int, fields: dict[str, Any]) -> Row:
+    """A series' point as a row: its tags part (_tags_row), its time, its fields."""
+    row = base.copy()
+    row["time_ns"] = int(time_ns)
+    _put_fields(row, fields)
+    return row
+
+
 def _content_key(row: Row) -> bytes:
     return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
 
@@ -117,17 +125,19 @@ def read_journal(journal_path: str | Path, site: str, start_s: float, end_s: flo
         for measurement in REPORT_MEASUREMENTS:
             rows = out.setdefault(measurement, [])
             for series in reader.series(measurement, **{vocabulary.TAG_SITE: site}):
-                merged: dict[int, dict[str, Any]] = {}
+                base = _tags_row(series.tags)
+                last_ns, last = None, None
                 for time_ns, fields in reader.points(series.series_id, start_ns, end_ns):
                     if not isinstance(fields, dict):
                         continue  # the journal only ever writes objects
-                    merged.setdefault(time_ns, {}).update(fields)
-                base = _tags_row(series.tags)
-                for time_ns, fields in merged.items():
-                    row = base.copy()
-                    row["time_ns"] = int(time_ns)
-                    _put_fields(row, fields)
-                    rows.append(row)
+                    if time_ns == last_ns:  # one series at one instant: one row, as InfluxDB has
+                        last = {**last, **fields}
+                        continue
+                    if last is not None:
+                        rows.append(_point_row(base, last_ns, last))
+                    last_ns, last = time_ns, fields
+                if last is not None:
+                    rows.append(_point_row(base, last_ns, last))
     finally:
         reader.close()
     return _sorted(out)
