@@ -12,6 +12,16 @@ from pydantic import BaseModel, ValidationError
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """`repr(value)` for a message, cut to about `limit` characters (a file may hold a huge
+    value)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return text[:limit] + "..." + size
+
+
 def validation_text(exc: ValidationError) -> str:
     """pydantic's errors in one line: ``key.path: message; ...``."""
     parts = []

@@ -32,7 +32,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from devices.data_files import read_data_file
+from devices.data_files import read_data_file, shown
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, field_validator,
                       model_validator)
 
@@ -207,7 +207,7 @@ def site_factor_problems(name: str, factor: Any, timezone: str | None) -> list[t
            "zone (e.g. zone = \"Corse\" with ADEME's factor for Corsica)")
     if factor.table is not None:
         if factor.table not in available_tables():
-            return [(f"{path}.table", f"unknown emission factor table {factor.table!r}; known: "
+            return [(f"{path}.table", f"unknown emission factor table {shown(factor.table)}; known: "
                      + ", ".join(available_tables()))]
         table = load_table(factor.table)
         for key in ("kg_co2e_per_kwh", "source", "evidence"):

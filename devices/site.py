@@ -28,6 +28,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from devices.data_files import shown  # noqa: F401  (site's messages cut long values; others import it from here)
+
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 SECRET_KEYS = {"password", "token", "secret", "api_key", "apikey", "passwd"}
@@ -53,16 +55,6 @@ class SiteError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def shown(value: Any, limit: int = 60) -> str:
-    """`repr(value)` for a message, cut to about `limit` characters (a file may hold a huge
-    value)."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
-    return text[:limit] + "..." + size
 
 
 def _between(low: float, high: float):

@@ -369,3 +369,11 @@ def test_analyze_refuses_a_window_before_the_first_vintage(tmp_path: Path):
     done = run_wattelier("analyze", "--power", str(power), cwd=tmp_path)
     assert_clear_failure(done, "cannot analyse: table 'ademe-base-empreinte' has no vintage for 2020 or before",
                          "or --emission-factor", exit_code=2)
+
+
+def test_an_unknown_table_with_a_huge_name_is_named_in_one_short_line():
+    """Found by tests/test_site_fuzz.py: a table name of 1 000 characters made a 1 099-character
+    problem line."""
+    (problem,) = _problems(_with_factor('table = "' + "é" * 1000 + '"\n'))
+    assert "unknown emission factor table" in problem and "(1000 characters)" in problem
+    assert len(problem) < 200 and "\n" not in problem
