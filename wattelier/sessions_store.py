@@ -27,8 +27,8 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from analytics.bookings.fabmanager import FabmanagerState
 from analytics.bookings_reader import (TAG_SOURCE, booking_identity, latest_versions, ms, point_key,
                                        read_booked_sessions, read_booking_versions, window_key)
 from analytics.records import Session
@@ -36,6 +36,9 @@ from collector.journal import Journal
 from collector.points import Point
 from devices.journal_schema import connect_readonly, journal_error
 from devices.vocabulary import BOOKING, TAG_MACHINE, TAG_MEMBER, TAG_SITE
+
+if TYPE_CHECKING:  # the Fab-manager reader loads when a command reads Fab-manager
+    from analytics.bookings.fabmanager import FabmanagerState
 
 FABMANAGER_STATE_KEY = "fabmanager_state"
 
@@ -152,6 +155,8 @@ def load_fabmanager_state(journal_path: str | Path) -> tuple[FabmanagerState | N
     if row is None:
         return None, ""
     try:
+        from analytics.bookings.fabmanager import FabmanagerState
+
         return FabmanagerState.from_json(row[0]), ""
     except ValueError as exc:
         return None, (f"the Fab-manager state kept in {path} (meta key {FABMANAGER_STATE_KEY}) cannot be "

@@ -25,7 +25,7 @@ CONFIG_HELP = ("Site file (TOML): time zone, opening hours, thresholds, tariffs,
 def _time_or_exit(text: str | None, option: str, tz) -> float | None:
     """Unix seconds of --from/--to: ISO 8601 (without offset: in the site's time zone, as
     `sessions add` reads it) or Unix seconds."""
-    from analytics.sessions import parse_time_s
+    from analytics.bookings.times import parse_time_s
 
     if text is None:
         return None

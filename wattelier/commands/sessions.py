@@ -11,19 +11,21 @@ import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from analytics.bookings.times import parse_time_s
 from analytics.records import Session
-from analytics.sessions import (FabmanagerReport, FabmanagerState, ImportReport, SessionsError,
-                                fetch_fabmanager_incremental, machine_finder, member_finder,
-                                parse_time_s, read_sessions_csv, read_sessions_ical)
 from collector.journal import Journal
 from devices.secrets import SecretsError, read_secret
 from devices.site import Site
 from wattelier.commands.common import CONFIG_HELP, site_or_exit
 from wattelier.sessions_store import (cancel_sessions, load_fabmanager_state, load_sessions,
                                       save_fabmanager_state, store_sessions)
+
+if TYPE_CHECKING:  # the readers (CSV, iCalendar, Fab-manager) load when a command reads bookings
+    from analytics.sessions import FabmanagerState, ImportReport
 
 app = typer.Typer(
     help="Sessions: who held which machine when (bookings from CSV, iCalendar or Fab-manager, "
@@ -153,6 +155,9 @@ def import_file(
             zone = zoneinfo.ZoneInfo(tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             raise _fail([f"--tz: unknown time zone {tz[:80]!r} (use an IANA name such as Europe/Paris)"])
+    from analytics.sessions import (ImportReport, SessionsError, machine_finder, member_finder,
+                                    read_sessions_csv, read_sessions_ical)
+
     suffix = file.suffix.lower()
     report = ImportReport()
     try:
@@ -222,6 +227,8 @@ def fabmanager(
                             "or fabmanager_token in the site's secrets_file")
     if problems:
         raise _fail(problems)
+    from analytics.sessions import FabmanagerReport, SessionsError, fetch_fabmanager_incremental
+
     state, state_warning = load_fabmanager_state(_journal_path(site, journal))
     report = FabmanagerReport()
     if state_warning:
