@@ -535,6 +535,16 @@ class Journal:
             return self._db.execute("SELECT count(*) FROM points WHERE id > ?",
                                     (row[0] if row else 0,)).fetchone()[0]
 
+    def oldest_unsent_ns(self, target: str) -> int | None:
+        """Edge time [ns] of the next point a forwarding target is to be sent (the oldest the
+        target has not accepted: the forwarder sends in journal order); None when none waits."""
+        with self._lock:
+            row = self._db.execute("SELECT last_id FROM forward_cursor WHERE target = ?",
+                                   (public_target(target),)).fetchone()
+            first = self._db.execute("SELECT time_ns FROM points WHERE id > ? ORDER BY id LIMIT 1",
+                                     (row[0] if row else 0,)).fetchone()
+            return None if first is None else first[0]
+
     def count(self) -> int:
         return self._count
 

@@ -142,6 +142,9 @@ class Collector:
             fields["points_forwarded"] = counters.get(FORWARDED_PREFIX + target, 0)
             fields["points_quarantined"] = counters.get(QUARANTINED_PREFIX + target, 0)
             fields["backlog"] = self.journal.backlog(target)
+            oldest_ns = self.journal.oldest_unsent_ns(target)
+            fields["oldest_unsent_age_s"] = (0.0 if oldest_ns is None
+                                             else round(max(0.0, time.time() - oldest_ns / 1e9), 3))
             fields["influx_up"] = int(bool(self.forwarder.stats.up))
         return fields
 

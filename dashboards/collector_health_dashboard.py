@@ -1,5 +1,6 @@
-"""Collector health, per edge box (`site`): backlog, last report, drops by reason, quarantine,
-devices up and down, reconnects (the collector's self-metrics, measurement `collector`)."""
+"""Collector health, per edge box (`site`): backlog and its oldest unsent point, last report,
+drops by reason, quarantine, devices up and down, reconnects (the collector's self-metrics,
+measurement `collector`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ def build(site: SiteContext) -> Json:
             "a backlog that grows means InfluxDB is not accepting writes.",
             "short", [Target(q.collector(["backlog"]), alias=by_site)]), 4, layout.place(12, 8)),
         timeseries(Panel(
+            "Oldest unsent point", "How long the oldest point not yet accepted by InfluxDB has waited "
+            "on the edge box, longest per interval [s]: it grows through an outage and falls to 0 once "
+            "the backlog is forwarded.",
+            "s", [Target(q.collector(["oldest_unsent_age_s"]), alias=by_site)]), 10, layout.place(12, 8)),
+        timeseries(Panel(
             "InfluxDB reachable", "1 while the forwarder's last write was accepted, 0 while it is failing "
             "(lowest per interval) [0/1].",
             "bool_yes_no", [Target(q.collector(["influx_up"], "min"), alias=by_site)]), 5, layout.place(12, 8)),
@@ -60,5 +66,5 @@ def build(site: SiteContext) -> Json:
                              alias=by_site)]), 9, layout.place(12, 8), bars=True),
     ]
     return dashboard(UID, f"Collector health · {site.name}", "Is each edge box collecting and forwarding? "
-                     "Backlog, last report, drops, quarantine, devices, reconnects.", p,
+                     "Backlog and its oldest point, last report, drops, quarantine, devices, reconnects.", p,
                      template_variables(("site",)), timezone=site.timezone, time_from="now-24h", refresh="1m")

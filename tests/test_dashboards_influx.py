@@ -57,6 +57,7 @@ def collector_points(site_name: str, start_s: float, end_s: float, every_s: floa
             "points_read": read, "points_journaled": journaled, "points_forwarded": forwarded,
             "points_quarantined": 2 if t - start_s > 3 * 86400 else 0,
             "points_dropped": dropped, "dropped_overflow": dropped, "backlog": backlog,
+            "oldest_unsent_age_s": float(t - start_s - 2 * 86400) if outage else 0.0,
             "influx_up": 0 if outage else 1, "devices_up": 9 - down, "devices_down": down,
             "reconnects": i // 1440 + down, "uptime_s": float(i * every_s),
         }, int(t * 1e9)))

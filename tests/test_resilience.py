@@ -81,11 +81,12 @@ async def test_influxdb_down_for_60_s_loses_nothing(tmp_path, example_site):
         assert journal_status(journal_path).backlog == {collector.forwarder.store.target: 0}
         assert outage_s >= 60
         metrics = [fields for (m, _, _), fields in journaled.items() if m == "collector"]
-        assert any(f.get("influx_up") == 0 and f.get("backlog", 0) > 0 for f in metrics)
+        assert any(f.get("influx_up") == 0 and f.get("backlog", 0) > 0 and f.get("oldest_unsent_age_s", 0) > 0
+                   for f in metrics)
         last = max(((t, f) for (m, _, t), f in journaled.items() if m == "collector"))[1]
         assert {"points_read", "points_journaled", "points_forwarded", "points_quarantined",
                 "points_dropped", "backlog", "devices_up", "devices_down", "reconnects",
-                "influx_up"} <= set(last)
+                "influx_up", "oldest_unsent_age_s"} <= set(last)
         assert last["devices_up"] == len(site.meters) + len(site.controllers)
         assert last["points_read"] > 0 and last["points_journaled"] > 0
         assert workshop.write_attempts() == 0
