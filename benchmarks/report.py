@@ -65,7 +65,6 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analytics.stored_results import REPORT_MEASUREMENTS  # noqa: E402
+from benchmarks.analytics import median_time_s  # noqa: E402  (one timing rule for every benchmark)
 from collector.influx_adapter import InfluxSettings, InfluxTarget  # noqa: E402
 from collector.points import Point, to_line  # noqa: E402
 from devices.site import Site, example_site_path, load_site  # noqa: E402
@@ -85,14 +85,6 @@ TARGET_ONE_S, TARGET_NETWORK_S, TARGET_RATIO = 3.0, 20.0, 3.0
 JOURNAL_FORMATS = ("json", "csv", "html")
 
 
-def median_time_s(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of `repeat` calls of fn [s]."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # -- the data ----------------------------------------------------------------------------------
@@ -134,7 +126,6 @@ def write_points(url: str, points: list[Point]) -> None:
 def build_journal(site: Site, start_s: float, end_s: float, journal_path: Path):
     """Backfill the month into a new journal and analyse it; the AnalysisResult."""
     from wattelier.history import backfill_history
-    from wattelier.stored_analysis import run_once
 
     for stale in journal_path.parent.glob(journal_path.name + "*"):
         stale.unlink()
