@@ -99,37 +99,6 @@ def contains(starts_s, ends_s, time_s) -> np.ndarray:
     return (i >= 0) & (x < b[np.clip(i, 0, len(b) - 1)])
 
 
-class CoveredTime:
-    """Time covered by a set of intervals up to each instant [s] (a Cumulative).
-
-    Parameters
-    ----------
-    starts_s, ends_s : array [s]
-        Intervals; overlapping ones are joined (time is counted once).
-    """
-
-    def __init__(self, starts_s, ends_s) -> None:
-        self.starts_s, self.ends_s = union(starts_s, ends_s)
-        self._before = np.concatenate([[0.0], np.cumsum(self.ends_s - self.starts_s)])
-
-    def at(self, time_s) -> np.ndarray:
-        x = np.asarray(time_s, dtype=np.float64)
-        if not len(self.starts_s):
-            return np.zeros(x.shape)
-        i = np.searchsorted(self.starts_s, x, side="right") - 1
-        k = np.clip(i, 0, len(self.starts_s) - 1)
-        inside = np.clip(x - self.starts_s[k], 0.0, self.ends_s[k] - self.starts_s[k])
-        return np.where(i < 0, 0.0, self._before[k] + inside)
-
-    def between(self, starts_s, ends_s) -> np.ndarray:
-        a, b = _pair(starts_s, ends_s)
-        return self.at(b) - self.at(a)
-
-    @property
-    def total_s(self) -> float:
-        return float(self._before[-1])
-
-
 class Within:
     """A cumulative quantity counted only inside a set of intervals (a Cumulative): what an
     energy curve [kWh] adds up to over standby outside opening hours, or over jobs held by
@@ -163,6 +132,32 @@ class Within:
     def between(self, starts_s, ends_s) -> np.ndarray:
         a, b = _pair(starts_s, ends_s)
         return self.at(b) - self.at(a)
+
+
+class _Time:
+    """Time itself as a cumulative quantity [s]: at(t) = t."""
+
+    @staticmethod
+    def at(time_s) -> np.ndarray:
+        return np.asarray(time_s, dtype=np.float64)
+
+
+class CoveredTime(Within):
+    """Time covered by a set of intervals up to each instant [s] (a Cumulative): time itself
+    counted only inside the intervals.
+
+    Parameters
+    ----------
+    starts_s, ends_s : array [s]
+        Intervals; overlapping ones are joined (time is counted once).
+    """
+
+    def __init__(self, starts_s, ends_s) -> None:
+        super().__init__(_Time(), starts_s, ends_s)
+
+    @property
+    def total_s(self) -> float:
+        return float(self._before[-1])
 
 
 def shared_totals(starts_s, ends_s, cumulative) -> np.ndarray:

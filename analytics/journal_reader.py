@@ -35,6 +35,19 @@ def _json(path: Path, text: str, what: str):
         raise JournalDamaged(path, f"damaged ({what} is not JSON: {exc}): {RECOVERY_HINT}") from exc
 
 
+def _time_range(start_ns: int | None, end_ns: int | None, end_op: str) -> tuple[str, list[int]]:
+    """SQL conditions (and their arguments) keeping points from start_ns on and before (end_op
+    "<") or up to ("<=") end_ns; either bound may be None (unbounded)."""
+    where, args = "", []
+    if start_ns is not None:
+        where += " AND time_ns >= ?"
+        args.append(start_ns)
+    if end_ns is not None:
+        where += f" AND time_ns {end_op} ?"
+        args.append(end_ns)
+    return where, args
+
+
 class JournalReader:
     """Read-only access to a journal file. FileNotFoundError when there is none; JournalError
     (devices.journal_schema) when it is not a journal, is damaged or is of a newer schema."""
@@ -72,14 +85,9 @@ class JournalReader:
         the field are skipped. time_s: float seconds since the Unix epoch."""
         query = ("SELECT time_ns, json_extract(fields, ?) FROM points WHERE series_id = ?"
                  " AND json_type(fields, ?) IN ('real', 'integer')")
-        args: list = [f"$.{name}", series_id, f"$.{name}"]
-        if start_ns is not None:
-            query += " AND time_ns >= ?"
-            args.append(start_ns)
-        if end_ns is not None:
-            query += " AND time_ns <= ?"
-            args.append(end_ns)
-        rows = self._db.execute(query + " ORDER BY time_ns, id", args).fetchall()
+        where, args = _time_range(start_ns, end_ns, "<=")
+        rows = self._db.execute(query + where + " ORDER BY time_ns, id",
+                                [f"$.{name}", series_id, f"$.{name}", *args]).fetchall()
         if not rows:
             return np.empty(0), np.empty(0)
         try:
@@ -94,14 +102,8 @@ class JournalReader:
         """(time_ns, fields) of the points of a series, in time order: every one, or those in
         [start_ns, end_ns) when given."""
         query = "SELECT time_ns, fields FROM points WHERE series_id = ?"
-        args: list = [series_id]
-        if start_ns is not None:
-            query += " AND time_ns >= ?"
-            args.append(start_ns)
-        if end_ns is not None:
-            query += " AND time_ns < ?"
-            args.append(end_ns)
-        rows = self._db.execute(query + " ORDER BY time_ns, id", args).fetchall()
+        where, args = _time_range(start_ns, end_ns, "<")
+        rows = self._db.execute(query + where + " ORDER BY time_ns, id", [series_id, *args]).fetchall()
         return [(t, _json(self.path, f, f"the fields of a point of series {series_id}")) for t, f in rows]
 
     def count_by_series(self) -> dict[int, int]:
