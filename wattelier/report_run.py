@@ -102,7 +102,7 @@ def _analyse(request: ReportRequest, site: Site, echo: Callable[[str], None]) ->
          f"jobs, {len(run.result.sessions)} sessions, {run.points_written} result points stored")
 
 
-def analyse_command(site_path: Path, missing: list[str], request: ReportRequest) -> str:
+def analyse_command(site_path: Path, request: ReportRequest) -> str:
     """The `wattelier analyze` command that stores the window's results for one site."""
     from analytics.pipeline import iso_utc
 
@@ -147,7 +147,7 @@ def make_report(request: ReportRequest, echo: Callable[[str], None] = print) -> 
         days = part.missing_dates
         span = days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
         outcome.notes.append(f"{site.site.name}: no stored results for {len(days)} day(s) ({span}); "
-                             f"run `{analyse_command(path, days, request)}` (or add --analyze)")
+                             f"run `{analyse_command(path, request)}` (or add --analyze)")
     if len(unanalysed) == len(request.sites):
         raise ReportError("; ".join(outcome.notes) + "; nothing written")
     echo(f"read and built in {time.monotonic() - started:.1f} s from the {store}")
