@@ -47,7 +47,7 @@ from analytics.stored_results import ResultsReader, Row, StoredResults, sorted_r
 from devices import vocabulary
 from devices.emission_factors import DEFAULT_TABLE
 from devices.site import Site
-from reports.model import (STATES, BalanceRow, Change, DayRow, FactorRow, Figures, JobRow,
+from reports.model import (STATES, BalanceRow, Change, DayRow, FactorRow, JobRow,
                            MachineRow, Manifest, MemberRow, Method, Period, Report, SessionRow,
                            SiteFile, SiteReport, Totals)
 

@@ -259,10 +259,6 @@ class Formatter:
         percent = "#,##0.0" + ("\u00a0%" if language == "fr" else "%")
         self._percent_pattern = percent
 
-    def with_site(self, currency: str | None, timezone_name: str) -> Formatter:
-        """The same language for a site's currency and time zone."""
-        return Formatter(self.language, currency, timezone_name)
-
     def t(self, key: str) -> str:
         """The label ``key``."""
         return label(self.language, key)
