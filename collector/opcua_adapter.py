@@ -495,8 +495,13 @@ class OpcUaConnection:
         self._lost.clear()
         self._lost_error = None
         try:
-            # Each request has its own timeout; this bounds the whole handshake too.
-            await asyncio.wait_for(client.connect(), timeout=self.timeout_s * 3)
+            # Each request has its own timeout; this bounds the whole handshake too. A stop
+            # that cancels us as the handshake fails (a refused password) leaves the handshake's
+            # error unread inside wait_for (Python 3.11), which asyncio then logs with a
+            # traceback: the callback reads it.
+            handshake = asyncio.ensure_future(client.connect())
+            handshake.add_done_callback(lambda done: done.cancelled() or done.exception())
+            await asyncio.wait_for(handshake, timeout=self.timeout_s * 3)
         except (Exception, asyncio.CancelledError) as exc:
             try:
                 client.disconnect_socket()
