@@ -5,7 +5,8 @@ mapping) and 3.x. Reads go one machine at a time and one day at a time (`chunk_s
 server's JSON answers stay small and the history is never read whole; only the analysed window
 of one machine's samples is held, as float arrays. Controller changes and bookings are few:
 they are read a month per statement (SPARSE_CHUNK_S), and a machine that never had a
-controller costs no query (one SHOW TAG VALUES lists those that had). Stdlib HTTP only (urllib).
+controller costs no query (one SHOW TAG VALUES lists those that had). The queries go
+through storage.influxql.InfluxQL; its errors are storage.errors.InfluxError.
 
 Given RollupSettings, a machine's power is read through the hourly rollups the journal writes
 (analytics.rollup_reader): raw samples only in the minutes where the analysis needs them.
@@ -13,79 +14,24 @@ Given RollupSettings, a machine's power is read through the hourly rollups the j
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 
 import numpy as np
 
-from analytics.bookings_reader import BookingVersion, current_sessions
+from storage.bookings import BookingVersion, current_sessions
 from analytics.inputs import EDGE_MARGIN_S, iter_machine_data, machine_data
 from analytics.records import ControllerData, MachineData, Session
 from analytics.rollup_reader import HOUR_NS, RollupReader, RollupSettings, merge_ranges, raw_rows_of_series
 from devices import vocabulary
-from devices.rollup import ROLLUP_FORMAT
+from storage.rollup import ROLLUP_FORMAT
 from devices.site import Site
+from storage.influxql import InfluxQL, quote_identifier, quote_string
 
 
 # Controller changes and bookings: a month of them is a small answer, and InfluxDB answers
 # one statement over a week three times faster than seven statements of a day (measured with
 # 625 bookings: 18 ms against 55 ms).
 SPARSE_CHUNK_S = 31 * 86400.0
-
-
-class InfluxQLError(Exception):
-    """InfluxDB could not answer a query."""
-
-
-def parse_csv_answer(text: str, where: str) -> list[dict]:
-    """Series from InfluxDB's CSV answer to one statement (columns name, tags, time, fields;
-    a new header row where a series' columns change; `error` and its message on failure).
-    Tags come as `key=value,key=value` without escaping: only for statements whose GROUP BY
-    tags hold no comma or equals sign (or that group by none)."""
-    # without a double quote (base64 texts and numbers: no field is quoted) lines split on
-    # commas; else the csv module, five times slower on long fields, reads quoted fields
-    # (commas, quotes, newlines inside)
-    if '"' in text:
-        rows = csv.reader(io.StringIO(text))
-    else:
-        rows = (line.split(",") if line else [] for line in text.split("\n"))
-    series: list[dict] = []
-    columns: list[str] | None = None
-    current: tuple[str, str] | None = None
-    for row in rows:
-        if not row:
-            columns = None  # a blank line: the next row is a header
-            continue
-        if columns is None:
-            if row == ["error"]:
-                raise InfluxQLError(f"{where}: {next(rows, ['(no message)'])[0]}")
-            columns = row[2:]
-            current = None
-            continue
-        name, tags = row[0], row[1]
-        if (name, tags) != current:
-            current = (name, tags)
-            tag_map = dict(pair.split("=", 1) for pair in tags.split(",")) if tags else {}
-            series.append({"name": name, "tags": tag_map, "columns": columns, "values": []})
-        values = [None if v == "" else v for v in row[2:]]
-        values[0] = int(row[2])
-        series[-1]["values"].append(values)
-    return series
-
-
-def quote_string(value: str) -> str:
-    """An InfluxQL string literal (single quotes; backslash and quote escaped)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class InfluxQLInputs:
@@ -98,77 +44,35 @@ class InfluxQLInputs:
     def __init__(self, url: str, database: str, username: str | None = None,
                  password: str | None = None, token: str | None = None, chunk_s: float = 86400.0,
                  timeout_s: float = 60.0, rollups: RollupSettings | None = None) -> None:
-        self.url = url.rstrip("/")
+        self.client = InfluxQL(url, database, username=username, password=password, token=token,
+                               timeout_s=timeout_s)
+        self.url = self.client.url
         self.database = database
-        self.headers: dict[str, str] = {}
-        if username and password is not None:
-            raw = f"{username}:{password}".encode()
-            self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-        elif token:
-            self.headers["Authorization"] = f"Token {token}"
         self.chunk_s = chunk_s
-        self.timeout_s = timeout_s
-        self.queries = 0  # statements sent
-        self.requests = 0  # HTTP requests (several statements each at most per_request)
         self._tagged: dict[str, set[str]] = {}
         self.rollups = None if rollups is None else RollupReader(self, rollups)
 
+    @property
+    def queries(self) -> int:
+        """Statements sent."""
+        return self.client.queries
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent (several statements each)."""
+        return self.client.requests
+
     def query(self, q: str) -> list[dict]:
         """Series of one InfluxQL statement (times in ns)."""
-        return self.query_many([q])[0]
+        return self.client.query(q)
 
     def query_many(self, statements: list[str], per_request: int = 100) -> list[list[dict]]:
-        """Series of each statement, several statements per request (InfluxQL separates them
-        with semicolons and answers each on its own)."""
-        out: list[list[dict]] = []
-        for i in range(0, len(statements), per_request):
-            chunk = statements[i:i + per_request]
-            _, body = self._post(chunk, "application/json")
-            out.extend(self._json_series(body, chunk))
-        return out
+        """Series of each statement, several per request."""
+        return self.client.query_many(statements, per_request)
 
     def query_csv(self, q: str) -> list[dict]:
-        """Series of one statement answered as CSV: the same shape as `query`, with times as
-        int (ns) and every other value as text (None where empty).
-
-        InfluxDB 1.x encodes long strings in JSON about 2.5 times slower than in CSV (a week of
-        one meter's rollups: 18 ms against 7 ms). But its CSV answer leaves out a statement's
-        error (no such database answers nothing at all): callers use it only for data whose
-        presence they can check, and ask again with `query` when rows are missing. A server
-        that answers JSON anyway is read as JSON."""
-        kind, body = self._post([q], "application/csv")
-        if "csv" not in kind:
-            return self._json_series(body, [q])[0]
-        return parse_csv_answer(body.decode("utf-8"), f"{self.url} (query: {q})")
-
-    def _post(self, statements: list[str], accept: str) -> tuple[str, bytes]:
-        """(Content-Type, body) of InfluxDB's answer to these statements, in one request."""
-        data = urllib.parse.urlencode({"q": ";".join(statements), "db": self.database, "epoch": "ns"}).encode()
-        request = urllib.request.Request(self.url + "/query", data=data, headers=dict(self.headers, Accept=accept))
-        self.queries += len(statements)
-        self.requests += 1
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.headers.get("Content-Type", ""), response.read()
-        except urllib.error.HTTPError as exc:
-            raise InfluxQLError(f"{self.url}: query refused: HTTP {exc.code} "
-                                f"{exc.read()[:300].decode(errors='replace')}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise InfluxQLError(f"{self.url}: unreachable: {exc}") from exc
-
-    def _json_series(self, body: bytes, statements: list[str]) -> list[list[dict]]:
-        """Series of each statement from a JSON answer; a statement's error raised."""
-        answer = json.loads(body)
-        if "error" in answer:
-            raise InfluxQLError(f"{self.url}: {answer['error']} (query: {statements[0]} ...)")
-        by_id = {r.get("statement_id", k): r for k, r in enumerate(answer.get("results", []))}
-        out = []
-        for k, q in enumerate(statements):
-            result = by_id.get(k, {})
-            if "error" in result:
-                raise InfluxQLError(f"{self.url}: {result['error']} (query: {q})")
-            out.append(result.get("series", []))
-        return out
+        """Series of one statement answered as CSV (storage.influxql.InfluxQL.query_csv)."""
+        return self.client.query_csv(q)
 
     def _chunks(self, start_s: float, end_s: float, chunk_s: float | None = None):
         a = start_s
@@ -285,7 +189,7 @@ class InfluxQLInputs:
 
     def sessions(self, start_s: float, end_s: float, lookback_s: float = 86400.0) -> list[Session]:
         """Booked sessions (the `booking` measurement) overlapping [start_s, end_s), cancelled
-        ones left out (analytics.bookings_reader rules); sessions starting up to lookback_s
+        ones left out (storage.bookings rules); sessions starting up to lookback_s
         before the window are included when they reach into it."""
         versions: list[BookingVersion] = []
         # bookings are few (a few hundred a week): chunks of SPARSE_CHUNK_S, one request

@@ -8,7 +8,7 @@ Arrays hold the window [start_s, end_s) plus one sample on each side when there 
 energy can be cut exactly at the window's ends.
 
 Meter power and counters are read from the journal's column blocks where they exist (one
-binary array per series and hour, devices/journal_schema.py) and from the point rows for the
+binary array per series and hour, storage/journal_schema.py) and from the point rows for the
 hours that have none (the current hour, or hours not packed yet): the same numbers either way.
 """
 
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.journal_reader import JournalReader
+from storage.journal_reader import JournalReader
 from analytics.records import ControllerData, MachineData
 from analytics.rollup_reader import RollupReader, RollupSettings, merge_ranges, minute_rows
 from devices import vocabulary
-from devices.journal_schema import (BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
+from storage.journal_schema import (BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
                                     block_start_ns)
 from devices.meter_models import load_model
-from devices.rollup import ROLLUP_FORMAT
+from storage.rollup import ROLLUP_FORMAT
 from devices.site import Site
 
 # Samples either side of the window, so interpolation at its ends has a neighbour.

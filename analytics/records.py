@@ -1,4 +1,5 @@
-"""Plain records that cross module boundaries in analytics: inputs per machine, sessions.
+"""Plain records that cross module boundaries in analytics: inputs per machine, sessions
+(Session, a booking as stored, is storage.bookings.Session).
 
 Times are float seconds since the Unix epoch (UTC); power in W, energy in kWh.
 """
@@ -10,24 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from storage.bookings import Session  # noqa: F401 (re-exported: analytics' sessions)
+
 if TYPE_CHECKING:
     from analytics.states import PowerHistogram
-
-
-@dataclass(frozen=True)
-class Session:
-    """A member holding a machine from start_s to end_s (docs/design.md, "Sessions").
-
-    source: where it came from ("csv", "ical", "fabmanager", "manual").
-    booking_id: the source's identifier when it has one (re-imports replace, never duplicate).
-    """
-
-    machine: str
-    member: str
-    start_s: float
-    end_s: float
-    source: str = "manual"
-    booking_id: str = ""
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Which parts of a machine's power series the analysis can take from rollups, and the
-samples that stand in for them (devices/rollup.py says what a rollup holds).
+samples that stand in for them (storage/rollup.py says what a rollup holds).
 
 The analysis of one machine (analytics.pipeline) looks at its power samples in three ways:
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.intervals import sorted_unique
-from devices.rollup import COLUMN, MINUTE_S
+from storage.rollup import COLUMN, MINUTE_S
 
 # Steps between stand-in samples [s]: a stand-in never has a step the analysis would not bridge
 # as long as max_gap_s is at least this (analytics.energy.DEFAULT_MAX_GAP_S is 120 s).

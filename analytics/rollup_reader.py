@@ -1,5 +1,5 @@
 """A machine's power through its hourly rollups: raw samples only where the analysis needs
-them (analytics.rollup_plan says where; devices/rollup.py what a rollup holds). The store is
+them (analytics.rollup_plan says where; storage/rollup.py what a rollup holds). The store is
 InfluxDB (analytics.influxql_reader) or the journal (analytics.inputs), each answering the
 three questions of RollupSource.
 
@@ -33,7 +33,7 @@ from analytics.rollup_plan import replaceable, stand_in, zone_edges
 from analytics.window import AnalysisWindow, plan_window
 from analytics.states import PowerHistogram, calibrate_from_histogram
 from devices import vocabulary
-from devices.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
+from storage.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
 
 HOUR_NS = int(ROLLUP_S * 1e9)
 

@@ -3,7 +3,7 @@
 CSV (`read_sessions_csv`, analytics/bookings/csv_sessions.py), iCalendar (`read_sessions_ical`,
 analytics/bookings/ical.py), the Fab-manager Open API (`fetch_fabmanager_reservations`,
 `fetch_fabmanager_incremental`, analytics/bookings/fabmanager.py), times (`parse_time_s`, analytics/bookings/times.py);
-stored sessions are read back by analytics.bookings_reader (`read_booked_sessions`).
+stored sessions are read back by storage.bookings (`read_booked_sessions`).
 """
 
 from __future__ import annotations
@@ -18,4 +18,4 @@ from analytics.bookings.names import Finder, machine_finder, member_finder, norm
 from analytics.bookings.report import MAX_PROBLEMS, ImportReport, SessionsError  # noqa: F401
 from analytics.bookings.times import (PLAUSIBLE_MAX_S as MAX_TIME_S,  # noqa: F401
                                       PLAUSIBLE_MIN_S as MIN_TIME_S, localize_strict, parse_time_s)
-from analytics.bookings_reader import read_booked_sessions  # noqa: F401  (reading stored sessions)
+from storage.bookings import read_booked_sessions  # noqa: F401  (reading stored sessions)

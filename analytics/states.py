@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.intervals import is_in, sorted_unique
-from devices.rollup import BINS_PER_DECADE, histogram, power_bins
+from storage.rollup import BINS_PER_DECADE, histogram, power_bins
 from devices.vocabulary import MACHINE_STATES
 
 OFF, STANDBY, IDLE, PROCESSING, SETUP, FAULT = range(6)
@@ -168,7 +168,7 @@ def _valley(smooth: np.ndarray, lo_mode: int, hi_mode: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class PowerHistogram:
-    """Power samples counted per global log-power bin (devices.rollup.power_bins: bin k holds
+    """Power samples counted per global log-power bin (storage.rollup.power_bins: bin k holds
     [10**(k/50), 10**((k+1)/50)) W), the input of calibration. Histograms of parts of a series
     (the hours of rollups) merge into the histogram of the whole, exactly.
 
@@ -258,7 +258,7 @@ def calibrate_from_histogram(hist: PowerHistogram, rated_power_w: float | None =
        the rated power.
 
     The bins are fixed (not fitted to the data), so the histogram of a week is the sum of the
-    histograms of its hours: rollups (devices/rollup.py) give the same thresholds as
+    histograms of its hours: rollups (storage/rollup.py) give the same thresholds as
     the samples themselves.
 
     Parameters

@@ -19,7 +19,7 @@ pandas is a benchmark-only dependency: pip install '.[bench]' (or pip install 'p
 Part ``end_to_end``: a week of 1 Hz power for 20 machines and a few hundred sessions written to
 the journal (then packed into column blocks, as the collector does every 10 minutes) and
 forwarded to a real InfluxDB 1.6.7 (with the hourly rollups the journal writes when it packs an
-hour, devices/rollup.py); the time of ``wattelier analyze --json`` over the week from each store
+hour, storage/rollup.py); the time of ``wattelier analyze --json`` over the week from each store
 (a new process each time, start-up included, run as installed: bytecode compiled once, by an
 untimed first run of each; from InfluxDB through the rollups, the default,
 and once reading every sample, ``--no-rollups``), beside InfluxDB computing each session's
@@ -208,15 +208,15 @@ def part_end_to_end(args: argparse.Namespace) -> None:
 
     from analytics.records import Session
     from collector.forwarder import Forwarder
-    from collector.influx_adapter import InfluxSettings, InfluxTarget
-    from collector.journal import Journal
-    from collector.points import Point
+    from storage.influxdb import InfluxSettings, InfluxTarget
+    from storage.journal import Journal
+    from storage.points import Point
     from devices.site import parse_site
     from devices.sim.physics import Workshop
     from devices.sim.schedule import OpenWindows
     from devices.calendar import opening_windows
     from tests.servers import InfluxServer
-    from wattelier.sessions_store import store_sessions
+    from storage.bookings_store import store_sessions
 
     days, machines = args.days, args.machines
     with tempfile.TemporaryDirectory(prefix="wattelier-bench-") as scratch:

@@ -40,9 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 from analytics.bookings.fabmanager import (FabmanagerReport, FabmanagerState,  # noqa: E402
                                            fetch_fabmanager_incremental)
-from collector.journal import Journal  # noqa: E402
+from storage.journal import Journal  # noqa: E402
 from tests.fabmanager_fake import TOKEN, FakeFabmanager  # noqa: E402
-from wattelier.sessions_store import cancel_sessions, save_fabmanager_state, store_sessions  # noqa: E402
+from storage.bookings_store import cancel_sessions, store_sessions  # noqa: E402
+from wattelier.fabmanager_state import save_fabmanager_state  # noqa: E402
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 NOW_S = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc).timestamp()

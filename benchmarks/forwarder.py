@@ -32,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.forward_store import ForwardStore  # noqa: E402
+from storage.forward_store import ForwardStore  # noqa: E402
 from collector.forwarder import Forwarder  # noqa: E402
-from collector.influx_adapter import InfluxSettings, InfluxTarget  # noqa: E402
-from collector.journal import Journal  # noqa: E402
-from collector.points import Point  # noqa: E402
+from storage.influxdb import InfluxSettings, InfluxTarget  # noqa: E402
+from storage.journal import Journal  # noqa: E402
+from storage.points import Point  # noqa: E402
 from tests.servers import InfluxServer  # noqa: E402
 
 PHASE_FIELDS = ("voltage_l{}_v", "current_l{}_a", "power_l{}_w")

@@ -33,7 +33,7 @@ on 2 cores, a few seconds when reused):
 - ``wattelier.stored_analysis.run_once(site, start, end, journal_path=..., processes=None)``
   analyses the month and stores its results in the journal (what the journal report reads);
 - InfluxDB receives only results, as a report reads only results: the same analysis
-  result's points (``result_points(site name, result)`` -> ``collector.points.to_line`` ->
+  result's points (``result_points(site name, result)`` -> ``storage.points.to_line`` ->
   ``InfluxTarget.write_lines``, 5 000 lines per request) once under the example site's own
   name, and once for each of the 20 network sites ``site-01`` .. ``site-20``, re-tagged: the
   site tag renamed, and the points of router-1, laser-1 and printers-1 written a second time
@@ -71,10 +71,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analytics.stored_results import REPORT_MEASUREMENTS  # noqa: E402
+from storage.stored_results import REPORT_MEASUREMENTS  # noqa: E402
 from benchmarks.analytics import median_time_s  # noqa: E402  (one timing rule for every benchmark)
-from collector.influx_adapter import InfluxSettings, InfluxTarget  # noqa: E402
-from collector.points import Point, to_line  # noqa: E402
+from storage.influxdb import InfluxSettings, InfluxTarget  # noqa: E402
+from storage.points import Point, to_line  # noqa: E402
 from devices.site import Site, example_site_path, load_site  # noqa: E402
 
 DATABASE = "bench"
@@ -157,7 +157,7 @@ def analyse(site: Site, start_s: float, end_s: float, journal_path: Path):
 def fill_influx(url: str, site: Site, result) -> int:
     """Write the example site's results, and the 20 network sites' re-tagged copies; the
     number of points written."""
-    from wattelier.stored_analysis import result_points
+    from analytics.result_points import result_points
 
     started = time.perf_counter()
     points = result_points(site.site.name, result)
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="profile the network report")
     args = parser.parse_args(argv)
 
-    from analytics.stored_results import influxdb_reader, journal_reader
+    from storage.stored_results import influxdb_reader, journal_reader
     from reports.build import month_window, previous_period
     from tests.servers import InfluxServer
     from analytics.influxql_reader import InfluxQLInputs

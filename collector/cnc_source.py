@@ -52,7 +52,7 @@ from collector.errors import (ConfigError, DeviceError, OpcUaSecurityError,
                               UntrustedCertificateError)
 from collector.health import DeviceHealth
 from collector.opcua_adapter import DataChange, OpcUaConnection, OrphanSession, ResolvedNodes
-from collector.points import Point
+from storage.points import Point
 from collector.sink import Sink
 from devices import vocabulary
 from devices.node_maps import NodeMap, NodeMapError

@@ -1,7 +1,6 @@
 """wattelier's own collector errors. Adapters turn protocol-library exceptions into these.
 
     CollectorError
-    ├── ConfigError               the site file or a device file says something impossible
     └── DeviceError               something went wrong talking to a device
         ├── TransportError        no answer: refused, timed out, connection lost, garbled frame
         ├── DeviceReplyError      a valid answer that says no
@@ -14,23 +13,18 @@
 
 The security errors need a person (credentials, trust lists, the site file); sources still
 retry them with backoff, so that a fix is picked up without a restart.
-    InfluxError (also a CollectorError)  writing to InfluxDB failed
-        ├── InfluxUnavailable     unreachable, timeout, 5xx, 429: retry later
-        ├── InfluxRejected        400/422: some lines refused for good
-        ├── InfluxTooLarge        413: smaller batches
-        ├── InfluxAuthError       401/403
-        └── InfluxNotFound        404: no such database or bucket
+
+A configuration that cannot be used is devices.errors.ConfigError (re-exported here for the
+collector's modules); storage's errors (the journal, InfluxDB) are in storage.errors.
 """
 
 from __future__ import annotations
 
+from devices.errors import ConfigError  # noqa: F401 (re-exported)
+
 
 class CollectorError(Exception):
     """Root of wattelier collector errors."""
-
-
-class ConfigError(CollectorError):
-    """The configuration cannot be used."""
 
 
 class DeviceError(CollectorError):
@@ -97,47 +91,3 @@ class BadValueError(DeviceError):
     """A decoded value that cannot be true: NaN, infinite, or an energy counter going backwards."""
 
     kind = "bad_value"
-
-
-class InfluxError(CollectorError):
-    """Writing to or querying InfluxDB failed."""
-
-    kind = "influx"
-
-
-class InfluxUnavailable(InfluxError):
-    """Unreachable, timed out, 5xx, 429 or 408: try again later (after `retry_after_s` if set)."""
-
-    kind = "influx_unavailable"
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class InfluxRejected(InfluxError):
-    """The server refused lines of the batch for good (400, 422): they need isolating."""
-
-    kind = "influx_rejected"
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class InfluxTooLarge(InfluxError):
-    """413: the request body is over the server's limit; send smaller batches."""
-
-    kind = "influx_too_large"
-
-
-class InfluxAuthError(InfluxError):
-    """401 or 403: the token, user or password is wrong or lacks the write permission."""
-
-    kind = "influx_auth"
-
-
-class InfluxNotFound(InfluxError):
-    """404: no such database or bucket (or not an InfluxDB endpoint)."""
-
-    kind = "influx_not_found"

@@ -44,11 +44,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
-                              InfluxTooLarge, InfluxUnavailable)
-from collector.forward_store import Batch, ForwardStore, record_target
-from collector.influx_adapter import InfluxTarget
-from devices.journal_schema import JournalError
+from storage.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
+                            InfluxTooLarge, InfluxUnavailable)
+from storage.forward_store import Batch, ForwardStore, record_target
+from storage.influxdb import InfluxTarget
+from storage.journal_schema import JournalError
 
 log = logging.getLogger("wattelier.collector.forwarder")
 ABORT_GRACE_S = 1.0  # after the drain deadline: how long a cut request may take to return [s]

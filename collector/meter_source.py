@@ -31,7 +31,7 @@ from collector.coalesce import ReadBlock, decode_block, plan_reads
 from collector.errors import ConfigError, DeviceError, TransportError
 from collector.health import DeviceHealth
 from collector.modbus_adapter import ModbusLink
-from collector.points import Point
+from storage.points import Point
 from collector.sink import Sink
 from devices import vocabulary
 from devices.meter_models import MeterModel

@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 
 from collector.cnc_source import CncSource
 from collector.forwarder import ABORT_GRACE_S, Forwarder
-from collector.influx_adapter import InfluxSettings, InfluxTarget
-from collector.influx_config import influx_settings_for
-from collector.journal import Journal
+from storage.influxdb import InfluxSettings, InfluxTarget
+from storage.influx_config import influx_settings_for
+from storage.journal import Journal
 from collector.meter_source import MeterSource
 from collector.modbus_adapter import ModbusLink
 from collector.self_metrics import SelfMetrics
-from devices.journal_schema import DROP_PREFIX, FORWARDED_PREFIX, QUARANTINED_PREFIX
+from storage.journal_schema import DROP_PREFIX, FORWARDED_PREFIX, QUARANTINED_PREFIX
 from devices.meter_models import load_model
 from devices.node_maps import load_node_map
 from devices.secrets import secrets_path

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from collector.points import Point
+from storage.points import Point
 from collector.sink import Sink
 from devices import vocabulary
 

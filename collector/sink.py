@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from collector.points import Point
+from storage.points import Point
 
 
 class Sink(Protocol):

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 from dashboards.provisioning import FOLDER
+from storage.http_client import HttpUnreachable, request
 
 API_PATH = "/api/dashboards/db"
 
@@ -68,16 +67,16 @@ def push(grafana_url: str, token: str, dashboards: list[dict[str, Any]], *, fold
                                    "message": "wattelier dashboards push"}
         if folder_uid:
             payload["folderUid"] = folder_uid
-        request = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"), method="POST", headers={
-            "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s,
-                                        context=context if url.startswith("https") else None) as response:
-                response.read()
+            # redirects followed, as urllib.request.urlopen did before storage.http_client
+            answer = request("POST", url, body=json.dumps(payload).encode("utf-8"), headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                "Accept": "application/json"}, timeout_s=timeout_s, follow_redirects=True,
+                tls_context=context if url.startswith("https") else None)
+        except HttpUnreachable as exc:
+            raise GrafanaUnreachable(f"{grafana_url}: cannot reach Grafana: {exc.reason}") from exc
+        if answer.ok:
             report.pushed.append(title)
-        except urllib.error.HTTPError as exc:
-            report.refused.append(f"{title}: refused by Grafana (HTTP {exc.code}): {_message(exc.read())}")
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise GrafanaUnreachable(f"{grafana_url}: cannot reach Grafana: {reason}") from exc
+        else:
+            report.refused.append(f"{title}: refused by Grafana (HTTP {answer.status}): {_message(answer.body)}")
     return report

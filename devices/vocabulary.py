@@ -19,7 +19,7 @@ USAGE = "usage"
 BALANCE = "balance"  # the site's main meter against its metered machines, per local day
 COLLECTOR = "collector"
 BOOKING = "booking"  # a member's session as booked or entered (input of analytics)
-ROLLUP = "power_rollup"  # a meter's hourly rollup, made by the journal (devices/rollup.py)
+ROLLUP = "power_rollup"  # a meter's hourly rollup, made by the journal (storage/rollup.py)
 
 # Tag keys.
 TAG_SITE = "site"

@@ -1,6 +1,6 @@
 """The report model (reports.model) from stored analysis results, and nothing else.
 
-``build_report`` reads each site's stored rows (analytics.stored_results: `usage` per machine
+``build_report`` reads each site's stored rows (storage.stored_results: `usage` per machine
 and site-local day, `job`, `session`, `balance` per day) for the period and for the previous
 one, and sums them; it computes no figure the analysis did not store (docs/design.md,
 "What people look at"). The reading is passed in, so the same function makes
@@ -43,7 +43,7 @@ import orjson
 from analytics.carbon import choose_tariff, site_factor, table_factor
 from analytics.periods import clipped_periods
 from analytics.results import iso_utc
-from analytics.stored_results import ResultsReader, Row, StoredResults, sorted_rows
+from storage.stored_results import ResultsReader, Row, StoredResults, sorted_rows
 from devices import vocabulary
 from devices.emission_factors import DEFAULT_TABLE
 from devices.site import Site
@@ -451,7 +451,7 @@ def previous_period(tz: zoneinfo.ZoneInfo, start_s: float, end_s: float,
 def results_sha256(read_rows: dict[str, dict[str, StoredResults]]) -> str:
     """sha256 of the canonical JSON of what was read, {site: {"period" | "previous":
     {measurement: [row, ...]}}}: keys sorted, each measurement's rows in their canonical
-    order (analytics.stored_results.sorted_rows: by time, then by their key-sorted JSON). The
+    order (storage.stored_results.sorted_rows: by time, then by their key-sorted JSON). The
     same stored results give the same digest whatever the store and whatever order it
     answered in.
 
@@ -495,15 +495,15 @@ def build_report(sites: list[tuple[Site, str | Path]], read: ResultsReader, star
     """The report of [start_s, end_s) [s, Unix] for each site (its Site and its file's path,
     hashed into the manifest), from stored results only.
 
-    read: (site name, start_s, end_s) -> that site's stored rows (analytics.stored_results:
+    read: (site name, start_s, end_s) -> that site's stored rows (storage.stored_results:
     journal_reader, influxdb_reader, or rows in a test); called once per site for the period
     and once for the previous one. month: "YYYY-MM" when the period is a site-local month
     (the previous period is then the previous month, else the same length just before).
     store: what the rows were read from, as the manifest names it. now: the clock giving the
     manifest's queried_at (before the first read) and generated_at (at the end).
 
-    A store's failure raises the reader's error (devices.journal_schema.JournalError,
-    analytics.influxql_reader.InfluxQLError).
+    A store's failure raises the reader's error (storage.journal_schema.JournalError,
+    storage.errors.InfluxError).
     """
     if not sites:
         raise ValueError("a report needs at least one site")

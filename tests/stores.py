@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from collector.forwarder import Forwarder
-from collector.influx_adapter import InfluxSettings, InfluxTarget
-from collector.points import clean_name
+from storage.influxdb import InfluxSettings, InfluxTarget
+from storage.points import clean_name
 from tests.servers import InfluxServer, VictoriaServer
 
 Key = tuple[str, tuple[tuple[str, str], ...], int]
@@ -18,7 +18,7 @@ Key = tuple[str, tuple[tuple[str, str], ...], int]
 
 def journal_points(path: Path) -> dict[Key, dict]:
     """Every journal point as {(measurement, tags, time_ns): fields}, names as line protocol
-    carries them (collector.points.clean_name).
+    carries them (storage.points.clean_name).
 
     Rows of one series at one instant are one point, as in InfluxDB: their fields are merged.
     That happens when a controller value arrives again with its original source timestamp

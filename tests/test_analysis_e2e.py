@@ -15,11 +15,12 @@ import time
 
 from analytics.pipeline import AnalysisOptions
 from analytics.records import Session
-from collector.journal import Journal
+from storage.journal import Journal
 from collector.runtime import Collector
 from devices.sim.workshop import SimulatedWorkshop, relocate
-from wattelier.sessions_store import store_sessions
-from wattelier.stored_analysis import RESULT_MEASUREMENTS, run_once
+from storage.bookings_store import store_sessions
+from analytics.result_points import RESULT_MEASUREMENTS
+from wattelier.stored_analysis import run_once
 
 PACE = 10.0
 RUN_S = 240.0

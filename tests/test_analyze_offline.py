@@ -187,9 +187,9 @@ def test_config_without_power_analyses_the_journal_and_stores_results(files, tmp
 
     from analytics.csv_input import read_power_csv
     from analytics.sessions import read_sessions_csv
-    from collector.journal import Journal
-    from collector.points import Point
-    from wattelier.sessions_store import store_sessions
+    from storage.journal import Journal
+    from storage.points import Point
+    from storage.bookings_store import store_sessions
 
     power, sessions, site = files
     journal_path = tmp_path / "journal.sqlite"

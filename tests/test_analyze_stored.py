@@ -19,17 +19,18 @@ from typer.testing import CliRunner
 from analytics.inputs import EDGE_MARGIN_S, JournalInputs
 from wattelier.performance import WorkerError, analyze_in_processes
 from analytics.pipeline import analyze
-from collector.influx_adapter import InfluxSettings
-from collector.journal import Journal
-from collector.points import Point
+from storage.influxdb import InfluxSettings
+from storage.journal import Journal
+from storage.points import Point
 from devices import vocabulary
 from devices.site import example_site_path, load_site
 from tests.analytics_sim import machine_data, sessions, weekday_morning, workshop
 from tests.stores import forward_all
 from wattelier.cli import app
 from wattelier import stored_analysis
-from wattelier.sessions_store import store_sessions
-from wattelier.stored_analysis import RESULT_MEASUREMENTS, run_once
+from storage.bookings_store import store_sessions
+from analytics.result_points import RESULT_MEASUREMENTS
+from wattelier.stored_analysis import run_once
 
 HOURS = 4
 
@@ -238,7 +239,7 @@ def test_results_stored_by_a_forked_process_while_rendering(stored, monkeypatch)
         assert os.getpid() != parent  # stored in the forked process
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(stored_analysis, "_store_in_journal", locked)
+    monkeypatch.setattr(stored_analysis, "store_in_journal", locked)
     with pytest.raises(sqlite3.OperationalError, match="database is locked") as raised:
         run_once(site, start, end, journal_path=journal_path, render=lambda r: rendered.append(r) or "text")
     assert len(rendered) == 1  # rendered while storing, never returned
@@ -378,8 +379,8 @@ def test_journal_rollups_stand_in_only_for_hours_as_they_were_packed(stored, tmp
 def test_rollups_without_minutes_are_read_raw(stored, influx_server):
     """An hour whose rollup lost its minutes (written by another program, or cut short) is
     read from the raw samples: the same result as reading every sample."""
-    from collector.influx_adapter import InfluxTarget
-    from collector.points import to_line
+    from storage.influxdb import InfluxTarget
+    from storage.points import to_line
 
     site, config, journal_path, start, end, _ = stored
     settings = InfluxSettings(influx_server.url, api="v1", database="stored_unread")
@@ -405,9 +406,9 @@ def test_rerun_on_influxdb_replaces_the_window_results(stored, influx_server):
     """Results of an earlier run in the window (here: made-up points of every result
     measurement) are deleted in one request before the new ones are written; an error in any
     statement of a request is raised."""
-    from collector.errors import InfluxRejected
-    from collector.influx_adapter import InfluxTarget
-    from collector.points import to_line
+    from storage.errors import InfluxRejected
+    from storage.influxdb import InfluxTarget
+    from storage.points import to_line
 
     site, config, journal_path, start, end, _ = stored
     settings = InfluxSettings(influx_server.url, api="v1", database="stored_rerun")
@@ -432,8 +433,10 @@ def test_rerun_on_influxdb_replaces_the_window_results(stored, influx_server):
 def test_csv_answers_read_as_json_answers(influx_server):
     """query_csv gives the series `query` gives (values as text), reports a statement's
     error, and InfluxDB's CSV leaving out a missing database is why callers check rows."""
-    from analytics.influxql_reader import InfluxQLError, InfluxQLInputs, parse_csv_answer
-    from collector.influx_adapter import InfluxTarget
+    from analytics.influxql_reader import InfluxQLInputs
+    from storage.errors import InfluxError
+    from storage.influxql import parse_csv_answer
+    from storage.influxdb import InfluxTarget
 
     settings = InfluxSettings(influx_server.url, api="v1", database="csv_answers")
     target = InfluxTarget(settings)
@@ -452,11 +455,11 @@ def test_csv_answers_read_as_json_answers(influx_server):
         assert a["columns"] == b["columns"] == ["time", "text", "power_w"]
         assert [[r[0], r[1], float(r[2])] for r in a["values"]] == b["values"]
     assert as_csv[0]["values"][0][1] == 'ab,c"d' and as_csv[0]["values"][1][1] is None
-    with pytest.raises(InfluxQLError, match="error parsing query"):
+    with pytest.raises(InfluxError, match="error parsing query"):
         source.query_csv("SELECT nonsense FROM")
     # InfluxDB 1.6 answers nothing at all, not an error, for a database that is not there
     assert InfluxQLInputs(influx_server.url, "no_such_database").query_csv(statement) == []
-    with pytest.raises(InfluxQLError, match="database not found"):
+    with pytest.raises(InfluxError, match="database not found"):
         InfluxQLInputs(influx_server.url, "no_such_database").query(statement)
-    with pytest.raises(InfluxQLError, match="overloaded"):
+    with pytest.raises(InfluxError, match="overloaded"):
         parse_csv_answer('error\n"overloaded"\n', "test")

@@ -13,10 +13,10 @@ from analytics.bookings.ical import DEFAULT_SPAN_DAYS, MAX_OCCURRENCES, read_ses
 from analytics.bookings.names import machine_finder, member_finder
 from analytics.bookings.report import ImportReport, SessionsError
 from analytics.records import Session
-from collector.journal import Journal
+from storage.journal import Journal
 from devices.site import parse_site
 from tests.test_sessions import site_text
-from wattelier.sessions_store import cancel_sessions, load_sessions, store_sessions
+from storage.bookings_store import cancel_sessions, load_sessions, store_sessions
 
 CALENDARS = Path(__file__).parent / "data" / "calendars"
 SITE = parse_site(site_text())

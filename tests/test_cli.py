@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from analytics.journal_reader import JournalReader
+from storage.journal_reader import JournalReader
 from devices.site import example_site_path, load_site
 from wattelier.cli import app
 
@@ -34,7 +34,7 @@ def test_backfill_two_days(tmp_path):
     assert result.exit_code == 0, result.output
     # the bookings the history was made under are stored (so an analysis attributes its jobs to
     # members) and written as the sessions CSV of --out
-    from wattelier.sessions_store import load_sessions
+    from storage.bookings_store import load_sessions
 
     stored = load_sessions(journal)
     assert stored and f"{len(stored)} sessions (bookings) written" in result.output

@@ -85,7 +85,7 @@ def test_analyze_without_config_uses_the_example_site(tmp_path):
 
 
 def test_stored_analysis_of_a_year_without_a_factor_says_so_in_one_line(tmp_path):
-    from collector.journal import Journal
+    from storage.journal import Journal
 
     journal = tmp_path / "j.sqlite"
     Journal(journal).close()

@@ -37,7 +37,7 @@ def collector_points(site_name: str, start_s: float, end_s: float, every_s: floa
     """Self-metrics as the collector writes them (collector.runtime.metrics_snapshot's fields,
     integer counts), one point every `every_s`: a steady edge box with one outage of InfluxDB
     (backlog grows then drains), a meter down for an hour, and points dropped by overflow."""
-    from collector.points import Point
+    from storage.points import Point
     from devices import vocabulary
 
     points = []
@@ -70,8 +70,8 @@ def fill_influx(influx_url: str, database: str, site: Site, start_s: float, end_
     add the collector's self-metrics, and forward everything to InfluxDB 1.x (v1 API). Returns
     the seconds each step took."""
     from collector.forwarder import Forwarder
-    from collector.influx_adapter import InfluxSettings, InfluxTarget
-    from collector.journal import Journal
+    from storage.influxdb import InfluxSettings, InfluxTarget
+    from storage.journal import Journal
     from wattelier.history import backfill_history
     from wattelier.stored_analysis import run_once
 

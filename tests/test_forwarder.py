@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.errors import InfluxNotFound, InfluxRejected, InfluxUnavailable
-from collector.forward_store import ForwardStore, journal_status
+from storage.errors import InfluxNotFound, InfluxRejected, InfluxUnavailable
+from storage.forward_store import ForwardStore, journal_status
 from collector.forwarder import Forwarder
-from collector.influx_adapter import InfluxSettings, InfluxTarget, parse_retry_after
-from collector.journal import Journal
-from collector.points import Point, clean_name
+from storage.influxdb import InfluxSettings, InfluxTarget, parse_retry_after
+from storage.journal import Journal
+from storage.points import Point, clean_name
 from tests.stores import (expected_victoria, forward_all, influx_points, journal_points,
                           victoria_samples)
 
@@ -149,7 +149,7 @@ _NAME_CHARS = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_charact
 names = st.text(_NAME_CHARS, min_size=1, max_size=10).filter(
     lambda s: s.strip() and s != "time" and not s.startswith("_"))
 # A line starting with '#' is a comment to InfluxDB (answered 204, nothing stored): the
-# measurements are the vocabulary's names, none of which starts so (collector.points).
+# measurements are the vocabulary's names, none of which starts so (storage.points).
 measurements = names.filter(lambda s: not s.startswith("#"))
 tag_values = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=16)
 strings = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
@@ -302,7 +302,7 @@ _any_values = st.one_of(floats, st.integers(-2**63, 2**63 - 1), st.booleans(), s
 def test_fast_float_path_equals_the_general_formatter(fields):
     import json as jsonlib
 
-    from collector.points import fields_to_line, json_fields_to_line
+    from storage.points import fields_to_line, json_fields_to_line
 
     text = jsonlib.dumps(fields, separators=(",", ":"))
     fast = json_fields_to_line(text)
@@ -313,7 +313,7 @@ def test_fast_float_path_equals_the_general_formatter(fields):
 def test_json_fields_to_line_matches_for_any_fields(fields):
     import json as jsonlib
 
-    from collector.points import fields_to_line, json_fields_to_line
+    from storage.points import fields_to_line, json_fields_to_line
 
     text = jsonlib.dumps(fields, separators=(",", ":"))
     try:
@@ -331,7 +331,7 @@ def test_json_fields_to_line_matches_for_any_fields(fields):
 # -- secrets: never in the URL, never in a log or the journal --------------------------------
 def test_a_url_with_a_secret_is_refused_without_echoing_it():
     from collector.errors import ConfigError
-    from collector.influx_config import check_url
+    from storage.influx_config import check_url
 
     for url in ("http://wattelier:hunter2@127.0.0.1:8086", "http://:hunter2@host", "http://hunter2@host",
                 "wattelier:hunter2@host:8086", "https://host:8086/?u=wattelier&p=hunter2",
@@ -349,7 +349,7 @@ def test_a_url_with_a_secret_is_refused_without_echoing_it():
 
 
 def test_demo_refuses_credentials_in_the_influx_url_in_one_line(tmp_path):
-    """`demo` (like `analyze`) builds its InfluxDB settings through collector.influx_config."""
+    """`demo` (like `analyze`) builds its InfluxDB settings through storage.influx_config."""
     from tests.cli_process import assert_clear_failure, run_wattelier
 
     done = run_wattelier("demo", "--out", str(tmp_path / "out"),
@@ -453,7 +453,7 @@ def test_no_secret_in_the_log_or_the_journal(tmp_path, api, username):
 
 
 def test_a_measurement_read_as_a_comment_is_refused_not_lost():
-    from collector.points import to_line
+    from storage.points import to_line
 
     with pytest.raises(ValueError, match="comment"):
         to_line(Point("#meter", {"site": "s"}, {"power_w": 1.0}, T0_NS))
@@ -463,7 +463,7 @@ async def test_a_journal_that_cannot_take_the_cursor_for_a_while_does_not_stop_f
         tmp_path, influx_server, influx_db, monkeypatch, caplog):
     """The cursor update fails twice (a full disk) and then works: the forwarder says it once,
     waits, and forwards everything; it does not die on the first failure."""
-    from devices.journal_schema import JournalFull
+    from storage.journal_schema import JournalFull
 
     path = tmp_path / "j.sqlite"
     points = _meter_points(3000)

@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
-from analytics.journal_reader import JournalReader
+from storage.journal_reader import JournalReader
 from collector.errors import ConfigError
-from collector.journal import Journal
-from collector.points import Point
+from storage.journal import Journal
+from storage.points import Point
 
 
 def _points(n: int, start: int = 0) -> list[Point]:
@@ -121,8 +121,8 @@ def test_sigkill_loses_at_most_the_uncommitted_batch(tmp_path):
     path = tmp_path / "j.sqlite"
     script = textwrap.dedent(f"""
         import os, signal
-        from collector.journal import Journal
-        from collector.points import Point
+        from storage.journal import Journal
+        from storage.points import Point
         j = Journal({str(path)!r})
         for batch in range(20):
             j.put([Point("meter", {{"meter": "m"}}, {{"power_w": float(i)}}, batch * 1000 + i) for i in range(100)])

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.inputs import JournalInputs
-from collector.journal import Journal
-from collector.points import Point
+from storage.journal import Journal
+from storage.points import Point
 from devices import vocabulary
-from devices.journal_schema import BLOCK_NS
-from devices.rollup import COLUMN, STAT_COLUMNS, unpack, unpack_histogram
+from storage.journal_schema import BLOCK_NS
+from storage.rollup import COLUMN, STAT_COLUMNS, unpack, unpack_histogram
 
 T0_NS = 1_794_182_400 * 10**9  # an hour boundary (2026-11-09 00:00 UTC)
 FIELDS = ("power_w", "energy_import_kwh")

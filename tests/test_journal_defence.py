@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.journal_reader import JournalReader
-from collector.forward_store import ForwardStore, journal_status, quarantined_lines, record_target
-from collector.journal import FORWARDED_DELETED, Journal
-from collector.points import Point
-from devices import journal_schema
-from devices.journal_schema import (SCHEMA_VERSION, JournalDamaged, JournalError, JournalFull,
+from storage.journal_reader import JournalReader
+from storage.forward_store import ForwardStore, journal_status, quarantined_lines, record_target
+from storage.journal import FORWARDED_DELETED, Journal
+from storage.points import Point
+from storage import journal_schema
+from storage.journal_schema import (SCHEMA_VERSION, JournalDamaged, JournalError, JournalFull,
                                     JournalLocked, JournalUnwritable, JournalVersionError,
                                     check_journal)
 from devices.site import example_site_path
@@ -234,7 +234,7 @@ def test_a_second_collector_is_refused_naming_the_holder_and_readers_keep_workin
     path = tmp_path / "j.sqlite"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from collector.journal import Journal
+        from storage.journal import Journal
         journal = Journal({str(path)!r}, collector=True)
         print("holding", flush=True)
         time.sleep(60)
@@ -279,7 +279,7 @@ def _forward_all(path: Path, target: str) -> int:
 def test_reject_new_recovers_once_points_are_forwarded(tmp_path, caplog):
     path = tmp_path / "j.sqlite"
     journal = Journal(path, max_points=1000, overflow="reject_new")
-    caplog.set_level(logging.WARNING, logger="wattelier.collector.journal")
+    caplog.set_level(logging.WARNING, logger="wattelier.storage.journal")
     journal.put(_meter(1000))
     journal.commit()
     journal.put(_meter(50, start=1000))
@@ -354,7 +354,7 @@ def test_disk_full_said_once_retried_and_said_once_when_over_max_page_count_stan
     journal.put(_meter(100))
     journal.commit()
     pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
-    caplog.set_level(logging.INFO, logger="wattelier.collector.journal")
+    caplog.set_level(logging.INFO, logger="wattelier.storage.journal")
 
     async def during(j: Journal):
         j._db.execute(f"PRAGMA max_page_count = {pages}")

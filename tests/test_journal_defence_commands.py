@@ -1,6 +1,6 @@
 """The journal's defences as the commands show them, each run as a real process (issue 14), the
 ones that need the callers to use them: `sessions list` refusing a damaged journal (bookings
-read through devices.journal_schema.connect_readonly), a second collector refused naming the
+read through storage.journal_schema.connect_readonly), a second collector refused naming the
 first (collect takes the lock), a disk that fills under a running collector said once, and a
 target that never answered shown by `wattelier journal` (the forwarder notes it)."""
 
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 
-from collector.journal import Journal
-from collector.points import Point
+from storage.journal import Journal
+from storage.points import Point
 from devices.site import example_site_path
 from tests.cli_process import ROOT, assert_clear_failure, run_wattelier
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from analytics.journal_reader import JournalReader
+from storage.journal_reader import JournalReader
 from analytics.pipeline import AnalysisOptions, analyze
 from analytics.records import Session
-from collector.journal import Journal
+from storage.journal import Journal
 from collector.runtime import Collector
 from devices.sim.backfill import Row, backfill_rows, backfill_workshop
 from devices.sim.holes import PowerHole, in_windows, parse_power_hole
@@ -26,7 +26,7 @@ from devices.sim.workshop import SimulatedWorkshop, relocate
 from devices.site import Site
 from tests.analytics_sim import machine_data_from_rows, sessions, weekday_morning
 from tests.cli_process import assert_clear_failure, run_wattelier
-from wattelier.sessions_store import store_sessions
+from storage.bookings_store import store_sessions
 from wattelier.stored_analysis import run_once
 
 SEED = 1

@@ -1,4 +1,4 @@
-"""The report model from stored results (reports.build, analytics.stored_results) and its CSV
+"""The report model from stored results (reports.build, storage.stored_results) and its CSV
 and JSON writers (issue 16).
 
 One real analysis of two simulated site-local days (10 s samples of every meter, the main
@@ -18,12 +18,12 @@ import pytest
 
 from analytics.influxql_reader import InfluxQLInputs
 from analytics.inputs import counter_resolution_kwh
-from analytics.journal_reader import JournalReader
-from analytics.stored_results import (REPORT_MEASUREMENTS, influxdb_reader, journal_reader,
+from storage.journal_reader import JournalReader
+from storage.stored_results import (REPORT_MEASUREMENTS, influxdb_reader, journal_reader,
                                       read_influxdb, read_journal)
-from collector.influx_adapter import InfluxSettings, InfluxTarget
-from collector.journal import Journal
-from collector.points import Point, to_line
+from storage.influxdb import InfluxSettings, InfluxTarget
+from storage.journal import Journal
+from storage.points import Point, to_line
 from devices import vocabulary
 from devices.site import example_site_path, load_site
 from reports.build import build_report
@@ -31,8 +31,9 @@ from reports.render_csv import write_csvs
 from reports.render_json import write_json
 from tests.analytics_sim import sessions, workshop
 from tests.stores import forward_all
-from wattelier.sessions_store import store_sessions
-from wattelier.stored_analysis import result_points, run_once
+from storage.bookings_store import store_sessions
+from analytics.result_points import result_points
+from wattelier.stored_analysis import run_once
 
 DAYS = 2
 STEP_S = 10.0

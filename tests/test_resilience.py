@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from collector.forward_store import journal_status
-from collector.influx_config import influx_settings_for
+from storage.forward_store import journal_status
+from storage.influx_config import influx_settings_for
 from collector.runtime import Collector, journal_for
 from devices.sim.workshop import SimulatedWorkshop, relocate
 from devices.site import InfluxDB
@@ -71,7 +71,7 @@ async def test_influxdb_down_for_60_s_loses_nothing(tmp_path, example_site):
     finally:
         stop.set()
         await task
-        collector.journal.close()
+        storage.journal.close()
         await workshop.stop()
     try:
         journaled = journal_points(journal_path)
@@ -164,7 +164,7 @@ async def test_sigkill_then_restart_loses_and_doubles_nothing(tmp_path, example_
 async def test_opcua_servers_restarted_mid_run_are_subscribed_again_within_10_s(tmp_path, example_site):
     """Both example controllers (the secured mill and the insecure router) lose their server
     for 15 s during a collector run with default settings (reconnect backoff up to 8 s)."""
-    from collector.journal import Journal
+    from storage.journal import Journal
 
     workshop = SimulatedWorkshop(relocate(example_site), seed=13, pace=60, pki_dir=tmp_path / "pki")
     await workshop.start()
@@ -189,7 +189,7 @@ async def test_opcua_servers_restarted_mid_run_are_subscribed_again_within_10_s(
     finally:
         stop.set()
         await task
-        collector.journal.close()
+        storage.journal.close()
         await workshop.stop()
     print(f"resubscribed {resubscribed_s:.1f} s after the servers were back")  # shown with -s
     assert resubscribed_s < 10.0
@@ -205,8 +205,8 @@ async def test_opcua_servers_restarted_mid_run_are_subscribed_again_within_10_s(
 async def test_influxdb_refusing_connections_at_start_logs_once_down_and_once_back(tmp_path):
     """Nothing listens on InfluxDB's port when `collect` starts: no traceback, one line when
     writes fail, one when InfluxDB is back, and every point arrives."""
-    from collector.journal import Journal
-    from collector.points import Point
+    from storage.journal import Journal
+    from storage.points import Point
 
     server = InfluxServer(tmp_path / "influx")  # its port is chosen, nothing listens yet
     journal_path = tmp_path / "journal.sqlite"

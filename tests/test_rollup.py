@@ -1,4 +1,4 @@
-"""Rollups (devices/rollup.py) and the stand-in samples built from them (analytics.rollup_plan):
+"""Rollups (storage/rollup.py) and the stand-in samples built from them (analytics.rollup_plan):
 numbers worked out by hand, and the analysis's view of the samples kept."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 from analytics.energy import EnergyCurve
 from analytics.rollup_plan import replaceable, stand_in, zone_edges
 from analytics.states import PowerHistogram, calibrate_from_histogram, calibrate_thresholds, power_levels
-from devices.rollup import COLUMN, block_stats, histogram, pack, power_bins, unpack
+from storage.rollup import COLUMN, block_stats, histogram, pack, power_bins, unpack
 
 T0_NS = 1_794_182_400 * 10**9  # an hour boundary
 MIN_NS = 60 * 10**9
@@ -98,7 +98,7 @@ def test_which_blocks_can_be_replaced():
 
 
 def test_minutes_that_change_most_keep_their_samples_in_the_rollup():
-    from devices.rollup import DETAIL_MAX_SAMPLES, rollup_fields
+    from storage.rollup import DETAIL_MAX_SAMPLES, rollup_fields
 
     t_ns = T0_NS + np.arange(0, 3600) * 10**9
     p = np.full(3600, 40.0)

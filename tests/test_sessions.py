@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics.bookings_reader import current_sessions, read_booking_versions
+from storage.bookings import current_sessions, read_booking_versions
 from analytics.records import Session
 from analytics.bookings.fabmanager import CREATION_MARGIN_S, mapping_fingerprint
 from analytics.sessions import (DELETED_USER_MEMBER, SETTLED_S, FabmanagerReport, FabmanagerState,
                                 ImportReport, SessionsError, fetch_fabmanager_incremental,
                                 fetch_fabmanager_reservations, machine_finder, member_finder,
                                 parse_time_s, read_sessions_csv, read_sessions_ical)
-from collector.journal import Journal
+from storage.journal import Journal
 from devices.site import SiteError, example_site_path, load_site, parse_site
 from tests.cli_process import run_wattelier
 from tests.conftest import free_port
 from tests.fabmanager_fake import DATA, TOKEN, FakeFabmanager
 from wattelier.commands.sessions import app as sessions_app
-from wattelier.sessions_store import cancel_sessions, load_sessions, store_sessions
+from storage.bookings_store import cancel_sessions, load_sessions, store_sessions
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
@@ -914,7 +914,7 @@ def test_cli_fabmanager_incremental_full_and_a_crash_before_the_state_is_written
     """The state is written only once the sessions are stored: a crash in between reads the
     same reservations again next time, and they are not stored twice."""
     import wattelier.commands.sessions as sessions_cmd
-    from wattelier.sessions_store import FABMANAGER_STATE_KEY, load_fabmanager_state
+    from wattelier.fabmanager_state import FABMANAGER_STATE_KEY, load_fabmanager_state
 
     server = fake_fabmanager()
     site_file = tmp_path / "site.toml"

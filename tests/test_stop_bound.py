@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from collector.forwarder import ABORT_GRACE_S
-from collector.journal import Journal
-from collector.points import Point
+from storage.journal import Journal
+from storage.points import Point
 from collector.runtime import FORWARDER_CLOSE_S, STOP_GRACE_S
 from devices.site import InfluxDB
 from tests.cli_process import ROOT
@@ -207,7 +207,7 @@ async def _forward_until_stopped(journal: Path, settings, wait_for, drain_s: flo
     import asyncio
 
     from collector.forwarder import Forwarder
-    from collector.influx_adapter import InfluxTarget
+    from storage.influxdb import InfluxTarget
 
     forwarder = Forwarder(journal, InfluxTarget(settings), **options)
     stop = asyncio.Event()
@@ -224,7 +224,7 @@ async def _forward_until_stopped(journal: Path, settings, wait_for, drain_s: flo
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 async def test_the_cut_request_returns_at_once_and_its_thread_ends(tmp_path, api):
-    from collector.influx_adapter import InfluxSettings
+    from storage.influxdb import InfluxSettings
 
     server = BlackHole(answer_queries=True)
     journal = tmp_path / "journal.sqlite"
@@ -244,7 +244,7 @@ async def test_the_cut_request_returns_at_once_and_its_thread_ends(tmp_path, api
 
 async def test_a_retry_due_after_the_deadline_is_not_waited_for(tmp_path):
     """InfluxDB refusing connections, a 20-40 s backoff under way: the stop does not wait for it."""
-    from collector.influx_adapter import InfluxSettings
+    from storage.influxdb import InfluxSettings
     from devices.sim.ports import free_port
 
     journal = tmp_path / "journal.sqlite"

@@ -80,7 +80,7 @@ def run() -> None:
     reported here for every command that opens one. Anything else is a bug of ours: it is reported in one line too,
     naming the error, with how to get the details (`--verbose` prints the traceback) and where
     to report it; exit code 70 (EX_SOFTWARE, sysexits.h)."""
-    from devices.journal_schema import JournalError
+    from storage.journal_schema import JournalError
 
     try:
         app()  # usage errors, Ctrl-C and typer.Exit end in SystemExit with their exit code

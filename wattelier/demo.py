@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from analytics.journal_reader import JournalReader
-from collector.journal import Journal
-from collector.forward_store import journal_status
-from collector.influx_adapter import InfluxSettings
+from storage.journal_reader import JournalReader
+from storage.journal import Journal
+from storage.forward_store import journal_status
+from storage.influxdb import InfluxSettings
 from collector.runtime import Collector
 from devices.meter_models import MeterPoint, load_model
 from devices.sim.workshop import SimulatedWorkshop, iso, relocate
@@ -350,7 +350,7 @@ def _analyse(site: Site, workshop: SimulatedWorkshop, journal_path: Path, start_
     simulation's durations are."""
     from analytics.pipeline import AnalysisOptions
     from analytics.records import Session
-    from wattelier.sessions_store import store_sessions
+    from storage.bookings_store import store_sessions
     from wattelier.stored_analysis import run_once
 
     model = workshop.model
@@ -415,7 +415,7 @@ def _totals(name: str, energy_kwh: float, co2e_kg: float | None, cost: float | N
 
 async def _forward_rest(journal_path: Path, influx: InfluxSettings, timeout_s: float = 60.0) -> None:
     from collector.forwarder import Forwarder
-    from collector.influx_adapter import InfluxTarget
+    from storage.influxdb import InfluxTarget
 
     forwarder = Forwarder(journal_path, InfluxTarget(influx))
     stop = asyncio.Event()

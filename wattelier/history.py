@@ -33,10 +33,10 @@ def backfill_history(site: Site, start_s: float, end_s: float, journal_path: Pat
     at a time (memory stays flat), and the bookings of that history. progress(seconds done) is
     called after each day."""
     from analytics.records import Session
-    from collector.journal import Journal
-    from collector.points import Point
+    from storage.journal import Journal
+    from storage.points import Point
     from devices.sim.backfill import backfill_rows, backfill_workshop
-    from wattelier.sessions_store import store_sessions
+    from storage.bookings_store import store_sessions
 
     workshop = backfill_workshop(site, start_s, end_s, seed=seed)
     journal = Journal(journal_path, max_points=site.journal.max_points, overflow=site.journal.overflow)

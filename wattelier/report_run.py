@@ -1,6 +1,6 @@
 """`wattelier report`: read stored results, build the report model, write its formats.
 
-The steps, each a library function of its own: the store's reader (analytics.stored_results),
+The steps, each a library function of its own: the store's reader (storage.stored_results),
 the model (reports.build), the formats (reports.render_json, render_csv, render_html,
 render_pdf). This module only chooses the store, analyses what has not been analysed when
 asked to (wattelier.stored_analysis), and writes the files in order, saying what it wrote.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.influx_config import InfluxSettings
+from storage.influx_config import InfluxSettings
 from devices.site import Site
 
 FORMATS = ("json", "csv", "html", "pdf")
@@ -73,7 +73,7 @@ class ReportOutcome:
 
 def _store(request: ReportRequest):
     """(reader, the store's name for the manifest)."""
-    from analytics.stored_results import influxdb_reader, journal_reader
+    from storage.stored_results import influxdb_reader, journal_reader
     from wattelier.stored_analysis import influxql_source
 
     if request.influx is not None:

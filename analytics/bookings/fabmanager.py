@@ -68,17 +68,15 @@ import json
 import logging
 import math
 import re
-import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from analytics.bookings.report import ImportReport, SessionsError
 from analytics.bookings.times import parse_time_s, to_ms
 from analytics.records import Session
+from storage.http_client import HttpUnreachable, request
 
 log = logging.getLogger("wattelier.analytics.bookings.fabmanager")
 
@@ -185,13 +183,6 @@ def mapping_fingerprint(machines_by_fabmanager_id: Mapping[int, str],
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Redirects are refused: the token must not follow them to another address."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
-        return None
-
-
 def _error_detail(body: bytes) -> str:
     try:
         data = json.loads(body.decode("utf-8", "replace"))
@@ -219,47 +210,43 @@ def _no_answer(base: str, timeout_s: float) -> str:
             "and [fabmanager] url, or raise [fabmanager] timeout_s")
 
 
-def _get_page(opener: urllib.request.OpenerDirector, url: str, token: str, page: int,
-              timeout_s: float) -> tuple[dict, str | None]:
-    request = urllib.request.Request(url, headers={
-        "Authorization": f"Token token={token}", "Accept": "application/json",
-        "User-Agent": "wattelier (sessions import)"})
+def _get_page(url: str, token: str, page: int, timeout_s: float) -> tuple[dict, str | None]:
+    """One page of the Open API: its JSON object and its Link header (None: none).
+    Redirects are not followed (storage.http_client): the token stays with `url`."""
     base = url.split("?")[0]
     try:
-        with opener.open(request, timeout=timeout_s) as response:
-            body = response.read()
-            link = response.headers.get("Link")
-    except urllib.error.HTTPError as exc:
-        detail = _error_detail(exc.read() or b"")
-        if exc.code == 401:
+        answer = request("GET", url, headers={
+            "Authorization": f"Token token={token}", "Accept": "application/json",
+            "User-Agent": "wattelier (sessions import)"}, timeout_s=timeout_s)
+    except HttpUnreachable as exc:
+        if exc.timed_out:
+            raise SessionsError([_no_answer(base, timeout_s)]) from None
+        if not exc.connected:
+            raise SessionsError([f"cannot reach Fab-manager at {base}: {exc.reason}; check [fabmanager] url "
+                                 "and the network"]) from None
+        raise SessionsError([f"cannot read the answer of Fab-manager at {base} ({exc.reason}): the "
+                             "connection broke; check the network and try again"]) from None
+    if not answer.ok:
+        detail = _error_detail(answer.body)
+        if answer.status == 401:
             raise SessionsError([f"Fab-manager refused the token (HTTP 401 {detail or 'Unauthorized'}) at "
                                  f"{base}: set WATTELIER_FABMANAGER_TOKEN (or the variable named by "
                                  "[fabmanager] token_env, or fabmanager_token in the secrets file) to "
                                  "the token of an Open API client (Fab-manager: Admin > Open API "
-                                 "clients)"]) from None
-        if 300 <= exc.code < 400:
-            raise SessionsError([f"Fab-manager at {base} redirects (HTTP {exc.code}) to "
-                                 f"{exc.headers.get('Location')!r}; set [fabmanager] url to the final "
-                                 "address (redirects are not followed, so the token stays with it)"]) from None
-        if exc.code == 404:
+                                 "clients)"])
+        if 300 <= answer.status < 400:
+            raise SessionsError([f"Fab-manager at {base} redirects (HTTP {answer.status}) to "
+                                 f"{answer.headers.get('Location')!r}; set [fabmanager] url to the final "
+                                 "address (redirects are not followed, so the token stays with it)"])
+        if answer.status == 404:
             raise SessionsError([f"no Fab-manager Open API at {base} (HTTP 404); [fabmanager] url must "
-                                 "be the Fab-manager address, e.g. https://fablab.example.org"]) from None
-        then = ("Fab-manager's own log says why; try again later" if exc.code >= 500 else
+                                 "be the Fab-manager address, e.g. https://fablab.example.org"])
+        then = ("Fab-manager's own log says why; try again later" if answer.status >= 500 else
                 "check that [fabmanager] url is the Fab-manager address and that the Open API client "
                 "may read reservations")
-        raise SessionsError([f"Fab-manager answered HTTP {exc.code} {exc.reason} for page {page} of "
-                             f"{base}: {detail or 'no detail'}; {then}"]) from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
-            raise SessionsError([_no_answer(base, timeout_s)]) from None
-        raise SessionsError([f"cannot reach Fab-manager at {base}: {reason}; check [fabmanager] url "
-                             "and the network"]) from None
-    except (TimeoutError, socket.timeout):
-        raise SessionsError([_no_answer(base, timeout_s)]) from None
-    except OSError as exc:
-        raise SessionsError([f"cannot read the answer of Fab-manager at {base} ({exc}): the connection "
-                             "broke; check the network and try again"]) from None
+        raise SessionsError([f"Fab-manager answered HTTP {answer.status} {answer.reason} for page {page} of "
+                             f"{base}: {detail or 'no detail'}; {then}"])
+    body, link = answer.body, answer.headers.get("Link")
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -400,7 +387,6 @@ def _fetch(base_url: str, token: str, machines_by_fabmanager_id: Mapping[int, st
     parts = urllib.parse.urlsplit(base_url)
     if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
         report.warnings.append(f"{base_url} is plain http: the Open API token travels in clear; use https")
-    opener = urllib.request.build_opener(_NoRedirect())
     sessions: list[Session] = []
     problems: list[str] = []
     seen_ids: set[int] = set()
@@ -410,7 +396,7 @@ def _fetch(base_url: str, token: str, machines_by_fabmanager_id: Mapping[int, st
         query = {"reservable_type": "Machine", "page": page, "per_page": per_page}
         if after_s is not None:
             query["after"] = _after_text(after_s)
-        data, link = _get_page(opener, f"{base_url}/open_api/v1/reservations?{urllib.parse.urlencode(query)}",
+        data, link = _get_page(f"{base_url}/open_api/v1/reservations?{urllib.parse.urlencode(query)}",
                                token, page, timeout_s)
         report.pages = page
         items = data["reservations"]

@@ -159,7 +159,7 @@ def analyze(
         options = AnalysisOptions(merge_gap_s=merge_gap, allocate_shared_services=allocate_services,
                                   emission_factor_kg_per_kwh=emission_factor)
         stop = _stop_on_signals() if every is not None else None
-        from analytics.influxql_reader import InfluxQLError
+        from storage.errors import InfluxError
 
         try:
             run_stored_analysis(site, start_s, end_s, json_out, journal_path=journal, influx=influx,
@@ -169,7 +169,7 @@ def analyze(
         except FileNotFoundError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2)
-        except InfluxQLError as exc:
+        except InfluxError as exc:
             exit_influxdb_unreadable(exc)
         except ValueError as exc:  # the analysis refuses its inputs (e.g. no factor for the year)
             typer.echo(f"cannot analyse: {exc}", err=True)

@@ -34,7 +34,7 @@ def influx_or_exit(site: Site, url: str | None, api: str | None, database: str |
     """The InfluxDB target from the site file and command-line overrides (None: journal only);
     exit 2 with a clear message when it cannot be used."""
     from collector.errors import ConfigError
-    from collector.influx_config import influx_settings_for
+    from storage.influx_config import influx_settings_for
     from devices.secrets import SecretsError
 
     try:
@@ -45,8 +45,8 @@ def influx_or_exit(site: Site, url: str | None, api: str | None, database: str |
 
 
 def exit_influxdb_unreadable(exc: Exception) -> None:
-    """Exit 2 with one line for an InfluxDB that cannot be read (analytics.influxql_reader
-    .InfluxQLError): what it said, and what to check."""
+    """Exit 2 with one line for an InfluxDB that cannot be read (storage.errors
+    .InfluxError): what it said, and what to check."""
     typer.echo(f"cannot read InfluxDB: {exc}; start it, or check --influx-url and the site "
                "file's [influxdb] section", err=True)
     raise typer.Exit(2)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from collector.forward_store import journal_status, quarantined_lines
-from devices.journal_schema import JournalError
+from storage.forward_store import journal_status, quarantined_lines
+from storage.journal_schema import JournalError
 from wattelier.commands.common import CONFIG_HELP, site_or_exit
 
 

@@ -89,7 +89,7 @@ def report(
     """Write the impact report of a month (or --from/--to) from stored analysis results:
     report.html (self-contained), report.pdf, report.json and machines, members, sessions, jobs
     and days as CSV."""
-    from devices.journal_schema import JournalError
+    from storage.journal_schema import JournalError
     from devices.site import example_site_path
     from wattelier.report_run import ReportError, ReportRequest, default_language, make_report
 
@@ -119,14 +119,14 @@ def report(
                             journal_path=journal, influx=influx, formats=chosen,
                             language=lang or default_language(first), statements=statements,
                             analyze=analyze)
-    from analytics.influxql_reader import InfluxQLError
+    from storage.errors import InfluxError
 
     try:
         outcome = make_report(request, echo=typer.echo)
     except ReportError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
-    except InfluxQLError as exc:
+    except InfluxError as exc:
         exit_influxdb_unreadable(exc)
     except JournalError as exc:
         typer.echo(str(exc), err=True)

@@ -1,7 +1,7 @@
 """`wattelier sessions`: add, import, fetch from Fab-manager, and list the sessions
 (a member holding a machine for a time window) stored in the journal.
 
-Parsing is in analytics/sessions.py, storage in wattelier/sessions_store.py. Bad input exits 2
+Parsing is in analytics/sessions.py, storage in storage/bookings_store.py. Bad input exits 2
 with every problem listed; a Fab-manager that cannot be read exits 1.
 """
 
@@ -17,12 +17,12 @@ import typer
 
 from analytics.bookings.times import parse_time_s
 from analytics.records import Session
-from collector.journal import Journal
+from storage.journal import Journal
 from devices.secrets import SecretsError, read_secret
 from devices.site import Site
 from wattelier.commands.common import CONFIG_HELP, site_or_exit
-from wattelier.sessions_store import (cancel_sessions, load_fabmanager_state, load_sessions,
-                                      save_fabmanager_state, store_sessions)
+from storage.bookings_store import cancel_sessions, load_sessions, store_sessions
+from wattelier.fabmanager_state import load_fabmanager_state, save_fabmanager_state
 
 if TYPE_CHECKING:  # the readers (CSV, iCalendar, Fab-manager) load when a command reads bookings
     from analytics.sessions import FabmanagerState, ImportReport

@@ -1,9 +1,9 @@
 """Read points from the journal (SQLite) into numpy arrays.
 
 The journal is the embedded store (docs/design.md, "The journal is always there"); its schema is in
-devices/journal_schema.py. Reads go series by series, in time order.
+storage/journal_schema.py. Reads go series by series, in time order.
 
-Opening checks the file first (devices.journal_schema.check_journal, read-only): a file that is
+Opening checks the file first (storage.journal_schema.check_journal, read-only): a file that is
 not a journal, a damaged one or one of a newer schema raises JournalError (one line: the path,
 what is wrong, what to do) and is left as it is; so does damage a later read runs into.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.journal_schema import DROP_PREFIX, JournalDamaged, RECOVERY_HINT, connect_readonly
+from storage.journal_schema import DROP_PREFIX, JournalDamaged, RECOVERY_HINT, connect_readonly
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _time_range(start_ns: int | None, end_ns: int | None, end_op: str) -> tuple[
 
 class JournalReader:
     """Read-only access to a journal file. FileNotFoundError when there is none; JournalError
-    (devices.journal_schema) when it is not a journal, is damaged or is of a newer schema."""
+    (storage.journal_schema) when it is not a journal, is damaged or is of a newer schema."""
 
     def __init__(self, path: str | Path) -> None:
         path = Path(path)

@@ -1,6 +1,7 @@
-"""Read the stored sessions (measurement `booking`) back from the journal, read-only.
+"""Sessions (a member holding a machine) as stored: the record, and reading the stored ones
+(measurement `booking`) back from the journal, read-only.
 
-How sessions are stored (wattelier/sessions_store.py writes them; the forwarder ships them to
+How sessions are stored (storage/bookings_store.py writes them; the forwarder ships them to
 InfluxDB like any other point): one point per session, time = start (to the millisecond), tags
 {site, machine, member, source}, fields {end_s (Unix seconds), booking_id, stored_s (Unix
 seconds of the import), canceled (bool)}.
@@ -29,11 +30,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from analytics.records import Session
-from devices.journal_schema import connect_readonly
+from storage.journal_schema import connect_readonly
 from devices.vocabulary import BOOKING, TAG_MACHINE, TAG_MEMBER
 
 TAG_SOURCE = "source"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A member holding a machine from start_s to end_s (docs/design.md, "Sessions").
+
+    source: where it came from ("csv", "ical", "fabmanager", "manual").
+    booking_id: the source's identifier when it has one (re-imports replace, never duplicate).
+    """
+
+    machine: str
+    member: str
+    start_s: float
+    end_s: float
+    source: str = "manual"
+    booking_id: str = ""
 
 
 def ms(t_s: float) -> int:

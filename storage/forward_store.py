@@ -6,11 +6,11 @@ oldest first); per target, `forward_cursor.last_id` is the last point the server
 that was quarantined, so everything above it is the backlog. Advancing the cursor and counting
 forwarded and quarantined points happen in one transaction.
 
-Targets are stored without credentials (devices.journal_schema.public_target: no user,
+Targets are stored without credentials (storage.journal_schema.public_target: no user,
 password or query token of a URL), and so are the errors kept with them. `record_target` keeps,
 per configured URL, when it was configured, its last error and its last accepted write, so
 `wattelier journal` shows a target that never accepted a write with its backlog and error.
-SQLite errors are raised as JournalError (devices.journal_schema).
+SQLite errors are raised as JournalError (storage.journal_schema).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.points import json_fields_to_line
-from devices.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, FORWARDED_PREFIX,
+from storage.points import json_fields_to_line
+from storage.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, FORWARDED_PREFIX,
                                     QUARANTINED_PREFIX, SCHEMA_SQL, check_journal,
                                     connect_readonly, journal_error, public_target)
 

@@ -1,7 +1,7 @@
 """Column blocks of the journal: build them (compaction) and keep them exact (invalidation).
 
-The layout is in devices/journal_schema.py. Every function here runs inside a write
-transaction that the caller (collector.journal.Journal) holds, so a block and the points it is
+The layout is in storage/journal_schema.py. Every function here runs inside a write
+transaction that the caller (storage.journal.Journal) holds, so a block and the points it is
 made of never disagree, whichever process writes the journal.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from collector.points import Point
+from storage.points import Point
 from devices import vocabulary
-from devices.journal_schema import (BLOCK_FIELDS, BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
+from storage.journal_schema import (BLOCK_FIELDS, BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
                                     DROP_PREFIX, block_start_ns)
-from devices.rollup import rollup_fields
+from storage.rollup import rollup_fields
 
 
 def blocked_series(db: sqlite3.Connection) -> dict[int, tuple[str, ...]]:
@@ -48,7 +48,7 @@ def invalidate_hours(db: sqlite3.Connection, hours: Iterable[tuple[int, int]],
 
 
 def upgrade(db: sqlite3.Connection) -> None:
-    """Bring a journal written by an older version up to this schema (devices/journal_schema.py):
+    """Bring a journal written by an older version up to this schema (storage/journal_schema.py):
     from version 3, the packed hours are packed again so each gets its rollup; if points were
     ever deleted to make room, each series' first hour may have lost some and gets none."""
     row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

@@ -1,4 +1,6 @@
-"""The InfluxDB adapter: the only collector module that imports influxdb-client and urllib3.
+"""The InfluxDB adapter: the only module that imports influxdb-client and urllib3. With
+storage.influxql (InfluxQL queries, which borrows its HTTP error mapping), the one InfluxDB
+client of the project: writes, deletes and queries, one error tree (storage.errors).
 
 Two write paths for line protocol (docs/design.md, "Line protocol in, InfluxQL out"):
 - ``v2``: the `/api/v2/write` API through influxdb-client (InfluxDB 2.x, 3.x, 1.8+, and
@@ -8,7 +10,7 @@ Two write paths for line protocol (docs/design.md, "Line protocol in, InfluxQL o
 influxdb-client is imported on the first v2 write only: importing it takes about 0.2 s, which
 every `wattelier analyze` writing to InfluxDB 1.x would otherwise pay for nothing.
 
-Every failure becomes one of our errors (collector.errors):
+Every failure becomes one of our errors (storage.errors):
 - `InfluxUnavailable` (network error, timeout, 5xx, 429, 408): retry later, with
   `retry_after_s` from the Retry-After header when the server sent one;
 - `InfluxRejected` (400, 422): the server refused some lines of the batch for good;
@@ -22,7 +24,7 @@ accepts the connection and never answers). A connection still being opened is no
 ends within its connect timeout, min(5 s, timeout_s).
 
 Secrets: the token (or password) travels in the Authorization header only, which nothing
-logs; settings refuse a URL carrying a secret (collector.influx_config.check_url), and every
+logs; settings refuse a URL carrying a secret (storage.influx_config.check_url), and every
 error message is scrubbed of the token in case a server echoes it back.
 """
 
@@ -41,9 +43,9 @@ import urllib.parse
 
 import urllib3
 
-from collector.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
-                              InfluxTooLarge, InfluxUnavailable)
-from collector.influx_config import InfluxSettings  # noqa: F401 (re-exported: the adapter's settings)
+from storage.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
+                            InfluxTooLarge, InfluxUnavailable)
+from storage.influx_config import InfluxSettings  # noqa: F401 (re-exported: the adapter's settings)
 
 log = logging.getLogger("wattelier.collector.influx")
 
@@ -356,3 +358,4 @@ class InfluxTarget:
             self._client = None
             self._write_api = None
         self._http.clear()
+

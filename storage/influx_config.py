@@ -1,6 +1,6 @@
 """The InfluxDB target of a site: its [influxdb] section, command-line overrides and the token.
 
-Plain settings, kept apart from the adapter (collector.influx_adapter) and from
+Plain settings, kept apart from the adapter (storage.influxdb) and from
 collector.runtime, so that a command that may not write to InfluxDB at all (analyze from the
 journal, sessions) does not import influxdb-client nor the protocol libraries of the sources.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
-from collector.errors import ConfigError
+from devices.errors import ConfigError
 from devices.secrets import read_secret
 from devices.site import Site, url_credentials_problem
 

@@ -18,7 +18,7 @@ point in its hour. `block_cursor` keeps, per series, the time below which every 
 points also has its block (the compactor's starting point).
 
 Rollups (schema version 4): when the compactor packs an hour of a meter series it also writes
-the hour's rollup (devices/rollup.py) as a point of the `power_rollup` measurement, replacing
+the hour's rollup (storage/rollup.py) as a point of the `power_rollup` measurement, replacing
 the previous one, so the forwarder ships it to InfluxDB like any point. An hour that lost
 points (deleted to make room, or replaced) is listed in `rollup_frozen` and gets no new
 rollup: its points are no longer whole, and InfluxDB keeps the rollup made when they were.
@@ -46,6 +46,7 @@ import urllib.parse
 from pathlib import Path
 
 from devices import vocabulary
+from storage.errors import StorageError
 
 SCHEMA_VERSION = 5
 
@@ -140,7 +141,7 @@ QUARANTINED_PREFIX = "quarantined:"
 RECOVERY_HINT = "keep this file as it is, for recovery, and start a new journal with --journal NEW.sqlite"
 
 
-class JournalError(Exception):
+class JournalError(StorageError):
     """A journal that cannot be used as it is; str() is one line for the user: the path, what
     is wrong and what to do.
 

@@ -21,7 +21,7 @@ points) and once when it has room again.
 Every point refused or deleted is counted by reason in the `counters` table and never lost
 silently.
 
-Opening checks the file first, read-only (devices.journal_schema.check_journal): a damaged
+Opening checks the file first, read-only (storage.journal_schema.check_journal): a damaged
 file, one that is not a journal, or one of a newer schema raises JournalError and is never
 written into. `collector=True` also takes the collector's lock (`JOURNAL.lock`, flock): a
 second collector on the same journal is refused, naming the process that holds it; the lock
@@ -33,7 +33,7 @@ and keeps the batch in memory for the next try; run() logs it once, and once whe
 works again. Beyond `max_buffered` points held, the oldest are dropped and counted
 (`journal_write_failed`).
 
-Column blocks (devices/journal_schema.py): `compact()` packs complete hours of the fields
+Column blocks (storage/journal_schema.py): `compact()` packs complete hours of the fields
 analytics reads into binary blocks; `run()` does it every `compact_every_s`. Every insert or
 delete of points deletes the blocks of the hours it touches in the same transaction.
 """
@@ -53,12 +53,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.errors import ConfigError
-from collector.points import Point
-from collector import journal_blocks
+from devices.errors import ConfigError
+from storage.points import Point
+from storage import journal_blocks
 from devices import vocabulary
 from devices.site import JournalSettings
-from devices.journal_schema import (BLOCK_FIELDS, BUSY_TIMEOUT_S, DROP_PREFIX, RECOVERY_HINT,
+from storage.journal_schema import (BLOCK_FIELDS, BUSY_TIMEOUT_S, DROP_PREFIX, RECOVERY_HINT,
                                     SCHEMA_SQL, SCHEMA_VERSION, JournalDamaged, JournalError,
                                     JournalFull, JournalLocked, JournalUnwritable, block_start_ns,
                                     check_journal, journal_error, one_line, public_target)
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 # One encoder for every point's fields (json.dumps builds one per call: 40 % of its time).
 _encode_fields = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
-log = logging.getLogger("wattelier.collector.journal")
+log = logging.getLogger("wattelier.storage.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
 KEPT_MEASUREMENTS = (vocabulary.BOOKING,)
 """Never deleted by ``drop_oldest`` (members' bookings: entered once, not measured again)."""

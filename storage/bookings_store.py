@@ -1,6 +1,6 @@
 """Store sessions in the journal as `booking` points; read them back.
 
-A session is one point (analytics/bookings_reader.py describes how they are read): measurement
+A session is one point (storage/bookings.py describes how they are read): measurement
 `booking` (devices.vocabulary.BOOKING), time = start (to the millisecond), tags {site, machine,
 member, source}, fields {end_s, booking_id, stored_s, canceled}. The forwarder ships them to
 InfluxDB like any other point.
@@ -15,9 +15,9 @@ machine, member and start without a booking id):
   it overwrites the old point);
 - cancelled at its source: each stored window gets a cancelled version.
 
-Where the last Fab-manager read stopped (analytics.bookings.fabmanager.FabmanagerState) is
-kept in the journal's `meta` table under FABMANAGER_STATE_KEY, beside the sessions it
-describes (a journal copied elsewhere takes it along); it is written after the sessions.
+Small states of importers (where the last Fab-manager read stopped) are kept as text in the
+journal's `meta` table (`read_meta_text`, `keep_meta_text`), beside the sessions they describe
+(a journal copied elsewhere takes them along); a state is written after its sessions.
 """
 
 from __future__ import annotations
@@ -27,21 +27,13 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from analytics.bookings_reader import (TAG_SOURCE, booking_identity, latest_versions, ms, point_key,
-                                       read_booked_sessions, read_booking_versions, window_key)
-from analytics.records import Session
-from collector.journal import Journal
-from collector.points import Point
-from devices.journal_schema import connect_readonly, journal_error
+from storage.bookings import (TAG_SOURCE, Session, booking_identity, latest_versions, ms, point_key,
+                              read_booked_sessions, read_booking_versions, window_key)
+from storage.journal import Journal
+from storage.points import Point
+from storage.journal_schema import connect_readonly, journal_error
 from devices.vocabulary import BOOKING, TAG_MACHINE, TAG_MEMBER, TAG_SITE
-
-if TYPE_CHECKING:  # the Fab-manager reader loads when a command reads Fab-manager
-    from analytics.bookings.fabmanager import FabmanagerState
-
-FABMANAGER_STATE_KEY = "fabmanager_state"
-
 
 def booking_point(site_name: str, session: Session, stored_s: float, canceled: bool = False) -> Point:
     """The journal point of one session."""
@@ -136,34 +128,26 @@ def load_sessions(journal_path: str | Path, start_s: float | None = None,
     return read_booked_sessions(journal_path, start_s, end_s)
 
 
-def load_fabmanager_state(journal_path: str | Path) -> tuple[FabmanagerState | None, str]:
-    """The state of the last Fab-manager read kept in the journal (read-only), and a warning
-    when one is kept but cannot be read (then None: the next read reads everything).
-    (None, "") when there is no journal or no state yet; JournalError for a damaged journal."""
+def read_meta_text(journal_path: str | Path, key: str) -> str | None:
+    """The text kept under `key` in the journal's `meta` table, read-only (None: no journal,
+    no such key, or a journal from before the meta table); JournalError for a damaged one."""
     path = Path(journal_path)
     if not path.exists():
-        return None, ""
+        return None
     db = connect_readonly(path)
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (FABMANAGER_STATE_KEY,)).fetchone()
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # a journal from before the meta table: no state
-            return None, ""
-        raise journal_error(path, exc, "reading the Fab-manager state") from exc
+        if "no such table" in str(exc):  # a journal from before the meta table
+            return None
+        raise journal_error(path, exc, f"reading {key}") from exc
     finally:
         db.close()
-    if row is None:
-        return None, ""
-    try:
-        from analytics.bookings.fabmanager import FabmanagerState
-
-        return FabmanagerState.from_json(row[0]), ""
-    except ValueError as exc:
-        return None, (f"the Fab-manager state kept in {path} (meta key {FABMANAGER_STATE_KEY}) cannot be "
-                      f"read ({exc}): reading every reservation; this read writes a new one")
+    return None if row is None else row[0]
 
 
-def save_fabmanager_state(journal: Journal, state: FabmanagerState) -> None:
-    """Keep `state` in the journal, to be called once the sessions it covers are stored."""
-    journal.commit()  # the sessions first: a state must never be ahead of what is stored
-    journal.set_meta_value(FABMANAGER_STATE_KEY, state.to_json())
+def keep_meta_text(journal: Journal, key: str, text: str) -> None:
+    """Keep `text` under `key` in the journal's `meta` table, after committing what the
+    journal holds (sessions first: a state must never be ahead of what is stored)."""
+    journal.commit()
+    journal.set_meta_value(key, text)

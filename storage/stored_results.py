@@ -1,6 +1,6 @@
 """Stored analysis results of one site over [start, end) as plain rows, from either store.
 
-`wattelier analyze` stores its results (wattelier.stored_analysis.result_points) into the
+`wattelier analyze` stores its results (analytics.result_points.result_points, storage.results_store) into the
 journal or into InfluxDB; reports read them back from there, never the raw samples
 (docs/design.md, "What people look at"). Both readers give the same ``StoredResults``:
 
@@ -10,10 +10,10 @@ journal or into InfluxDB; reports read them back from there, never the raw sampl
 Numbers are floats (InfluxDB's JSON writes 2.0 as 2; the journal keeps 2.0), booleans stay
 booleans, empty tags and missing fields are left out, and rows are sorted by time then by
 content, so the order a store returns them in never shows. A store's failure is the adapter's
-own error: devices.journal_schema.JournalError for the journal,
-analytics.influxql_reader.InfluxQLError for InfluxDB.
+own error: storage.journal_schema.JournalError for the journal,
+storage.errors.InfluxError for InfluxDB.
 
-- Journal: analytics.journal_reader.JournalReader, the site's series of each measurement,
+- Journal: storage.journal_reader.JournalReader, the site's series of each measurement,
   their points in [start, end) (rows of one series at one instant merged, as InfluxDB does).
 - InfluxDB: one statement per measurement, all in one request, ``GROUP BY *`` for the tags:
   a year of results is one request, never one per day.
@@ -28,10 +28,10 @@ from typing import Any
 
 import orjson
 
-from analytics.influxql_reader import InfluxQLInputs, quote_identifier, quote_string
-from analytics.journal_reader import JournalReader
+from storage.influxql import InfluxQL, quote_identifier, quote_string
+from storage.journal_reader import JournalReader
 from devices import vocabulary
-from devices.journal_schema import JournalError
+from storage.journal_schema import JournalError
 
 REPORT_MEASUREMENTS = (vocabulary.USAGE, vocabulary.JOB, vocabulary.SESSION, vocabulary.BALANCE)
 """What a report reads: per machine and day, per job, per session, the site's balance per day."""
@@ -152,9 +152,9 @@ def influxdb_statements(site: str, start_s: float, end_s: float) -> list[str]:
     return [f"SELECT * FROM {quote_identifier(m)} {where} GROUP BY *" for m in REPORT_MEASUREMENTS]
 
 
-def read_influxdb(source: InfluxQLInputs, site: str, start_s: float, end_s: float) -> StoredResults:
+def read_influxdb(source: InfluxQL, site: str, start_s: float, end_s: float) -> StoredResults:
     """The site's stored results with times in [start_s, end_s) [s] from InfluxDB (InfluxQL,
-    one request). InfluxQLError when the server refuses or cannot be reached."""
+    one request). InfluxError (storage.errors) when the server refuses or cannot be reached."""
     answers = source.query_many(influxdb_statements(site, start_s, end_s))
     out: StoredResults = {}
     for measurement, answer in zip(REPORT_MEASUREMENTS, answers):
@@ -193,6 +193,7 @@ def journal_reader(journal_path: str | Path) -> ResultsReader:
     return lambda site, start_s, end_s: read_journal(journal_path, site, start_s, end_s)
 
 
-def influxdb_reader(source: InfluxQLInputs) -> ResultsReader:
-    """A ResultsReader over an InfluxDB database (analytics.influxql_reader.InfluxQLInputs)."""
+def influxdb_reader(source: InfluxQL) -> ResultsReader:
+    """A ResultsReader over an InfluxDB database (storage.influxql.InfluxQL, or anything with
+    its query_many, such as analytics.influxql_reader.InfluxQLInputs)."""
     return lambda site, start_s, end_s: read_influxdb(source, site, start_s, end_s)
