@@ -2,7 +2,10 @@
 
 Produces the rows the collector would have journaled: meter readings at each meter's poll
 interval and controller changes at the instants they happen, chunk by chunk (one day at a
-time) so memory stays flat. Opening hours are honoured in the site's time zone. Power holes
+time) so memory stays flat. Each reading holds what the meter's registers carry, not the
+model's float64: the model value encoded as the simulated meter's Modbus server does and
+decoded as the collector does (devices.sim.register_values: float32-rounded, or a whole number
+of register steps x scale). Opening hours are honoured in the site's time zone. Power holes
 (devices.sim.holes) leave out a meter's rows inside them, its power and its counter alike, as a
 collector that got no answer would; the model runs on, so the first row after a hole shows the
 counter advanced.
@@ -20,6 +23,7 @@ from devices.calendar import opening_windows
 from devices.meter_models import load_model
 from devices.sim.holes import PowerHole, check_power_holes, hole_windows, in_windows
 from devices.sim.physics import Workshop
+from devices.sim.register_values import register_values
 from devices.sim.schedule import OpenWindows
 from devices.site import Site
 
@@ -55,7 +59,6 @@ def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float,
         rows: list[Row] = []
         for name, meter in sorted(site.meters.items()):
             model = load_model(meter.model)
-            mapped = [p.quantity for p in model.points]
             interval = meter.poll_interval_s
             first = start_s + np.ceil((t - start_s) / interval) * interval
             times = np.arange(first, chunk_end, interval)
@@ -64,10 +67,15 @@ def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float,
             if len(times) == 0:
                 continue
             values = workshop.meter_values_series(name, times)
-            columns = {q: values[q] for q in mapped if q in values}
+            points = [p for p in model.points if p.quantity in values]
+            # each column as journaled from the point's registers, written straight into the
+            # matrix (one quantised column alive at a time)
+            matrix = np.empty((len(times), len(points)))
+            for j, p in enumerate(points):
+                matrix[:, j] = register_values(p, values[p.quantity])
             tags = {v.TAG_SITE: site_name, v.TAG_METER: name, v.TAG_MACHINE: meter.feeds}
-            keys = list(columns)
-            matrix = np.column_stack([columns[k] for k in keys]).tolist()
+            keys = [p.quantity for p in points]
+            matrix = matrix.tolist()
             times_ns = (times * 1e9).astype(np.int64).tolist()
             rows.extend(Row(v.METER, tags, dict(zip(keys, vals)), tn) for tn, vals in zip(times_ns, matrix))
         for ctl_name, ctl in sorted(site.controllers.items()):
