@@ -7,9 +7,8 @@ with). Its controller signals come from the `cnc` measurement with the same `mac
 Arrays hold the window [start_s, end_s) plus one sample on each side when there is one, so
 energy can be cut exactly at the window's ends.
 
-Meter power and counters are read from the journal's column blocks where they exist (one
-binary array per series and hour, storage/journal_schema.py) and from the point rows for the
-hours that have none (the current hour, or hours not packed yet): the same numbers either way.
+Meter power and counters are read through storage.journal_reader, which merges the journal's
+packed hours and its point rows (storage/journal_schema.py): the same numbers either way.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from storage.journal_reader import JournalReader
 from analytics.records import ControllerData, MachineData
 from analytics.rollup_reader import RollupReader, RollupSettings, merge_ranges, minute_rows
 from devices import vocabulary
-from storage.journal_schema import (BLOCK_NS, BLOCK_TIME_DTYPE, BLOCK_VALUE_DTYPE,
-                                    block_start_ns)
 from devices.meter_models import load_model
 from storage.rollup import ROLLUP_FORMAT
 from devices.site import Site
@@ -59,79 +56,23 @@ def counter_rollover_kwh(model_name: str) -> float | None:
 class JournalInputs(JournalReader):
     """Read analysis inputs from a journal file (read-only); given RollupSettings, a machine's
     power is read through the hourly rollups the journal wrote when it packed each hour
-    (analytics.rollup_reader), for the hours whose column block still exists (their points
-    are as they were packed) and that did not lose points (rollup_frozen)."""
+    (analytics.rollup_reader), for the hours whose points are still all packed as they were
+    then (storage.journal_reader.JournalReader.whole_packed_hours)."""
 
     def __init__(self, path: str | Path, rollups: RollupSettings | None = None) -> None:
         super().__init__(path)
         # read once, looked up for every machine: the measurements read here (results and
         # bookings are many series, read elsewhere)
         self._all_series = [s for m in (vocabulary.METER, vocabulary.ROLLUP, vocabulary.CNC) for s in self.series(m)]
-        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        self._has_blocks = "blocks" in tables
-        self._has_rollups = {"blocks", "rollup_frozen"} <= tables  # schema version 4
         self.rollups = None if rollups is None else RollupReader(self, rollups)
 
     def _series_ids(self, measurement: str, **tags: str) -> list[int]:
         return [s.series_id for s in self._all_series
                 if s.measurement == measurement and all(s.tags.get(k) == v for k, v in tags.items())]
 
-    def _rows(self, series_ids: list[int], fields: list[str], start_s: float, end_s: float,
-              margin_s: float = EDGE_MARGIN_S) -> list[tuple]:
-        if not series_ids:
-            return []
-        start_ns = int((start_s - margin_s) * 1e9)
-        end_ns = int((end_s + margin_s) * 1e9)
-        extracts = ", ".join("json_extract(fields, ?)" for _ in fields)
-        marks = ",".join("?" for _ in series_ids)
-        query = (f"SELECT time_ns, {extracts} FROM points WHERE series_id IN ({marks}) "
-                 "AND time_ns >= ? AND time_ns < ? ORDER BY time_ns, id")
-        args = [f"$.{f}" for f in fields] + series_ids + [start_ns, end_ns]
-        return self._db.execute(query, args).fetchall()
-
-    def _numeric_rows(self, series_id: int, fields: tuple[str, ...], start_ns: int, end_ns: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """(time_ns, values[len(fields), n]) of the point rows of one series in [start_ns,
-        end_ns), NaN where a point has no number for a field."""
-        columns = ", ".join(f"iif(json_type(fields, '$.{f}') IN ('real', 'integer'), "
-                            f"json_extract(fields, '$.{f}'), NULL)" for f in fields)
-        rows = self._db.execute(f"SELECT time_ns, {columns} FROM points WHERE series_id = ? AND time_ns >= ? "
-                                "AND time_ns < ? ORDER BY time_ns, id", (series_id, start_ns, end_ns)).fetchall()
-        if not rows:
-            return np.empty(0, dtype=np.int64), np.empty((len(fields), 0))
-        unzipped = list(zip(*rows))
-        return np.array(unzipped[0], dtype=np.int64), np.array(unzipped[1:], dtype=np.float64)
-
-    def numeric_series(self, series_id: int, fields: tuple[str, ...], start_ns: int, end_ns: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """(time_ns, values[len(fields), n]) of one series in [start_ns, end_ns), in time order:
-        from column blocks where the journal has them, else from point rows."""
-        pieces: list[tuple[np.ndarray, np.ndarray]] = []
-        cursor = start_ns
-        block_rows = []
-        if self._has_blocks:
-            block_rows = self._db.execute(
-                "SELECT start_ns, count, fields, time_ns, columns FROM blocks WHERE series_id = ? "
-                "AND start_ns >= ? AND start_ns < ? ORDER BY start_ns",
-                (series_id, block_start_ns(start_ns), end_ns)).fetchall()
-        for block_start, count, names, time_blob, column_blob in block_rows:
-            names = tuple(names.split(","))
-            if not set(fields) <= set(names):
-                continue  # packed with other fields: the rows answer
-            if block_start > cursor:
-                pieces.append(self._numeric_rows(series_id, fields, cursor, block_start))
-            t = np.frombuffer(time_blob, dtype=BLOCK_TIME_DTYPE)
-            columns = np.frombuffer(column_blob, dtype=BLOCK_VALUE_DTYPE).reshape(len(names), count)
-            keep = slice(np.searchsorted(t, max(start_ns, block_start)), np.searchsorted(t, end_ns))
-            rows = slice(None) if names == fields else [names.index(f) for f in fields]
-            pieces.append((t[keep], columns[rows, keep]))
-            cursor = block_start + BLOCK_NS
-        if cursor < end_ns:
-            pieces.append(self._numeric_rows(series_id, fields, cursor, end_ns))
-        if len(pieces) == 1:
-            return pieces[0]
-        return (np.concatenate([p[0] for p in pieces]),
-                np.concatenate([p[1] for p in pieces], axis=1))
+    @staticmethod
+    def _span_ns(start_s: float, end_s: float, margin_s: float = EDGE_MARGIN_S) -> tuple[int, int]:
+        return int((start_s - margin_s) * 1e9), int((end_s + margin_s) * 1e9)
 
     def power_and_counter(self, machine: str, start_s: float, end_s: float
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -143,9 +84,7 @@ class JournalInputs(JournalReader):
             return empty, empty, empty, empty
         if len(sids) > 1:
             return self._summed_power(sids, start_s, end_s)
-        time_ns, values = self.numeric_series(
-            sids[0], ("power_w", "energy_import_kwh"), int((start_s - EDGE_MARGIN_S) * 1e9),
-            int((end_s + EDGE_MARGIN_S) * 1e9))
+        time_ns, values = self.numeric_series(sids[0], ("power_w", "energy_import_kwh"), *self._span_ns(start_s, end_s))
         time_s = time_ns / 1e9
         counter = values[1]
         if np.isnan(counter).any():
@@ -156,9 +95,8 @@ class JournalInputs(JournalReader):
     def _summed_power(self, sids: list[int], start_s: float, end_s: float):
         base_time, base_power = None, None
         for sid in sids:
-            rows = self._rows([sid], ["power_w"], start_s, end_s)
-            t = np.array([r[0] for r in rows], dtype=np.float64) / 1e9
-            p = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+            time_ns, values = self.numeric_series(sid, ("power_w",), *self._span_ns(start_s, end_s))
+            t, p = time_ns / 1e9, values[0]
             if base_time is None:
                 base_time, base_power = t, p
             elif len(t):
@@ -172,7 +110,7 @@ class JournalInputs(JournalReader):
     def _meter_and_rollup(self, machine: str) -> tuple[int, int] | None:
         meters = self._series_ids(vocabulary.METER, machine=machine)
         rollups = self._series_ids(vocabulary.ROLLUP, machine=machine)
-        if not self._has_rollups or len(meters) != 1 or len(rollups) != 1:
+        if len(meters) != 1 or len(rollups) != 1:
             return None
         return meters[0], rollups[0]
 
@@ -181,17 +119,9 @@ class JournalInputs(JournalReader):
         if ids is None:
             return None
         meter, rollup = ids
-        span = (first_ns, last_ns)
-        exact = {start for (start,) in self._db.execute(
-            "SELECT start_ns FROM blocks WHERE series_id = ? AND start_ns >= ? AND start_ns < ?", (meter, *span))}
-        exact -= {start for (start,) in self._db.execute(
-            "SELECT start_ns FROM rollup_frozen WHERE series_id = ? AND start_ns >= ? AND start_ns < ?",
-            (meter, *span))}
-        rows = self._db.execute(
-            "SELECT time_ns, json_extract(fields, '$.hour'), json_extract(fields, '$.histogram'), "
-            "json_extract(fields, '$.power_max_w'), json_extract(fields, '$.format') FROM points "
-            "WHERE series_id = ? AND time_ns >= ? AND time_ns < ? ORDER BY time_ns, id", (rollup, *span))
-        return [r[:4] for r in rows if r[0] in exact and r[1] and r[2] and r[3] is not None
+        whole = self.whole_packed_hours(meter, first_ns, last_ns)
+        rows = self.json_fields(rollup, ("hour", "histogram", "power_max_w", "format"), first_ns, last_ns)
+        return [r[:4] for r in rows if r[0] in whole and r[1] and r[2] and r[3] is not None
                 and r[4] == ROLLUP_FORMAT]
 
     def rollup_minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
@@ -199,10 +129,7 @@ class JournalInputs(JournalReader):
         ids = self._meter_and_rollup(machine)
         by_hour: dict[int, tuple[str, str | None]] = {}
         if ids is not None:
-            rows = self._db.execute(
-                "SELECT time_ns, json_extract(fields, '$.minutes'), json_extract(fields, '$.detail') FROM points "
-                "WHERE series_id = ? AND time_ns >= ? AND time_ns <= ? ORDER BY time_ns, id",
-                (ids[1], int(hours_ns.min()), int(hours_ns.max())))
+            rows = self.json_fields(ids[1], ("minutes", "detail"), int(hours_ns.min()), int(hours_ns.max()), "<=")
             by_hour = {t: (m, d) for t, m, d in rows if m and t in wanted}
         return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))
 
@@ -224,7 +151,7 @@ class JournalInputs(JournalReader):
         if not sids:
             return None
         # Before the window, the last known state matters however old: a day of margin.
-        rows = self._rows(sids, ["execution", "mode", "program"], start_s, end_s, margin_s=86400.0)
+        rows = self.field_rows(sids, ["execution", "mode", "program"], *self._span_ns(start_s, end_s, 86400.0))
         time_s = np.array([r[0] for r in rows], dtype=np.float64) / 1e9
         column = lambda i: np.array([r[i] for r in rows], dtype=object)  # noqa: E731
         return ControllerData(time_s, column(1), column(2), column(3))

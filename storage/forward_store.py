@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage.points import json_fields_to_line
+from storage import hour_codec
+from storage.points import fields_to_line, json_fields_to_line
 from storage.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, FORWARDED_PREFIX,
                                     QUARANTINED_PREFIX, SCHEMA_SQL, check_journal,
                                     connect_readonly, journal_error, public_target)
@@ -100,6 +101,7 @@ class ForwardStore:
             self._writer = _connect(self.path)
             self._writer.executescript(SCHEMA_SQL)
             self._db = _connect(self.path)
+            self._has_hours = True  # SCHEMA_SQL made the table if the journal had none
         except sqlite3.Error as exc:
             raise journal_error(self.path, exc, "opening it to forward") from exc
         self._prefixes: dict[int, str] = {}
@@ -123,16 +125,35 @@ class ForwardStore:
         return prefix
 
     def read_batch(self, after_id: int, max_points: int) -> Batch:
-        """Up to max_points unsent points with id > after_id, as line protocol lines."""
+        """Unsent points with id > after_id, as line protocol lines, in id order: point rows
+        and packed hours (storage/journal_hours.py; every line of an hour has the hour's id),
+        up to max_points lines, or one whole hour when it alone holds more."""
         rows = self._db.execute(
             "SELECT id, series_id, time_ns, fields FROM points WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, max_points)).fetchall()
+        hours = self._db.execute(
+            "SELECT id, series_id, count FROM hours WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, max_points)).fetchall() if self._has_hours else []
+        # rows cut by the LIMIT: nothing above the last one read is known to come next
+        beyond = rows[-1][0] if len(rows) == max_points else None
+        items = sorted([(r[0], False, r) for r in rows] + [(h[0], True, h) for h in hours])
         ids: list[int] = []
         lines: list[str] = []
         prefixes = self._prefixes
         bad: list[tuple[int, str, str]] = []
-        for point_id, series_id, time_ns, fields_json in rows:
+        last = after_id
+        for item_id, is_hour, item in items:
+            taken = len(lines) + len(bad)
+            if (beyond is not None and item_id > beyond) or taken >= max_points:
+                break
+            if is_hour:
+                if taken and taken + item[2] > max_points:
+                    break  # it leads the next batch
+                last = self._hour_lines(item, ids, lines, bad)
+                continue
+            point_id, series_id, time_ns, fields_json = item
             prefix = prefixes.get(series_id) or self._prefix(series_id)
+            last = point_id
             try:
                 field_set = json_fields_to_line(fields_json)
             except ValueError as exc:  # never sent; kept in quarantine with the reason
@@ -140,11 +161,36 @@ class ForwardStore:
                 continue
             ids.append(point_id)
             lines.append(f"{prefix} {field_set} {time_ns}")
-        return Batch(ids, lines, after_id, bad, rows[-1][0] if rows else after_id)
+        return Batch(ids, lines, after_id, bad, last)
+
+    def _hour_lines(self, hour: tuple[int, int, int], ids: list[int], lines: list[str],
+                    bad: list[tuple[int, str, str]]) -> int:
+        """Add the lines of one packed hour (id, series_id, count); return its id."""
+        hour_id, series_id, _ = hour
+        blob = self._db.execute("SELECT blob FROM hours WHERE id = ?", (hour_id,)).fetchone()[0]
+        prefix = self._prefixes.get(series_id) or self._prefix(series_id)
+        try:
+            time_ns, fields = hour_codec.decode_hour(blob)
+        except hour_codec.HourCodecError as exc:
+            bad.append((hour_id, f"{prefix} (packed hour {hour_id})", f"unreadable packed hour: {exc}"))
+            return hour_id
+        for t, f in zip(time_ns.tolist(), fields):
+            try:
+                field_set = fields_to_line(f)
+            except ValueError as exc:
+                bad.append((hour_id, f"{prefix} {f} {t}", f"not line protocol: {exc}"))
+                continue
+            ids.append(hour_id)
+            lines.append(f"{prefix} {field_set} {t}")
+        return hour_id
 
     def backlog(self) -> int:
-        return self._writer.execute("SELECT count(*) FROM points WHERE id > ?",
-                                (self.cursor(),)).fetchone()[0]
+        cursor = self.cursor()
+        n = self._writer.execute("SELECT count(*) FROM points WHERE id > ?", (cursor,)).fetchone()[0]
+        if self._has_hours:
+            n += self._writer.execute("SELECT coalesce(sum(count), 0) FROM hours WHERE id > ?",
+                                      (cursor,)).fetchone()[0]
+        return n
 
     # -- recording -------------------------------------------------------------------------
     def record(self, batch: Batch, quarantined: list[tuple[int, str, str]]) -> None:
@@ -229,6 +275,12 @@ def journal_status(path: str | Path, configured: Iterable[str] = ()) -> JournalS
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
         count, oldest, newest = db.execute(
             "SELECT count(*), min(time_ns), max(time_ns) FROM points").fetchone()
+        if "hours" in tables:
+            packed, first_hour, last_hour = db.execute(
+                "SELECT coalesce(sum(count), 0), min(start_ns), max(start_ns) FROM hours").fetchone()
+            count += packed
+            oldest = min((t for t in (oldest, first_hour) if t is not None), default=None)
+            newest = max((t for t in (newest, last_hour) if t is not None), default=None)
         counters = dict(db.execute("SELECT name, value FROM counters").fetchall()) if "counters" in tables else {}
         status = JournalStatus(count, oldest, newest, {public_target(k): v for k, v in counters.items()})
         cursors = []
@@ -238,6 +290,11 @@ def journal_status(path: str | Path, configured: Iterable[str] = ()) -> JournalS
                 status.quarantine[public_target(target)] = n
         for target, last_id in cursors:
             n, first = db.execute("SELECT count(*), min(time_ns) FROM points WHERE id > ?", (last_id,)).fetchone()
+            if "hours" in tables:
+                packed, first_hour = db.execute("SELECT coalesce(sum(count), 0), min(start_ns) FROM hours "
+                                                "WHERE id > ?", (last_id,)).fetchone()
+                n += packed
+                first = min((t for t in (first, first_hour) if t is not None), default=None)
             status.backlog[public_target(target)] = n
             status.oldest_unsent_ns[public_target(target)] = first
         known = {_url_of(t) for t in status.backlog}

@@ -33,9 +33,11 @@ and keeps the batch in memory for the next try; run() logs it once, and once whe
 works again. Beyond `max_buffered` points held, the oldest are dropped and counted
 (`journal_write_failed`).
 
-Column blocks (storage/journal_schema.py): `compact()` packs complete hours of the fields
-analytics reads into binary blocks; `run()` does it every `compact_every_s`. Every insert or
-delete of points deletes the blocks of the hours it touches in the same transaction.
+Packed hours (storage/journal_schema.py, storage/journal_hours.py): `compact()` packs the
+complete hours of the readings into one compressed blob per series and hour, once every
+forwarding target has their rows; `run()` does it every `compact_every_s`. `write_history`
+writes a simulated history straight into packed hours. Opening a journal to write upgrades an
+older one in place (storage/journal_upgrade.py).
 """
 
 from __future__ import annotations
@@ -45,23 +47,25 @@ import json
 import logging
 import math
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+
+import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devices.errors import ConfigError
 from storage.points import Point
-from storage import journal_blocks
+from storage import journal_hours, journal_upgrade
 from devices import vocabulary
 from devices.site import JournalSettings
-from storage.journal_schema import (BLOCK_FIELDS, BUSY_TIMEOUT_S, DROP_PREFIX, RECOVERY_HINT,
-                                    SCHEMA_SQL, SCHEMA_VERSION, JournalDamaged, JournalError,
-                                    JournalFull, JournalLocked, JournalUnwritable, block_start_ns,
-                                    check_journal, journal_error, one_line, public_target)
+from storage.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, HOUR_NS, LAST_ID_KEY,
+                                    PACKED_MEASUREMENTS, RECOVERY_HINT, JournalDamaged,
+                                    JournalError, JournalFull, JournalLocked, JournalUnwritable,
+                                    check_journal, journal_error, one_line,
+                                    public_target)
 
 if TYPE_CHECKING:
     import asyncio
@@ -73,7 +77,6 @@ log = logging.getLogger("wattelier.storage.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
 KEPT_MEASUREMENTS = (vocabulary.BOOKING,)
 """Never deleted by ``drop_oldest`` (members' bookings: entered once, not measured again)."""
-JOURNAL_TABLE_NAMES = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL))
 OWN_META_KEYS = ("schema_version", "points_stored")
 """Keys of the `meta` table the journal keeps itself (others: `Journal.set_meta_value`)."""
 FORWARDED_DELETED = "journal_full_forwarded_deleted"
@@ -187,19 +190,20 @@ class Journal:
         db = None
         try:
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            if journal_upgrade.schema_version(db) is None:
+                # pages freed by packing go back to the file system (compact): set before the
+                # first page is written, so for a new journal only (an existing file changes
+                # its mode with a VACUUM alone)
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
-                if "meta" in tables else None
             # Nothing is written to a journal that is up to date: a full disk is then met by the
             # first commit, which retries, rather than refused at start.
-            if version != (str(SCHEMA_VERSION),) or not JOURNAL_TABLE_NAMES <= tables:
-                db.executescript(SCHEMA_SQL)
-                journal_blocks.upgrade(db)
-                db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
-                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+            upgraded_from = journal_upgrade.upgrade(db)
+            if upgraded_from is not None and upgraded_from != journal_upgrade.SCHEMA_VERSION:
+                log.warning("journal %s: upgraded from schema version %d to %d", path, upgraded_from,
+                            journal_upgrade.SCHEMA_VERSION)
             db.execute("BEGIN IMMEDIATE")  # one that cannot take the write lock fails here, at start
             db.execute("ROLLBACK")
             self._count = self._stored_count(db)
@@ -275,7 +279,6 @@ class Journal:
                     "AND time_ns >= ? AND time_ns < ?", (*chunk, start_ns, end_ns)).rowcount
             # Results dated outside the window (a session begun before it, a day's usage at
             # local midnight) replace the point of the same series and time, as in InfluxDB.
-            journal_blocks.invalidate_window(db, sids, start_ns, end_ns)
             for p in points:
                 if start_ns <= p.time_ns < end_ns:
                     continue
@@ -284,12 +287,8 @@ class Journal:
                     found = db.execute("SELECT id FROM series WHERE key = ?", (p.series_key(),)).fetchone()
                     sid = found[0] if found else None
                 if sid is not None:
-                    gone = db.execute("DELETE FROM points WHERE series_id = ? AND time_ns = ?",
-                                      (sid, p.time_ns)).rowcount
-                    if gone:
-                        journal_blocks.invalidate_hours(db, [(sid, block_start_ns(p.time_ns))],
-                                                        lost_points=True)
-                    deleted += gone
+                    deleted += db.execute("DELETE FROM points WHERE series_id = ? AND time_ns = ?",
+                                          (sid, p.time_ns)).rowcount
             return deleted
 
         with self._lock:
@@ -333,7 +332,6 @@ class Journal:
                         points = points[cut:]
                         drops["journal_full_oldest_deleted"] += cut
             rows = []
-            blocked: list[tuple[int, int]] = []
             for p in points:
                 key = p.series_key()
                 sid = self._series_ids.get(key)
@@ -354,10 +352,10 @@ class Journal:
                     drops["non_finite_value"] = drops.get("non_finite_value", 0) + len(p.fields) - len(finite)
                     encoded = json.dumps(finite, separators=(",", ":"))
                 rows.append((sid, p.time_ns, encoded))
-                if p.measurement in BLOCK_FIELDS:
-                    blocked.append((sid, p.time_ns))
-            journal_blocks.invalidate_for_inserts(db, blocked)
-            db.executemany("INSERT INTO points(series_id, time_ns, fields) VALUES (?, ?, ?)", rows)
+            if rows:  # ids above every id ever given (journal_hours.next_ids): never one a cursor passed
+                first_id = journal_hours.next_ids(db, len(rows))
+                db.executemany("INSERT INTO points(id, series_id, time_ns, fields) VALUES (?, ?, ?, ?)",
+                               [(first_id + k, *row) for k, row in enumerate(rows)])
             counters = {"points_written": len(rows), FORWARDED_DELETED: drops.pop(FORWARDED_DELETED, 0)}
             counters.update({DROP_PREFIX + r: n for r, n in drops.items()})
             db.executemany(
@@ -403,25 +401,45 @@ class Journal:
         return 0 if unused else lowest
 
     def _delete_oldest(self, db: sqlite3.Connection, limit: int, up_to_id: int | None = None) -> int:
-        """Delete up to `limit` of the oldest points (by id, at most up_to_id), never those of
-        KEPT_MEASUREMENTS, with the blocks of their hours; return how many went."""
+        """Delete at least `limit` of the oldest points (by id, at most up_to_id), never those
+        of KEPT_MEASUREMENTS, rows and packed hours in one id order (a packed hour goes whole);
+        the meter hours that lose points get no new rollup. Returns how many went."""
         if limit <= 0 or up_to_id == 0:
             return 0
+        bound = up_to_id if up_to_id is not None else 2**62
         kept = ",".join("?" for _ in KEPT_MEASUREMENTS)
-        oldest = f"SELECT id FROM points WHERE series_id NOT IN (SELECT id FROM series WHERE measurement IN ({kept}))"
-        args: list = list(KEPT_MEASUREMENTS)
-        if up_to_id is not None:
-            oldest += " AND id <= ?"
-            args.append(up_to_id)
-        oldest += " ORDER BY id LIMIT ?"
-        args.append(limit)
-        last_id = db.execute(f"SELECT max(id) FROM ({oldest})", args).fetchone()[0]
-        if last_id is None:
-            return 0
-        journal_blocks.invalidate_up_to_id(db, last_id)
-        deleted = db.execute(f"DELETE FROM points WHERE id IN ({oldest})", args).rowcount
+        deleted = 0
+        while deleted < limit:
+            hour = db.execute("SELECT id FROM hours WHERE id <= ? ORDER BY id LIMIT 1", (bound,)).fetchone()
+            row = db.execute(f"SELECT min(id) FROM points WHERE id <= ? AND series_id NOT IN "
+                             f"(SELECT id FROM series WHERE measurement IN ({kept}))",
+                             (bound, *KEPT_MEASUREMENTS)).fetchone()[0]
+            if hour is None and row is None:
+                break
+            if row is None or (hour is not None and hour[0] < row):
+                n, _ = journal_hours.delete_oldest_hours(db, limit - deleted, min(bound, row or bound) + 1)
+            else:
+                below = min(bound + 1, hour[0] if hour is not None else bound + 1)
+                n = self._delete_oldest_rows(db, limit - deleted, below)
+            if not n:
+                break
+            deleted += n
         self._count -= deleted
         return deleted
+
+    @staticmethod
+    def _delete_oldest_rows(db: sqlite3.Connection, limit: int, below_id: int) -> int:
+        """Delete up to `limit` of the oldest point rows with ids below below_id, never those
+        of KEPT_MEASUREMENTS; meter hours that lose rows get no new rollup."""
+        kept = ",".join("?" for _ in KEPT_MEASUREMENTS)
+        oldest = (f"SELECT id FROM points WHERE id < ? AND series_id NOT IN (SELECT id FROM series WHERE "
+                  f"measurement IN ({kept})) ORDER BY id LIMIT ?")
+        args = (below_id, *KEPT_MEASUREMENTS, limit)
+        journal_hours.freeze_rollups(db, db.execute(
+            f"SELECT DISTINCT p.series_id, p.time_ns - p.time_ns % ? FROM points p JOIN series s ON "
+            f"s.id = p.series_id WHERE s.measurement = ? AND p.id IN ({oldest})",
+            (HOUR_NS, vocabulary.METER, *args)).fetchall())
+        return db.execute(f"DELETE FROM points WHERE id IN ({oldest})", args).rowcount
 
     def _stored_count(self, db: sqlite3.Connection | None = None) -> int:
         """Points stored, kept in `meta` by every write (counting millions of rows at each
@@ -430,7 +448,8 @@ class Journal:
         row = db.execute("SELECT value FROM meta WHERE key = 'points_stored'").fetchone()
         if row is not None and str(row[0]).isdigit():
             return int(row[0])
-        count = db.execute("SELECT count(*) FROM points").fetchone()[0]
+        count = db.execute("SELECT count(*) FROM points").fetchone()[0] + \
+            db.execute("SELECT coalesce(sum(count), 0) FROM hours").fetchone()[0]
         db.execute("INSERT INTO meta(key, value) VALUES ('points_stored', ?) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(count),))
         return count
@@ -438,30 +457,45 @@ class Journal:
     def compact(self, horizon_ns: int | None = None, hours_per_transaction: int = 24,
                 progress=None) -> int:
         """Pack every complete hour before horizon_ns (default: now less 2 min for late
-        points) that has no column block yet; return the points packed. Short transactions,
-        so commits of new points go on meanwhile. progress(series_done, series_total)."""
+        points) whose rows every forwarding target has (storage.journal_hours); return the
+        points packed. Short transactions, so commits of new points go on meanwhile; the pages
+        freed go back to the file system. progress(series_done, series_total)."""
         try:
-            return self._compact(horizon_ns, hours_per_transaction, progress)
+            packed = self._compact(horizon_ns, hours_per_transaction, progress)
+            if packed:
+                with self._lock:
+                    self._db.execute("PRAGMA incremental_vacuum")
+            return packed
         except sqlite3.Error as exc:
-            raise journal_error(self.path, exc, "packing column blocks") from exc
+            raise journal_error(self.path, exc, "packing hours") from exc
         except ValueError as exc:  # stored tags or values that the journal never writes
-            raise JournalDamaged(self.path, f"damaged ({one_line(exc)}) while packing column blocks: "
+            raise JournalDamaged(self.path, f"damaged ({one_line(exc)}) while packing hours: "
                                             f"{RECOVERY_HINT}") from exc
+
+    def _pack_limit(self, db: sqlite3.Connection) -> int:
+        """The id up to which rows may be packed: every id without a forwarding target, else
+        the lowest cursor (0 while a configured target has accepted nothing)."""
+        if db.execute("SELECT 1 FROM forward_cursor UNION ALL SELECT 1 FROM forward_target LIMIT 1").fetchone():
+            return self._forwarded_everywhere(db)
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (LAST_ID_KEY,)).fetchone()
+        return max(int(row[0]) if row else 0, db.execute("SELECT coalesce(max(id), 0) FROM points").fetchone()[0])
 
     def _compact(self, horizon_ns: int | None, hours_per_transaction: int, progress) -> int:
         if horizon_ns is None:
             horizon_ns = time.time_ns() - 120 * 10**9
+        marks = ",".join("?" for _ in PACKED_MEASUREMENTS)
         with self._lock:
-            series = journal_blocks.blocked_series(self._db)
+            series = self._db.execute(f"SELECT id, measurement FROM series WHERE measurement IN ({marks}) "
+                                      "ORDER BY id", PACKED_MEASUREMENTS).fetchall()
         packed = 0
-        for done, (sid, fields) in enumerate(sorted(series.items())):
+        for done, (sid, measurement) in enumerate(series):
             finished = False
             while not finished:
                 with self._lock:
                     self._db.execute("BEGIN IMMEDIATE")
                     try:
-                        n, finished = journal_blocks.compact_series(self._db, sid, fields, horizon_ns,
-                                                                    hours_per_transaction)
+                        n, finished = journal_hours.pack_series(self._db, sid, measurement, horizon_ns,
+                                                                self._pack_limit(self._db), hours_per_transaction)
                         self._db.execute("COMMIT")
                     except BaseException:
                         _rollback(self._db)
@@ -473,9 +507,67 @@ class Journal:
             self._count = self._stored_count()  # rollup points written by the packing
         return packed
 
+    def write_history(self, measurement: str, tags: dict[str, str], time_ns: np.ndarray,
+                      columns: dict[str, np.ndarray]) -> int:
+        """Write points of one series whose every field is a finite float (a simulated history:
+        time_ns sorted [ns], columns {field: values}) straight into packed hours, in one
+        transaction, meter hours with their rollups; forwarded like new points. Room is made
+        as for commit (max_points, overflow policy). Returns the points written."""
+        self.commit()
+        series_key = Point(measurement, tags, {}, 0).series_key()
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._count = self._stored_count()
+                    n = len(time_ns)
+                    room = self.max_points - self._count
+                    drops: dict[str, int] = {}
+                    if n > room:
+                        freed = self._delete_oldest(db, n - room, self._forwarded_everywhere(db))
+                        room += freed
+                        drops[FORWARDED_DELETED] = freed
+                    if n > room and self.overflow == "drop_oldest":
+                        lost = self._delete_oldest(db, n - room)
+                        room += lost
+                        drops[DROP_PREFIX + "journal_full_oldest_deleted"] = lost
+                    if n > room:  # reject_new, or a history bigger than the journal: none of it
+                        drops[DROP_PREFIX + "journal_full_rejected"] = n
+                        n = 0
+                    if n:
+                        sid = self._series_id(db, series_key, measurement, tags)
+                        journal_hours.write_hours(db, sid, measurement, np.asarray(time_ns), columns)
+                    db.executemany("INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) "
+                                   "DO UPDATE SET value = value + excluded.value",
+                                   [(k, v) for k, v in {"points_written": n, **drops}.items() if v])
+                    stored = int(db.execute("SELECT value FROM meta WHERE key = 'points_stored'").fetchone()[0])
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'points_stored'", (str(stored + n),))
+                    db.execute("COMMIT")
+                except BaseException:
+                    _rollback(db)
+                    self._series_ids = {}
+                    raise
+            except sqlite3.Error as exc:
+                raise journal_error(self.path, exc, "writing a history") from exc
+            self._count = self._stored_count()
+            self.points_written += n
+            return n
+
+    def _series_id(self, db: sqlite3.Connection, key: str, measurement: str, tags: dict[str, str]) -> int:
+        """The id of a series, made if new (another writer may have made it since we opened)."""
+        sid = self._series_ids.get(key)
+        if sid is None:
+            found = db.execute("SELECT id FROM series WHERE key = ?", (key,)).fetchone()
+            sid = found[0] if found else db.execute(
+                "INSERT INTO series(key, measurement, tags) VALUES (?, ?, ?)",
+                (key, measurement, json.dumps(tags, sort_keys=True))).lastrowid
+            self._series_ids[key] = sid
+        return sid
+
     async def run(self, stop: asyncio.Event) -> None:
         """Commit every commit_interval_s until stop is set, then commit what is left; pack
-        column blocks every compact_every_s."""
+        complete hours every compact_every_s."""
         import asyncio  # here: the analysis reads journals without an event loop (20 ms of import)
 
         next_compact = time.monotonic() + self.compact_every_s
@@ -532,8 +624,9 @@ class Journal:
         with self._lock:
             row = self._db.execute("SELECT last_id FROM forward_cursor WHERE target = ?",
                                    (public_target(target),)).fetchone()
-            return self._db.execute("SELECT count(*) FROM points WHERE id > ?",
-                                    (row[0] if row else 0,)).fetchone()[0]
+            cursor = row[0] if row else 0
+            return self._db.execute("SELECT count(*) FROM points WHERE id > ?", (cursor,)).fetchone()[0] + \
+                self._db.execute("SELECT coalesce(sum(count), 0) FROM hours WHERE id > ?", (cursor,)).fetchone()[0]
 
     def oldest_unsent_ns(self, target: str) -> int | None:
         """Edge time [ns] of the next point a forwarding target is to be sent (the oldest the
@@ -541,9 +634,12 @@ class Journal:
         with self._lock:
             row = self._db.execute("SELECT last_id FROM forward_cursor WHERE target = ?",
                                    (public_target(target),)).fetchone()
-            first = self._db.execute("SELECT time_ns FROM points WHERE id > ? ORDER BY id LIMIT 1",
-                                     (row[0] if row else 0,)).fetchone()
-            return None if first is None else first[0]
+            cursor = row[0] if row else 0
+            first = [found for found in (
+                self._db.execute("SELECT id, time_ns FROM points WHERE id > ? ORDER BY id LIMIT 1", (cursor,)).fetchone(),
+                self._db.execute("SELECT id, start_ns FROM hours WHERE id > ? ORDER BY id LIMIT 1", (cursor,)).fetchone())
+                if found is not None]
+            return min(first)[1] if first else None
 
     def count(self) -> int:
         return self._count

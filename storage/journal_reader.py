@@ -1,7 +1,10 @@
-"""Read points from the journal (SQLite) into numpy arrays.
+"""Read points from the journal (SQLite) into numpy arrays and plain rows, read-only.
 
-The journal is the embedded store (docs/design.md, "The journal is always there"); its schema is in
-storage/journal_schema.py. Reads go series by series, in time order.
+The journal is the embedded store (docs/design.md, "The journal is always there"); its schema
+is in storage/journal_schema.py. A series' points are in packed hours (one compressed blob per
+hour, storage.hour_codec) and in point rows (recent hours, late points, journals of earlier
+versions read before their upgrade); every read here merges both, in time order (at one time:
+the packed points first, then the rows in id order, the order they were written in).
 
 Opening checks the file first (storage.journal_schema.check_journal, read-only): a file that is
 not a journal, a damaged one or one of a newer schema raises JournalError (one line: the path,
@@ -12,12 +15,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from storage.journal_schema import DROP_PREFIX, JournalDamaged, RECOVERY_HINT, connect_readonly
+from storage import hour_codec
+from storage.journal_schema import DROP_PREFIX, HOUR_NS, RECOVERY_HINT, JournalDamaged, connect_readonly
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,11 @@ def _time_range(start_ns: int | None, end_ns: int | None, end_op: str) -> tuple[
     return where, args
 
 
+def _numeric(value) -> float:
+    """A stored value as a number for numeric reads: NaN for a bool, a text or nothing."""
+    return float(value) if type(value) in (float, int) else np.nan
+
+
 class JournalReader:
     """Read-only access to a journal file. FileNotFoundError when there is none; JournalError
     (storage.journal_schema) when it is not a journal, is damaged or is of a newer schema."""
@@ -58,6 +68,8 @@ class JournalReader:
             raise FileNotFoundError(f"{path}: no journal here (run `wattelier collect` or `wattelier demo`)")
         self.path = path
         self._db: sqlite3.Connection = connect_readonly(path)
+        self.tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._has_hours = "hours" in self.tables
 
     def close(self) -> None:
         self._db.close()
@@ -79,35 +91,148 @@ class JournalReader:
                 out.append(SeriesInfo(sid, meas, tag_dict))
         return out
 
+    # -- packed hours ------------------------------------------------------------------------
+    def _hour_blobs(self, series_id: int, start_ns: int | None, end_ns: int | None,
+                    end_op: str = "<") -> list[tuple[int, bytes]]:
+        """(start_ns, blob) of the packed hours of a series holding times in the range."""
+        if not self._has_hours:
+            return []
+        where, args = "", []
+        if start_ns is not None:
+            where += " AND start_ns > ?"
+            args.append(start_ns - HOUR_NS)
+        if end_ns is not None:
+            where += f" AND start_ns {end_op} ?"
+            args.append(end_ns)
+        return self._db.execute(f"SELECT start_ns, blob FROM hours WHERE series_id = ?{where} ORDER BY start_ns",
+                                [series_id, *args]).fetchall()
+
+    def _decoded(self, blob: bytes, series_id: int, names: Sequence[str] | None = None):
+        try:
+            if names is None:
+                return hour_codec.decode_hour(blob)
+            return hour_codec.decode_columns(blob, names)
+        except hour_codec.HourCodecError as exc:
+            raise JournalDamaged(self.path, f"damaged (a packed hour of series {series_id}: {exc}): "
+                                            f"{RECOVERY_HINT}") from exc
+
+    @staticmethod
+    def _keep(time_ns: np.ndarray, start_ns: int | None, end_ns: int | None, end_op: str) -> np.ndarray:
+        keep = np.ones(len(time_ns), dtype=bool)
+        if start_ns is not None:
+            keep &= time_ns >= start_ns
+        if end_ns is not None:
+            keep &= (time_ns <= end_ns) if end_op == "<=" else (time_ns < end_ns)
+        return keep
+
+    # -- numbers -----------------------------------------------------------------------------
+    def numeric_series(self, series_id: int, fields: tuple[str, ...], start_ns: int | None = None,
+                       end_ns: int | None = None, end_op: str = "<") -> tuple[np.ndarray, np.ndarray]:
+        """(time_ns int64, values[len(fields), n] float64) of one series with times from
+        start_ns and before (end_op "<") or up to ("<=") end_ns, in time order; NaN where a
+        point has no number for a field."""
+        times: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for _, blob in self._hour_blobs(series_id, start_ns, end_ns, end_op):
+            t, columns = self._decoded(blob, series_id, fields)
+            keep = self._keep(t, start_ns, end_ns, end_op)
+            times.append(t[keep])
+            values.append(np.array([columns[f][keep] for f in fields]).reshape(len(fields), -1))
+        columns_sql = ", ".join(f"iif(json_type(fields, '$.{f}') IN ('real', 'integer'), "
+                                f"json_extract(fields, '$.{f}'), NULL)" for f in fields)
+        where, args = _time_range(start_ns, end_ns, end_op)
+        rows = self._db.execute(f"SELECT time_ns, {columns_sql} FROM points WHERE series_id = ?{where} "
+                                "ORDER BY time_ns, id", [series_id, *args]).fetchall()
+        if rows:
+            unzipped = list(zip(*rows))
+            times.append(np.array(unzipped[0], dtype=np.int64))
+            values.append(np.array(unzipped[1:], dtype=np.float64).reshape(len(fields), -1))
+        if not times:
+            return np.empty(0, dtype=np.int64), np.empty((len(fields), 0))
+        if len(times) == 1:
+            return times[0], values[0]
+        time_ns = np.concatenate(times)
+        stacked = np.concatenate(values, axis=1)
+        if rows:  # rows among packed hours (late points): one time order, packed points first
+            order = np.argsort(time_ns, kind="stable")
+            return time_ns[order], stacked[:, order]
+        return time_ns, stacked
+
     def field(self, series_id: int, name: str, start_ns: int | None = None,
               end_ns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(time_s, values) of one numeric field of a series, in time order; points without
-        the field are skipped. time_s: float seconds since the Unix epoch."""
-        query = ("SELECT time_ns, json_extract(fields, ?) FROM points WHERE series_id = ?"
-                 " AND json_type(fields, ?) IN ('real', 'integer')")
-        where, args = _time_range(start_ns, end_ns, "<=")
-        rows = self._db.execute(query + where + " ORDER BY time_ns, id",
-                                [f"$.{name}", series_id, f"$.{name}", *args]).fetchall()
-        if not rows:
-            return np.empty(0), np.empty(0)
-        try:
-            data = np.array(rows, dtype=np.float64)
-        except (TypeError, ValueError) as exc:  # a time that is not a number
-            raise JournalDamaged(self.path, f"damaged (a point of series {series_id} has no numeric "
-                                            f"time: {exc}): {RECOVERY_HINT}") from exc
-        return data[:, 0] / 1e9, data[:, 1]
+        """(time_s, values) of one numeric field of a series, in time order, times in
+        [start_ns, end_ns] (either bound None: unbounded); points without the field (or with
+        a value that is not a number) are skipped. time_s: float seconds since the Unix epoch."""
+        time_ns, values = self.numeric_series(series_id, (name,), start_ns, end_ns, "<=")
+        has = ~np.isnan(values[0])
+        return time_ns[has] / 1e9, values[0][has]
 
+    # -- points as they were written ------------------------------------------------------------
     def points(self, series_id: int, start_ns: int | None = None,
                end_ns: int | None = None) -> list[tuple[int, dict]]:
         """(time_ns, fields) of the points of a series, in time order: every one, or those in
         [start_ns, end_ns) when given."""
-        query = "SELECT time_ns, fields FROM points WHERE series_id = ?"
+        out: list[tuple[int, dict]] = []
+        for _, blob in self._hour_blobs(series_id, start_ns, end_ns):
+            t, fields = self._decoded(blob, series_id)
+            keep = self._keep(t, start_ns, end_ns, "<")
+            out.extend((ti, f) for ti, f, k in zip(t.tolist(), fields, keep.tolist()) if k)
         where, args = _time_range(start_ns, end_ns, "<")
-        rows = self._db.execute(query + where + " ORDER BY time_ns, id", [series_id, *args]).fetchall()
-        return [(t, _json(self.path, f, f"the fields of a point of series {series_id}")) for t, f in rows]
+        rows = self._db.execute(f"SELECT time_ns, fields FROM points WHERE series_id = ?{where} ORDER BY time_ns, id",
+                                [series_id, *args]).fetchall()
+        if not rows:
+            return out
+        packed = len(out)
+        out.extend((t, _json(self.path, f, f"the fields of a point of series {series_id}")) for t, f in rows)
+        if packed:
+            out.sort(key=lambda point: point[0])  # stable: packed points first at one time
+        return out
 
+    def field_rows(self, series_ids: list[int], fields: list[str], start_ns: int, end_ns: int) -> list[tuple]:
+        """(time_ns, value of each field or None) of the points of these series in
+        [start_ns, end_ns), values as stored (any type), in time order."""
+        out: list[tuple] = []
+        for sid in series_ids:
+            out.extend((t, *(f.get(name) for name in fields)) for t, f in self.points(sid, start_ns, end_ns))
+        if len(series_ids) > 1:
+            out.sort(key=lambda row: row[0])
+        return out
+
+    # -- rollups -------------------------------------------------------------------------------
+    def whole_packed_hours(self, series_id: int, first_ns: int, last_ns: int) -> set[int]:
+        """Start [ns] of the hours in [first_ns, last_ns) whose points are all packed as they
+        were when the hour's rollup was made: packed, no row of the series in it (a late point
+        not packed yet), and none lost (rollup_frozen)."""
+        if not self._has_hours:
+            return set()
+        packed = {start for (start,) in self._db.execute(
+            "SELECT start_ns FROM hours WHERE series_id = ? AND start_ns >= ? AND start_ns < ?",
+            (series_id, first_ns, last_ns))}
+        packed -= {t - t % HOUR_NS for (t,) in self._db.execute(
+            "SELECT time_ns FROM points WHERE series_id = ? AND time_ns >= ? AND time_ns < ?",
+            (series_id, first_ns, last_ns))}
+        if "rollup_frozen" in self.tables:
+            packed -= {start for (start,) in self._db.execute(
+                "SELECT start_ns FROM rollup_frozen WHERE series_id = ? AND start_ns >= ? AND start_ns < ?",
+                (series_id, first_ns, last_ns))}
+        return packed
+
+    def json_fields(self, series_id: int, fields: Sequence[str], first_ns: int, last_ns: int,
+                    end_op: str = "<") -> list[tuple]:
+        """(time_ns, each field's value or None) of the point rows of a series (rollups and
+        results are rows, never packed) in [first_ns, last_ns) (end_op "<=": up to last_ns)."""
+        extracts = ", ".join(f"json_extract(fields, '$.{f}')" for f in fields)
+        return self._db.execute(f"SELECT time_ns, {extracts} FROM points WHERE series_id = ? AND time_ns >= ? "
+                                f"AND time_ns {end_op} ? ORDER BY time_ns, id",
+                                (series_id, first_ns, last_ns)).fetchall()
+
+    # -- counts --------------------------------------------------------------------------------
     def count_by_series(self) -> dict[int, int]:
-        return dict(self._db.execute("SELECT series_id, count(*) FROM points GROUP BY series_id").fetchall())
+        counts = dict(self._db.execute("SELECT series_id, count(*) FROM points GROUP BY series_id").fetchall())
+        if self._has_hours:
+            for sid, n in self._db.execute("SELECT series_id, sum(count) FROM hours GROUP BY series_id"):
+                counts[sid] = counts.get(sid, 0) + n
+        return counts
 
     def drops(self) -> dict[str, int]:
         return {name[len(DROP_PREFIX):]: value for name, value in self._db.execute(

@@ -9,19 +9,28 @@ of the last point the server accepted; points are forwarded in id order, so ever
 the cursor is the backlog. Lines a server refused for good are kept in `quarantine` with the
 server's message.
 
-Column blocks (schema version 3): the fields analytics reads at full rate (BLOCK_FIELDS) are
-also kept per series and per hour as binary arrays, so a week of 1 Hz power is read as a few
-thousand blobs instead of millions of JSON rows. `points` stays the truth; a block is derived
-from the points of one series in one hour [start_ns, start_ns + BLOCK_NS) and exists only
-while it is exact: the journal deletes it in the same transaction as any insert or delete of a
-point in its hour. `block_cursor` keeps, per series, the time below which every hour that has
-points also has its block (the compactor's starting point).
+Packed hours (schema version 6): the complete hours of the collector's readings
+(PACKED_MEASUREMENTS) are stored per series and per hour in `hours`, one blob each
+(storage.hour_codec: column by column, compressed, values as the device sent them), and their
+point rows are deleted in the same transaction: a point is in exactly one place, a row of
+`points` or a packed hour, and both are the truth. An hour is packed once it is complete and,
+where InfluxDB targets are configured, once every target has accepted its rows (a row above a
+cursor stays a row until sent). A point arriving late for a packed hour is a row until the next
+packing adds it to the hour. An hour has an id in the id space of the rows (see
+storage/journal_hours.py), so the forwarder sends rows and hours in one order, and
+`meta.last_point_id` keeps the highest id ever given: ids are never given twice. Results,
+bookings and rollups stay rows (few, and results are replaced by re-runs).
 
-Rollups (schema version 4): when the compactor packs an hour of a meter series it also writes
+Rollups (schema version 4): when the journal packs an hour of a meter series it also writes
 the hour's rollup (storage/rollup.py) as a point of the `power_rollup` measurement, replacing
 the previous one, so the forwarder ships it to InfluxDB like any point. An hour that lost
 points (deleted to make room, or replaced) is listed in `rollup_frozen` and gets no new
 rollup: its points are no longer whole, and InfluxDB keeps the rollup made when they were.
+
+Earlier versions: 1 (points and series), 2 (forwarding cursors, quarantine), 3 (column blocks
+of power and counter beside the rows, a derived copy), 4 (rollups), 5 (forward targets).
+Opening a journal to write upgrades it in place (storage.journal_upgrade), each step in one
+transaction, so an interrupted upgrade leaves a journal of the version before the step.
 
 Forward targets (schema version 5): `forward_target` keeps, per InfluxDB URL the collector was
 configured with, when it was configured, its last error and its last accepted write, so
@@ -48,7 +57,7 @@ from pathlib import Path
 from devices import vocabulary
 from storage.errors import StorageError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -81,23 +90,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
     error TEXT NOT NULL,
     quarantined_ns INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS blocks (
+CREATE TABLE IF NOT EXISTS hours (
     id INTEGER PRIMARY KEY,
     series_id INTEGER NOT NULL REFERENCES series(id),
     start_ns INTEGER NOT NULL,
     count INTEGER NOT NULL,
-    min_id INTEGER NOT NULL,
-    max_id INTEGER NOT NULL,
-    fields TEXT NOT NULL,
-    time_ns BLOB NOT NULL,
-    columns BLOB NOT NULL
+    blob BLOB NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS blocks_series_start ON blocks(series_id, start_ns);
-CREATE INDEX IF NOT EXISTS blocks_min_id ON blocks(min_id);
-CREATE TABLE IF NOT EXISTS block_cursor (
-    series_id INTEGER PRIMARY KEY,
-    until_ns INTEGER NOT NULL
-);
+CREATE UNIQUE INDEX IF NOT EXISTS hours_series_start ON hours(series_id, start_ns);
 CREATE TABLE IF NOT EXISTS rollup_frozen (
     series_id INTEGER NOT NULL,
     start_ns INTEGER NOT NULL,
@@ -116,20 +116,16 @@ CREATE TABLE IF NOT EXISTS forward_target (
 );
 """
 
-# Column blocks: one hour of one series [ns]; the fields kept, per measurement, in this order.
-BLOCK_NS = 3600 * 10**9
-BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
-    vocabulary.METER: ("power_w", "energy_import_kwh"),
-}
-# Blob layouts: times as little-endian int64 ns; columns as little-endian float64, one row per
-# field (len(fields) x count, row-major), NaN where a point has no number for that field.
-BLOCK_TIME_DTYPE = "<i8"
-BLOCK_VALUE_DTYPE = "<f8"
+# Packed hours: one hour (UTC) of one series [ns]; the measurements whose complete hours are packed.
+HOUR_NS = 3600 * 10**9
+PACKED_MEASUREMENTS = (vocabulary.METER, vocabulary.CNC, vocabulary.COLLECTOR)
+LAST_ID_KEY = "last_point_id"
+"""`meta` key: the highest id ever given to a point row or a packed hour."""
 
 
-def block_start_ns(time_ns: int) -> int:
-    """Start of the block (hour, UTC) holding time_ns."""
-    return time_ns - time_ns % BLOCK_NS
+def hour_start_ns(time_ns: int) -> int:
+    """Start of the hour (UTC) holding time_ns [ns]."""
+    return time_ns - time_ns % HOUR_NS
 
 
 DROP_PREFIX = "dropped:"
@@ -260,8 +256,7 @@ FULL_CHECK_MAX_BYTES = 8 * 2**20
 every open (measured: 20 ms for 10 MiB, 0.8 s for 584 MB); larger ones the check of their
 small tables and last pages (1 ms on 584 MB)."""
 JOURNAL_TABLES = ("series", "points")  # in every version of the journal
-SMALL_TABLES = ("series", "counters", "meta", "forward_cursor", "forward_target", "block_cursor",
-                "rollup_frozen")
+SMALL_TABLES = ("series", "counters", "meta", "forward_cursor", "forward_target", "rollup_frozen")
 BUSY_TIMEOUT_S = 10.0
 
 

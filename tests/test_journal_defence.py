@@ -49,7 +49,7 @@ def _sha(path: Path) -> str:
 
 def _small_journal(path: Path) -> Path:
     """A valid journal with every table used: points of two meters over two hours (packed into
-    blocks and rollups), a booking, drops, a forwarding cursor, a quarantined line, a target."""
+    hours, with rollups), a booking, drops, a forwarding cursor, a quarantined line, a target."""
     journal = Journal(path)
     journal.put(_meter(3 * 3600 // 10, meter="m1"))
     journal.put([Point("meter", {"site": "s", "meter": "m2", "machine": "m2"}, {"power_w": 5.0},
@@ -187,17 +187,26 @@ def test_an_empty_file_is_refused_by_readers_and_made_a_journal_by_writers(tmp_p
 
 def test_damage_found_by_a_read_is_a_journal_error(valid_journal, tmp_path):
     """Over FULL_CHECK_MAX_BYTES only the small tables are checked at opening: damage met by a
-    later read is raised as JournalDamaged too (a bad JSON field here)."""
+    later read is raised as JournalDamaged too (a bad JSON field of a row, a packed hour whose
+    blob is cut short)."""
     path = _copy(valid_journal, tmp_path / "j.sqlite")
     db = sqlite3.connect(path)
-    db.execute("UPDATE points SET fields = '{\"power_w\": 1.0' WHERE id = 3")
+    db.execute("UPDATE points SET fields = '{\"end_s\": 1.0' WHERE series_id IN "
+               "(SELECT id FROM series WHERE measurement = 'booking')")
+    db.execute("UPDATE hours SET blob = substr(blob, 1, 20) WHERE series_id IN "
+               "(SELECT id FROM series WHERE key LIKE 'meter,%meter=m1%')")
     db.commit()
     db.close()
     reader = JournalReader(path)
     [m1] = reader.series("meter", meter="m1")
+    [booking] = reader.series("booking")
     with pytest.raises(JournalDamaged, match="not JSON"):
-        reader.points(m1.series_id)
+        reader.points(booking.series_id)
     with pytest.raises(JournalDamaged, match="malformed JSON"):
+        reader.field(booking.series_id, "end_s")
+    with pytest.raises(JournalDamaged, match="a packed hour of series"):
+        reader.points(m1.series_id)
+    with pytest.raises(JournalDamaged, match="a packed hour of series"):
         reader.field(m1.series_id, "power_w")
     reader.close()
 

@@ -71,7 +71,7 @@ async def test_influxdb_down_for_60_s_loses_nothing(tmp_path, example_site):
     finally:
         stop.set()
         await task
-        storage.journal.close()
+        collector.journal.close()
         await workshop.stop()
     try:
         journaled = journal_points(journal_path)
@@ -189,7 +189,7 @@ async def test_opcua_servers_restarted_mid_run_are_subscribed_again_within_10_s(
     finally:
         stop.set()
         await task
-        storage.journal.close()
+        collector.journal.close()
         await workshop.stop()
     print(f"resubscribed {resubscribed_s:.1f} s after the servers were back")  # shown with -s
     assert resubscribed_s < 10.0

@@ -30,19 +30,23 @@ def backfill_history(site: Site, start_s: float, end_s: float, journal_path: Pat
                      power_holes: Iterable = (),
                      progress: Callable[[float], None] | None = None) -> History:
     """Write simulated history over [start_s, end_s) into the journal at journal_path, one day
-    at a time (memory stays flat), and the bookings of that history. progress(seconds done) is
-    called after each day."""
+    at a time (memory stays flat), and the bookings of that history. Meter readings go straight
+    into packed hours (storage.journal.Journal.write_history), controller changes as rows.
+    progress(seconds done) is called after each day."""
     from analytics.records import Session
     from storage.journal import Journal
     from storage.points import Point
-    from devices.sim.backfill import backfill_rows, backfill_workshop
+    from devices import vocabulary
+    from devices.sim.backfill import backfill_chunks, backfill_workshop
     from storage.bookings_store import store_sessions
 
     workshop = backfill_workshop(site, start_s, end_s, seed=seed)
     journal = Journal(journal_path, max_points=site.journal.max_points, overflow=site.journal.overflow)
     written = 0
     try:
-        for chunk_end, rows in backfill_rows(site, workshop, start_s, end_s, power_holes):
+        for chunk_end, meters, rows in backfill_chunks(site, workshop, start_s, end_s, power_holes):
+            for m in meters:
+                written += journal.write_history(vocabulary.METER, m.tags, m.time_ns, m.columns)
             journal.put([Point(r.measurement, r.tags, r.fields, r.time_ns) for r in rows])
             written += journal.commit()
             if progress is not None:

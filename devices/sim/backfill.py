@@ -45,18 +45,30 @@ def backfill_workshop(site: Site, start_s: float, end_s: float, seed: int = 1) -
     return Workshop(site, seed=seed, t0_s=start_s, pace=1.0, dt_s=1.0, windows=windows)
 
 
-def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float,
-                  power_holes: Iterable[PowerHole] = ()) -> Iterator[tuple[float, list[Row]]]:
-    """Yield (chunk end [s], rows) for each chunk of the window, in time order per series.
+@dataclass(frozen=True)
+class MeterColumns:
+    """One meter's readings of a chunk, column by column: tags, times [ns since the Unix epoch],
+    {quantity: values as journaled from the model's registers}."""
 
-    power_holes: meters' holes, their offsets from start_s; no row of that meter inside one.
+    tags: dict[str, str]
+    time_ns: np.ndarray
+    columns: dict[str, np.ndarray]
+
+
+def backfill_chunks(site: Site, workshop: Workshop, start_s: float, end_s: float,
+                    power_holes: Iterable[PowerHole] = ()
+                    ) -> Iterator[tuple[float, list[MeterColumns], list[Row]]]:
+    """Yield (chunk end [s], each meter's readings as columns, controller rows) for each chunk
+    of the window, in time order per series.
+
+    power_holes: meters' holes, their offsets from start_s; no reading of that meter inside one.
     """
     site_name = site.site.name
     holes = hole_windows(check_power_holes(power_holes, site), start_s)
     t = start_s
     while t < end_s:
         chunk_end = min(t + CHUNK_S, end_s)
-        rows: list[Row] = []
+        meters: list[MeterColumns] = []
         for name, meter in sorted(site.meters.items()):
             model = load_model(meter.model)
             interval = meter.poll_interval_s
@@ -67,17 +79,12 @@ def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float,
             if len(times) == 0:
                 continue
             values = workshop.meter_values_series(name, times)
-            points = [p for p in model.points if p.quantity in values]
-            # each column as journaled from the point's registers, written straight into the
-            # matrix (one quantised column alive at a time)
-            matrix = np.empty((len(times), len(points)))
-            for j, p in enumerate(points):
-                matrix[:, j] = register_values(p, values[p.quantity])
+            # each column as journaled from the point's registers
+            columns = {p.quantity: register_values(p, values[p.quantity])
+                       for p in model.points if p.quantity in values}
             tags = {v.TAG_SITE: site_name, v.TAG_METER: name, v.TAG_MACHINE: meter.feeds}
-            keys = [p.quantity for p in points]
-            matrix = matrix.tolist()
-            times_ns = (times * 1e9).astype(np.int64).tolist()
-            rows.extend(Row(v.METER, tags, dict(zip(keys, vals)), tn) for tn, vals in zip(times_ns, matrix))
+            meters.append(MeterColumns(tags, (times * 1e9).astype(np.int64), columns))
+        rows: list[Row] = []
         for ctl_name, ctl in sorted(site.controllers.items()):
             schedule = workshop.entities[ctl.machine].schedule
             schedule.extend_to(chunk_end)
@@ -87,5 +94,19 @@ def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float,
                     _, signals = workshop.controller_signals(ctl.machine, seg.start_s)
                     row_fields = {f.name: getattr(signals, f.name) for f in dc_fields(signals)}
                     rows.append(Row(v.CNC, tags, row_fields, int(round(seg.start_s * 1e9))))
-        yield chunk_end, rows
+        yield chunk_end, meters, rows
         t = chunk_end
+
+
+def backfill_rows(site: Site, workshop: Workshop, start_s: float, end_s: float,
+                  power_holes: Iterable[PowerHole] = ()) -> Iterator[tuple[float, list[Row]]]:
+    """Yield (chunk end [s], rows) for each chunk of the window, in time order per series: the
+    readings of backfill_chunks as one row per meter reading, then the controller rows."""
+    for chunk_end, meters, controller_rows in backfill_chunks(site, workshop, start_s, end_s, power_holes):
+        rows: list[Row] = []
+        for m in meters:
+            keys = list(m.columns)
+            matrix = np.column_stack([m.columns[k] for k in keys]).tolist()
+            rows.extend(Row(v.METER, m.tags, dict(zip(keys, vals)), tn)
+                        for tn, vals in zip(m.time_ns.tolist(), matrix))
+        yield chunk_end, rows + controller_rows
