@@ -137,12 +137,10 @@ class JournalInputs(JournalReader):
         sids = self._series_ids(vocabulary.METER, machine=machine)
         if len(sids) != 1:
             return None
-        pieces = [self.numeric_series(sids[0], ("power_w", "energy_import_kwh"), a, b)
-                  for a, b in merge_ranges(ranges_ns, join_gap_ns)]
-        if not pieces:
+        ranges = merge_ranges(ranges_ns, join_gap_ns)
+        if not ranges:
             return np.empty((0, 4))
-        time_ns = np.concatenate([t for t, _ in pieces])
-        values = np.concatenate([v for _, v in pieces], axis=1)
+        time_ns, values = self.numeric_ranges(sids[0], ("power_w", "energy_import_kwh"), ranges)
         return minute_rows(time_ns, values[0], values[1])
 
     def controller(self, machine: str, start_s: float, end_s: float) -> ControllerData | None:

@@ -17,9 +17,9 @@ Run: python benchmarks/analytics.py --part kernel [--samples N] [--intervals J] 
 pandas is a benchmark-only dependency: pip install '.[bench]' (or pip install 'pandas>=2.2,<3').
 
 Part ``end_to_end``: a week of 1 Hz power for 20 machines and a few hundred sessions written to
-the journal (then packed into column blocks, as the collector does every 10 minutes) and
-forwarded to a real InfluxDB 1.6.7 (with the hourly rollups the journal writes when it packs an
-hour, storage/rollup.py); the time of ``wattelier analyze --json`` over the week from each store
+the journal (straight into packed hours, as a backfill writes history, with the hourly rollups
+the journal writes for each packed meter hour, storage/rollup.py) and forwarded to a real
+InfluxDB 1.6.7; the time of ``wattelier analyze --json`` over the week from each store
 (a new process each time, start-up included, run as installed: bytecode compiled once, by an
 untimed first run of each; from InfluxDB through the rollups, the default,
 and once reading every sample, ``--no-rollups``), beside InfluxDB computing each session's
@@ -210,7 +210,7 @@ def part_end_to_end(args: argparse.Namespace) -> None:
     from collector.forwarder import Forwarder
     from storage.influxdb import InfluxSettings, InfluxTarget
     from storage.journal import Journal
-    from storage.points import Point
+    from storage.journal_schema import SCHEMA_VERSION
     from devices.site import parse_site
     from devices.sim.physics import Workshop
     from devices.sim.schedule import OpenWindows
@@ -232,7 +232,8 @@ def part_end_to_end(args: argparse.Namespace) -> None:
         start_s = end_s - days * 86400
         marker = tmp / "built.json"
         built = time.perf_counter()
-        if marker.exists() and json.loads(marker.read_text()) == {"days": days, "machines": machines}:
+        built_as = {"days": days, "machines": machines, "journal_schema": SCHEMA_VERSION}
+        if marker.exists() and json.loads(marker.read_text()) == built_as:
             from analytics.sessions import read_booked_sessions
 
             sessions = read_booked_sessions(journal_path, start_s, end_s)
@@ -252,27 +253,21 @@ def part_end_to_end(args: argparse.Namespace) -> None:
                     t = grid[a:a + 86400]
                     power = model.power_series(name, t)
                     energy = model.energy_series(name, t) + 1000.0
-                    journal.put([Point("meter", {"site": site.site.name, "meter": name, "machine": name},
-                                       {"power_w": float(p), "energy_import_kwh": float(e)}, int(ts * 1e9))
-                                 for ts, p, e in zip(t.tolist(), power.tolist(), energy.tolist())])
-                    journal.commit()
+                    # straight into packed hours, as a backfill writes history (storage.journal)
+                    journal.write_history("meter", {"site": site.site.name, "meter": name, "machine": name},
+                                          (t * 1e9).astype(np.int64), {"power_w": power, "energy_import_kwh": energy})
             sessions = [Session(s.machine, s.member, s.start_s, s.end_s, "simulator")
                         for s in model.sessions(end_s)]
             store_sessions(journal, site.site.name, sessions)
-            marker.write_text(json.dumps({"days": days, "machines": machines}))
+            marker.write_text(json.dumps(built_as))
         n_points = journal.count()
         print(f"end_to_end: {days} days of 1 Hz power for {machines} machines = {n_points:,} points and "
               f"{len(sessions)} sessions, built in {time.perf_counter() - built:.0f} s", flush=True)
-        # The collector packs complete hours into column blocks every 10 minutes as data comes
-        # in; here the whole history is written at once, so it is packed once, and timed.
-        packing = time.perf_counter()
+        # The history went straight into packed hours; what is left as rows (bookings) stays.
         packed = journal.compact(horizon_ns=int(end_s * 1e9) + 7200 * 10**9)
         journal.close()
-        if packed:
-            print(f"  packed {packed:,} points into column blocks in {time.perf_counter() - packing:.1f} s "
-                  f"(spread over the week when the collector does it)", flush=True)
-        else:
-            print(f"  journal and blocks reused from {tmp}", flush=True)
+        print(f"  journal {'written' if packed or not marker.exists() else 'reused from ' + str(tmp)}: "
+              f"{journal_path.stat().st_size / 1e6:.0f} MB", flush=True)
         with InfluxServer(tmp / "influx") as server:
             # The server listens on a new port each run; its forwarding cursor is kept under
             # one name, so a kept workdir's InfluxDB is sent only what the journal gained since.

@@ -350,4 +350,9 @@ def test_any_sequence_of_writes_packing_forwarding_and_overflow_reads_back_as_wr
         points = reader.points(series.series_id)
         assert list(t) == [p[0] for p in points]
         assert np.array_equal(v[0], [p[1].get("power_w", np.nan) for p in points], equal_nan=True)
+        ranges = [(T0_NS + k * 1700 * 10**9, T0_NS + k * 1700 * 10**9 + 600 * 10**9) for k in range(0, 16, 3)]
+        t_ranges, v_ranges = reader.numeric_ranges(series.series_id, FIELDS, ranges)
+        pieces = [reader.numeric_series(series.series_id, FIELDS, a, b) for a, b in ranges]
+        assert list(t_ranges) == [t for piece in pieces for t in piece[0]]
+        assert np.array_equal(v_ranges, np.concatenate([piece[1] for piece in pieces], axis=1), equal_nan=True)
     reader.close()
