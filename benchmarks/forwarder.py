@@ -4,7 +4,9 @@
     three-phase meter gives) forwarded into a fresh InfluxDB 1.6.7, beside a baseline that POSTs
     the same line protocol with a plain HTTP client (http.client, keep-alive, no compression) in
     batches of 10 000 lines into another fresh InfluxDB. Reports points/s of both and the ratio
-    (target: at least 0.7).
+    (target: at least 0.9), for two backlogs: point rows (what an outage leaves: rows wait for
+    every target before their hour is packed) and packed hours (a history written straight into
+    hours, storage.journal.Journal.write_history, sent to a target configured afterwards).
 (b) Footprint: `wattelier collect` reading 50 simulated CNC controllers (OPC UA subscriptions)
     and 50 meters (Modbus TCP, polled at 1 Hz) and forwarding to InfluxDB, with the simulator in
     another process. Reports the collector's CPU share of one core and its peak resident memory
@@ -29,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -42,8 +46,9 @@ from tests.servers import InfluxServer  # noqa: E402
 PHASE_FIELDS = ("voltage_l{}_v", "current_l{}_a", "power_l{}_w")
 
 
-def build_journal(path: Path, n_points: int, meters: int = 50) -> None:
-    """A journal holding n_points meter readings (1 Hz per meter), committed in chunks."""
+def build_journal(path: Path, n_points: int, meters: int = 50, packed: bool = False) -> None:
+    """A journal holding n_points meter readings (1 Hz per meter), committed in chunks as point
+    rows, or (packed) written straight into packed hours."""
     journal = Journal(path, max_points=max(n_points * 2, 1000))
     t0_ns = (int(time.time()) - n_points // meters - 3600) * 10**9
     chunk = 50_000
@@ -63,8 +68,17 @@ def build_journal(path: Path, n_points: int, meters: int = 50) -> None:
             fields["reactive_power_var"] = power * 0.39
             points.append(Point("meter", {"site": "Benchmark workshop", "meter": f"meter-{meter:02d}",
                                           "machine": f"machine-{meter:02d}"}, fields, t0_ns + step * 10**9))
-        journal.put(points)
-        journal.commit()
+        if packed:
+            for meter in range(meters):
+                mine = points[meter::meters] if first % meters == 0 else [q for q in points if
+                                                                           q.tags["meter"] == f"meter-{meter:02d}"]
+                if mine:
+                    names = list(mine[0].fields)
+                    journal.write_history("meter", mine[0].tags, np.array([q.time_ns for q in mine], dtype=np.int64),
+                                          {k: np.array([q.fields[k] for q in mine]) for k in names})
+        else:
+            journal.put(points)
+            journal.commit()
     journal.close()
 
 
@@ -114,11 +128,12 @@ async def forward(server: InfluxServer, journal_path: Path, database: str, batch
     return time.perf_counter() - start, forwarder
 
 
-def throughput(n_points: int, batch: int, workdir: Path) -> dict:
-    journal_path = workdir / "backlog.sqlite"
+def throughput(n_points: int, batch: int, workdir: Path, packed: bool) -> dict:
+    journal_path = workdir / f"backlog-{'hours' if packed else 'rows'}.sqlite"
     t = time.perf_counter()
-    build_journal(journal_path, n_points)
-    print(f"journal of {n_points} points built in {time.perf_counter() - t:.1f} s", flush=True)
+    build_journal(journal_path, n_points, packed=packed)
+    print(f"journal of {n_points} points as {'packed hours' if packed else 'point rows'} built in "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
     bodies = journal_lines(journal_path, batch)
     megabytes = sum(len(b) for b in bodies) / 1e6
     results: dict = {"points": n_points, "batch_points": batch, "line_protocol_mb": round(megabytes, 1)}
@@ -131,13 +146,13 @@ def throughput(n_points: int, batch: int, workdir: Path) -> dict:
     del bodies
     with InfluxServer(workdir / "influx-forwarder") as server:
         seconds, forwarder = asyncio.run(forward(server, journal_path, "forwarded", batch))
-        assert forwarder.stats.forwarded == n_points, forwarder.stats
+        assert forwarder.stats.forwarded >= n_points, forwarder.stats
         assert count_points(server, "forwarded") == n_points
     results["forwarder_points_per_s"] = round(n_points / seconds)
     results["ratio"] = round(results["forwarder_points_per_s"] / results["baseline_points_per_s"], 3)
     print(f"forwarder (journal -> gzip -> /write): {n_points / seconds:,.0f} points/s ({seconds:.1f} s, "
           f"{forwarder.stats.requests} requests)", flush=True)
-    print(f"ratio forwarder / baseline: {results['ratio']:.2f} (target >= 0.70)", flush=True)
+    print(f"ratio forwarder / baseline: {results['ratio']:.2f} (target >= 0.90)", flush=True)
     return results
 
 
@@ -271,7 +286,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wattelier-bench-") as tmp:
         workdir = Path(tmp)
         if not args.skip_throughput:
-            results["throughput"] = throughput(args.points, args.batch, workdir)
+            results["throughput_rows"] = throughput(args.points, args.batch, workdir, packed=False)
+            results["throughput_hours"] = throughput(args.points, args.batch, workdir, packed=True)
         if not args.skip_footprint:
             results["footprint"] = footprint(args.machines, args.seconds, workdir)
     print(json.dumps(results, indent=2))
