@@ -65,3 +65,19 @@ def test_sessions_cover_jobs(example_site):
     for job in w.jobs(until):
         covering = [s for s in sessions if s.machine == job.machine and s.start_s <= job.start_s and job.end_s <= s.end_s]
         assert len(covering) == 1 and covering[0].member == job.member
+
+
+def test_a_workshop_that_forgets_the_past_answers_the_future_alike(example_site):
+    """forget_before lets a backfill keep its memory flat: later values are those of a workshop
+    that kept everything, and a forgotten time is refused, never answered wrongly."""
+    kept = Workshop(example_site, seed=7, t0_s=T0, pace=1.0, dt_s=1.0)
+    forgetful = Workshop(example_site, seed=7, t0_s=T0, pace=1.0, dt_s=1.0)
+    for day in range(3):
+        times = T0 + day * 86400.0 + np.arange(0.0, 86400.0, 7.5)
+        for name in ("router-1", SITE):
+            assert np.array_equal(kept.power_series(name, times), forgetful.power_series(name, times))
+            assert np.array_equal(kept.energy_series(name, times), forgetful.energy_series(name, times))
+        forgetful.forget_before(T0 + (day + 1) * 86400.0)
+    assert forgetful._power[SITE].n < kept._power[SITE].n / 2
+    with pytest.raises(ValueError, match="forgotten"):
+        forgetful.energy_series("router-1", np.array([T0 + 3600.0]))

@@ -44,7 +44,8 @@ def backfill_history(site: Site, start_s: float, end_s: float, journal_path: Pat
     journal = Journal(journal_path, max_points=site.journal.max_points, overflow=site.journal.overflow)
     written = 0
     try:
-        for chunk_end, meters, rows in backfill_chunks(site, workshop, start_s, end_s, power_holes):
+        for chunk_end, meters, rows in backfill_chunks(site, workshop, start_s, end_s, power_holes,
+                                                       forget=True):
             for m in meters:
                 written += journal.write_history(vocabulary.METER, m.tags, m.time_ns, m.columns)
             journal.put([Point(r.measurement, r.tags, r.fields, r.time_ns) for r in rows])

@@ -66,8 +66,8 @@ def influxql_source(influx: InfluxSettings, rollups=None):
                           token=None if influx.username else influx.token, rollups=rollups)
 
 
-def _pack_blocks(site: Site, journal_path: Path) -> None:
-    """Pack the complete hours not packed yet into column blocks (the collector does it every
+def _pack_hours(site: Site, journal_path: Path) -> None:
+    """Pack the complete hours not packed yet (storage.journal: the collector does it every
     few minutes; this covers journals written without it), so the read that follows is fast."""
     if not journal_path.exists():
         return  # the reader says there is no journal; do not create an empty one
@@ -76,7 +76,7 @@ def _pack_blocks(site: Site, journal_path: Path) -> None:
         started = time.monotonic()
         packed = journal.compact()
         if packed:
-            log.info("packed %d points into column blocks in %.1f s", packed, time.monotonic() - started)
+            log.info("packed %d points into hours in %.1f s", packed, time.monotonic() - started)
     finally:
         journal.close()
 
@@ -115,7 +115,7 @@ def _run_once(site: Site, start_s: float, end_s: float, journal_path: Path, infl
     else:
         from analytics.sessions import read_booked_sessions
 
-        _pack_blocks(site, journal_path)
+        _pack_hours(site, journal_path)
         sessions = read_booked_sessions(journal_path, start_s, end_s)
         source = f"journal {journal_path}"
 

@@ -56,12 +56,14 @@ class MeterColumns:
 
 
 def backfill_chunks(site: Site, workshop: Workshop, start_s: float, end_s: float,
-                    power_holes: Iterable[PowerHole] = ()
+                    power_holes: Iterable[PowerHole] = (), forget: bool = False
                     ) -> Iterator[tuple[float, list[MeterColumns], list[Row]]]:
     """Yield (chunk end [s], each meter's readings as columns, controller rows) for each chunk
     of the window, in time order per series.
 
     power_holes: meters' holes, their offsets from start_s; no reading of that meter inside one.
+    forget: let the workshop forget each chunk's power once it is yielded (memory stays flat
+    over a month; the workshop cannot answer for those times afterwards).
     """
     site_name = site.site.name
     holes = hole_windows(check_power_holes(power_holes, site), start_s)
@@ -95,6 +97,8 @@ def backfill_chunks(site: Site, workshop: Workshop, start_s: float, end_s: float
                     row_fields = {f.name: getattr(signals, f.name) for f in dc_fields(signals)}
                     rows.append(Row(v.CNC, tags, row_fields, int(round(seg.start_s * 1e9))))
         yield chunk_end, meters, rows
+        if forget:
+            workshop.forget_before(chunk_end)
         t = chunk_end
 
 

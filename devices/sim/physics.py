@@ -24,11 +24,13 @@ J_PER_KWH = 3.6e6
 
 
 class _Grow:
-    """A float64 array that grows at the end."""
+    """A float64 array that grows at the end, indexed by grid step; the steps before `first`
+    may be forgotten (forget_before) when no one will ask for them again."""
 
     def __init__(self, initial: float | None = None) -> None:
         self.data = np.zeros(1024)
         self.n = 0
+        self.first = 0  # the grid step of data[0]
         if initial is not None:
             self.append(np.array([initial]))
 
@@ -43,6 +45,25 @@ class _Grow:
 
     def view(self) -> np.ndarray:
         return self.data[: self.n]
+
+    def at(self, step):
+        """The value(s) at grid step(s) (int or int array), steps from `first` on."""
+        if not self.first:
+            return self.data[: self.n][step]
+        if np.min(step) < self.first:
+            raise ValueError(f"grid step {np.min(step)} was forgotten (kept from step {self.first})")
+        return self.data[step - self.first]
+
+    def forget_before(self, step: int) -> None:
+        """Drop the values before grid step `step` (the last value is always kept)."""
+        drop = min(step - self.first, self.n - 1)
+        if drop <= 0:
+            return
+        kept = self.data[drop: self.n]
+        self.data = np.zeros(max(1024, 2 * len(kept)))
+        self.data[: len(kept)] = kept
+        self.n = len(kept)
+        self.first += drop
 
 
 @dataclass
@@ -91,7 +112,6 @@ class Workshop:
         self.entities[SITE] = _Entity(SITE, len(self.entities), self.base_load_w,
                                       profiles["service"])
         self._power = {name: _Grow() for name in self.entities}
-        self._processing = {name: _Grow() for name in self.entities}
         self._cum_kwh = {name: _Grow(0.0) for name in self.entities}
         self._steps = 0
         self.counter_offset_kwh = {}
@@ -134,7 +154,7 @@ class Workshop:
             power[states == "off"] = 0.0
             processing = (states == "processing").astype(float)
             processing_now[name] = processing
-            self._store(name, power, processing)
+            self._store(name, power)
             site_power += power
         for name, ent in self.entities.items():
             if ent.schedule is not None or name == SITE:
@@ -145,14 +165,13 @@ class Workshop:
                     running |= processing_now[target_name] > 0
             level = np.where(running, ent.profile["running"], ent.profile["standby"])
             power = level * ent.rated_w * (1.0 + ent.profile["noise"] * self._noise(ent, first, count))
-            self._store(name, power, running.astype(float))
+            self._store(name, power)
             site_power += power
-        self._store(SITE, site_power, np.zeros(count))
+        self._store(SITE, site_power)
         self._steps = target
 
-    def _store(self, name: str, power: np.ndarray, processing: np.ndarray) -> None:
+    def _store(self, name: str, power: np.ndarray) -> None:
         self._power[name].append(power)
-        self._processing[name].append(processing)
         cum = self._cum_kwh[name]
         last = cum.view()[-1]
         cum.append(last + np.cumsum(power) * self.dt_s / J_PER_KWH)
@@ -162,10 +181,17 @@ class Workshop:
         k = int(math.floor((t_s - self.t0_s) / self.dt_s))
         return min(max(k, 0), self._steps - 1)
 
+    def forget_before(self, t_s: float) -> None:
+        """Let go of the grid steps before t_s: power and energy are asked for at t_s or later
+        only from now on (a backfill moving forward day by day keeps its memory flat)."""
+        step = int(math.floor((t_s - self.t0_s) / self.dt_s)) - 1
+        for grown in (*self._power.values(), *self._cum_kwh.values()):
+            grown.forget_before(step)
+
     # -- what the world sees -----------------------------------------------------------------
     def power_w(self, name: str, t_s: float) -> float:
         """Active power of a machine, service or 'site' at t_s [W]."""
-        return float(self._power[name].view()[self._step(t_s)])
+        return float(self._power[name].at(self._step(t_s)))
 
     def energy_kwh(self, name: str, t_s: float) -> float:
         """Energy of a machine, service or 'site' from t0 to t_s [kWh] (exact integral)."""
@@ -173,20 +199,20 @@ class Workshop:
             return 0.0
         k = self._step(t_s)
         tk = self.t0_s + k * self.dt_s
-        return float(self._cum_kwh[name].view()[k] + self._power[name].view()[k] * (t_s - tk) / J_PER_KWH)
+        return float(self._cum_kwh[name].at(k) + self._power[name].at(k) * (t_s - tk) / J_PER_KWH)
 
     def power_series(self, name: str, times_s: np.ndarray) -> np.ndarray:
         """Vectorised power_w at many times [W]."""
         self.advance_to(float(np.max(times_s)))
         k = np.clip(np.floor((times_s - self.t0_s) / self.dt_s).astype(np.int64), 0, self._steps - 1)
-        return self._power[name].view()[k]
+        return self._power[name].at(k)
 
     def energy_series(self, name: str, times_s: np.ndarray) -> np.ndarray:
         """Vectorised energy_kwh at many times [kWh]."""
         self.advance_to(float(np.max(times_s)))
         k = np.clip(np.floor((times_s - self.t0_s) / self.dt_s).astype(np.int64), 0, self._steps - 1)
         tk = self.t0_s + k * self.dt_s
-        out = self._cum_kwh[name].view()[k] + self._power[name].view()[k] * (times_s - tk) / J_PER_KWH
+        out = self._cum_kwh[name].at(k) + self._power[name].at(k) * (times_s - tk) / J_PER_KWH
         return np.where(times_s <= self.t0_s, 0.0, out)
 
     def rated_w(self, name: str) -> float:
