@@ -21,8 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from storage import hour_codec
-from storage.points import fields_to_line, json_fields_to_line
+from storage.points import fields_to_line, float_lines, json_fields_to_line
 from storage.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, FORWARDED_PREFIX,
                                     QUARANTINED_PREFIX, SCHEMA_SQL, check_journal,
                                     connect_readonly, journal_error, public_target)
@@ -170,6 +172,11 @@ class ForwardStore:
         blob = self._db.execute("SELECT blob FROM hours WHERE id = ?", (hour_id,)).fetchone()[0]
         prefix = self._prefixes.get(series_id) or self._prefix(series_id)
         try:
+            dense = hour_codec.dense_float_columns(blob)
+            if dense is not None and dense[1] and all(np.isfinite(c).all() for c in dense[1].values()):
+                lines.extend(float_lines(prefix, *dense))
+                ids.extend([hour_id] * len(dense[0]))
+                return hour_id
             time_ns, fields = hour_codec.decode_hour(blob)
         except hour_codec.HourCodecError as exc:
             bad.append((hour_id, f"{prefix} (packed hour {hour_id})", f"unreadable packed hour: {exc}"))

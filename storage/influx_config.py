@@ -13,6 +13,8 @@ devices.site.url_credentials_problem), whichever command builds them.
 
 from __future__ import annotations
 
+import ipaddress
+
 import urllib.parse
 from dataclasses import dataclass
 
@@ -70,6 +72,21 @@ class InfluxSettings:
         if self.api not in APIS:
             raise ConfigError(f"influxdb api must be one of {APIS}, got {self.api!r}")
         check_url(self.url)
+
+    @property
+    def compressed(self) -> bool:
+        """Whether write bodies are gzip-compressed: gzip_level > 0 and a server that is not on
+        this machine (over loopback compression saves no time on the wire and costs both the
+        forwarder and InfluxDB CPU: measured by benchmarks/forwarder.py)."""
+        if not self.gzip_level:
+            return False
+        host = (urllib.parse.urlsplit(self.url).hostname or "").lower()
+        if host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a host name
+            return True
 
     def target_key(self, api: str) -> str:
         """Identity of the destination: the journal keeps one forwarding cursor per target."""

@@ -5,7 +5,8 @@ client of the project: writes, deletes and queries, one error tree (storage.erro
 Two write paths for line protocol (docs/design.md, "Line protocol in, InfluxQL out"):
 - ``v2``: the `/api/v2/write` API through influxdb-client (InfluxDB 2.x, 3.x, 1.8+, and
   VictoriaMetrics), gzip-compressed by the client;
-- ``v1``: the `/write` endpoint of InfluxDB 1.x, gzip-compressed here (Content-Encoding: gzip).
+- ``v1``: the `/write` endpoint of InfluxDB 1.x, gzip-compressed here (Content-Encoding: gzip)
+  unless the server is on this machine (InfluxSettings.compressed).
 ``auto`` picks one from the `X-Influxdb-Version` header of `/ping` (1.x -> v1, else v2).
 influxdb-client is imported on the first v2 write only: importing it takes about 0.2 s, which
 every `wattelier analyze` writing to InfluxDB 1.x would otherwise pay for nothing.
@@ -294,10 +295,11 @@ class InfluxTarget:
 
     # -- writing ---------------------------------------------------------------------------
     def encode(self, lines: list[str]) -> bytes:
-        """The request body for lines: gzip-compressed for v1; plain for v2, where
-        influxdb-client compresses. Callers may prepare it ahead of `write_body`."""
+        """The request body for lines: gzip-compressed for v1 (InfluxSettings.compressed: not
+        over loopback); plain for v2, where influxdb-client compresses. Callers may prepare it
+        ahead of `write_body`."""
         data = ("\n".join(lines) + "\n").encode("utf-8")
-        if self.resolve_api() == "v1" and self.settings.gzip_level:
+        if self.resolve_api() == "v1" and self.settings.compressed:
             return gzip.compress(data, compresslevel=self.settings.gzip_level)
         return data
 
@@ -319,7 +321,7 @@ class InfluxTarget:
         if s.retention_policy:
             fields["rp"] = s.retention_policy
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if s.gzip_level:
+        if s.compressed:
             headers["Content-Encoding"] = "gzip"
         self._request("POST", "/write", "write", body=body, headers=headers, fields=fields)
 
@@ -330,7 +332,7 @@ class InfluxTarget:
 
             s = self.settings
             self._client = InfluxDBClient(url=s.url, token=s.token or "", org=s.org,
-                                          timeout=int(s.timeout_s * 1000), enable_gzip=bool(s.gzip_level),
+                                          timeout=int(s.timeout_s * 1000), enable_gzip=s.compressed,
                                           verify_ssl=s.verify_tls)
             rest = getattr(getattr(self._client, "api_client", None), "rest_client", None)
             _track_sockets(getattr(rest, "pool_manager", None), self._sockets)
