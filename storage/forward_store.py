@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from storage import hour_codec
 from storage.points import fields_to_line, float_lines, json_fields_to_line
 from storage.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, FORWARDED_PREFIX,
                                     QUARANTINED_PREFIX, SCHEMA_SQL, check_journal,
@@ -168,6 +167,7 @@ class ForwardStore:
     def _hour_lines(self, hour: tuple[int, int, int], ids: list[int], lines: list[str],
                     bad: list[tuple[int, str, str]]) -> int:
         """Add the lines of one packed hour (id, series_id, count); return its id."""
+        from storage import hour_codec  # here: 9 ms of import, for packed hours only
         hour_id, series_id, _ = hour
         blob = self._db.execute("SELECT blob FROM hours WHERE id = ?", (hour_id,)).fetchone()[0]
         prefix = self._prefixes.get(series_id) or self._prefix(series_id)

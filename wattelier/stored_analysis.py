@@ -113,7 +113,7 @@ def _run_once(site: Site, start_s: float, end_s: float, journal_path: Path, infl
         sessions = open_source().sessions(start_s, end_s)
         source = f"InfluxDB {influx.url} ({influxql_database(influx)})"
     else:
-        from analytics.sessions import read_booked_sessions
+        from storage.bookings import read_booked_sessions
 
         _pack_hours(site, journal_path)
         sessions = read_booked_sessions(journal_path, start_s, end_s)
