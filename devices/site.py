@@ -316,17 +316,22 @@ class FabManager(_Model):
     timeout_s: Annotated[float, _between(1, 600)] = 30.0
 
 
-# A journal point costs about 440 bytes on disk (row, series index, column blocks, WAL).
-JOURNAL_BYTES_PER_POINT = 440
+# What a reading costs on disk in the journal (storage/journal_schema.py, measured by
+# benchmarks/journal.py): packed into its hour, about 11 bytes for the example site's meters and
+# at most about 60 for noisy float readings; as a row (the current hour, or waiting for an
+# unreachable InfluxDB), about 440 bytes.
+PACKED_BYTES_PER_POINT = 60
+ROW_BYTES_PER_POINT = 440
 
 
 class JournalSettings(_Model):
-    """The local journal. max_points bounds it: about JOURNAL_BYTES_PER_POINT bytes a point on
-    disk, so the default 10 000 000 points is about 4.4 GB, room for a small edge box (a
-    week of 16 meters at 1 Hz is also about 10 million points)."""
+    """The local journal. max_points bounds it: at most about PACKED_BYTES_PER_POINT bytes a
+    packed reading, so the default 50 000 000 points is at most about 3 GB (0.6 GB for the
+    example site's meters), room for a small edge box and a month of 16 meters at 1 Hz;
+    readings waiting as rows for an unreachable InfluxDB cost ROW_BYTES_PER_POINT each."""
 
     path: str = "wattelier-journal.sqlite"
-    max_points: Annotated[int, _between(1000, 10**10)] = 10_000_000
+    max_points: Annotated[int, _between(1000, 10**10)] = 50_000_000
     overflow: str = "drop_oldest"
     commit_interval_s: Annotated[float, _between(0.01, 1.0)] = 0.5
 

@@ -535,14 +535,15 @@ class Journal:
                     if n > room:  # reject_new, or a history bigger than the journal: none of it
                         drops[DROP_PREFIX + "journal_full_rejected"] = n
                         n = 0
+                    # the count less what made room; the rollups written count themselves
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'points_stored'", (str(self._count),))
                     if n:
                         sid = self._series_id(db, series_key, measurement, tags)
                         journal_hours.write_hours(db, sid, measurement, np.asarray(time_ns), columns)
                     db.executemany("INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) "
                                    "DO UPDATE SET value = value + excluded.value",
                                    [(k, v) for k, v in {"points_written": n, **drops}.items() if v])
-                    stored = int(db.execute("SELECT value FROM meta WHERE key = 'points_stored'").fetchone()[0])
-                    db.execute("UPDATE meta SET value = ? WHERE key = 'points_stored'", (str(stored + n),))
+                    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'points_stored'", (n,))
                     db.execute("COMMIT")
                 except BaseException:
                     _rollback(db)

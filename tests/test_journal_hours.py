@@ -381,3 +381,22 @@ def test_packed_hours_are_sent_as_the_same_lines_as_their_rows(tmp_path):
         lines[pack] = sorted((key, sorted(field_set.split(",")), t) for key, field_set, t in
                              (line.split(" ") for line in batch.lines if not line.startswith("power_rollup")))
     assert lines[True] == lines[False] and len(lines[True]) == len(points)
+
+
+def test_a_history_bigger_than_the_journal_keeps_the_newest_and_counts_the_rest(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, max_points=5000)
+    tags = {"site": "s", "meter": "m1", "machine": "m1"}
+    for k in range(3):
+        t = T0_NS + (np.arange(3600) + k * 3600) * 10**9
+        assert journal.write_history("meter", tags, t, {"power_w": np.ones(3600), "energy_import_kwh": t / 1e12}) == 3600
+    deleted = journal.drops()["journal_full_oldest_deleted"]
+    stored = journal.count()
+    assert stored == 3 * 3600 + 3 - deleted  # three hours and their rollups, less what made room
+    assert stored <= 5000 + 1  # the bound, and the rollup of the hour written last
+    journal.close()
+    [meter] = _points(path).values()
+    rollups = sum(len(v) for v in _points(path, vocabulary.ROLLUP).values())
+    assert len(meter) + rollups == stored
+    assert meter[-1][0] == T0_NS + (3 * 3600 - 1) * 10**9  # the newest kept
+    assert [t for t, _ in meter] == sorted(t for t, _ in meter)

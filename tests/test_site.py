@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devices.secrets import SecretsError, read_secret, secrets_problem
-from devices.site import (JOURNAL_BYTES_PER_POINT, JournalSettings, SiteError, example_site_path,
+from devices.site import (PACKED_BYTES_PER_POINT, ROW_BYTES_PER_POINT, JournalSettings, SiteError, example_site_path,
                           load_site, parse_site, site_warnings, url_credentials_problem)
 from wattelier.cli import app
 from tests.sitefiles import with_own_factor
@@ -266,8 +266,10 @@ def test_nesting_too_deep_is_a_problem_not_a_recursion_error():
 
 def test_the_journal_bound_fits_a_small_edge_box():
     default = JournalSettings().max_points
-    assert default * JOURNAL_BYTES_PER_POINT <= 5e9  # about 4.4 GB
-    assert "22 GB" in EXAMPLE and "4.4 GB" in EXAMPLE
+    assert default * PACKED_BYTES_PER_POINT <= 5e9  # at most about 3 GB packed
+    assert 30 * 86400 * 16 <= default  # a month of 16 meters at 1 Hz
+    assert 7 * 86400 * 8 * ROW_BYTES_PER_POINT <= 2.5e9  # a week's outage of the example site as rows
+    assert "0.6 GB" in EXAMPLE and "2.1 GB" in EXAMPLE
 
 
 # ---- the secrets file: one set of rules for check, collect and every reader -------------------
