@@ -14,6 +14,10 @@ InfluxDB) turn their libraries' exceptions into these; every message is one line
 
 from __future__ import annotations
 
+import email.utils
+import json
+import time
+
 
 class StorageError(Exception):
     """Root of wattelier storage errors."""
@@ -61,3 +65,49 @@ class InfluxNotFound(InfluxError):
     """404: no such database or bucket (or not an InfluxDB endpoint)."""
 
     kind = "influx_not_found"
+
+
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now_s if now_s is not None else time.time()))
+
+
+def influx_error_for(status: int, body: bytes | str | None, headers, doing: str) -> InfluxError:
+    """The InfluxError an HTTP status means (with the server's message; Retry-After read for
+    the retryable ones); `doing` names what failed ("write", "query")."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        parsed = json.loads(text)
+        text = parsed.get("error") or parsed.get("message") or text
+    except (ValueError, AttributeError):
+        pass
+    text = text.strip()[:2000]
+    message = f"{doing}: HTTP {status}: {text}" if text else f"{doing}: HTTP {status}"
+    if status in RETRYABLE_STATUS:
+        retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+        return InfluxUnavailable(message, retry_after_s=retry_after)
+    if status in (400, 422):
+        return InfluxRejected(message, status=status)
+    if status == 413:
+        return InfluxTooLarge(message)
+    if status in (401, 403):
+        return InfluxAuthError(message)
+    if status == 404:
+        return InfluxNotFound(message)
+    return InfluxUnavailable(message)

@@ -32,44 +32,22 @@ error message is scrubbed of the token in case a server echoes it back.
 from __future__ import annotations
 
 import base64
-import email.utils
 import gzip
 import json
 import logging
 import re
 import socket
 import threading
-import time
 import urllib.parse
 
 import urllib3
 
-from storage.errors import (InfluxAuthError, InfluxError, InfluxNotFound, InfluxRejected,
-                            InfluxTooLarge, InfluxUnavailable)
+from storage.errors import InfluxError, InfluxRejected, InfluxUnavailable
+from storage.errors import influx_error_for as _error_for
+from storage.errors import parse_retry_after  # noqa: F401 (re-exported: the forwarder's backoff)
 from storage.influx_config import InfluxSettings  # noqa: F401 (re-exported: the adapter's settings)
 
 log = logging.getLogger("wattelier.collector.influx")
-
-RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (now_s if now_s is not None else time.time()))
-
 
 _POOL_PREFIX = re.compile(r"^\w*Connection(?:Pool)?\(host=[^)]*\): ")
 
@@ -132,29 +110,6 @@ def _track_sockets(manager, sockets: _OpenSockets) -> None:
     if isinstance(classes, dict):
         manager.pool_classes_by_scheme = {scheme: _tracking_pool(cls, sockets)
                                           for scheme, cls in classes.items()}
-
-
-def _error_for(status: int, body: bytes | str | None, headers, doing: str) -> InfluxError:
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    try:
-        parsed = json.loads(text)
-        text = parsed.get("error") or parsed.get("message") or text
-    except (ValueError, AttributeError):
-        pass
-    text = text.strip()[:2000]
-    message = f"{doing}: HTTP {status}: {text}" if text else f"{doing}: HTTP {status}"
-    if status in RETRYABLE_STATUS:
-        retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
-        return InfluxUnavailable(message, retry_after_s=retry_after)
-    if status in (400, 422):
-        return InfluxRejected(message, status=status)
-    if status == 413:
-        return InfluxTooLarge(message)
-    if status in (401, 403):
-        return InfluxAuthError(message)
-    if status == 404:
-        return InfluxNotFound(message)
-    return InfluxUnavailable(message)
 
 
 class InfluxTarget:

@@ -1,23 +1,22 @@
 """InfluxQL: queries to InfluxDB (1.x `/query`, 2.x through its v1 compatibility API and a
 DBRP mapping, 3.x), answered in JSON or CSV, and the quoting of InfluxQL text. Part of the one
-InfluxDB client with storage.influxdb (writes and deletes), whose HTTP error mapping it uses:
-its errors are storage.errors.InfluxError. urllib3 is imported by the first query only, so
-that commands reading the journal never pay for it.
+InfluxDB client with storage.influxdb (writes and deletes); its errors are those of
+storage.errors (influx_error_for maps an HTTP status). One kept-alive connection of the
+standard library's http.client: a query costs no connection set-up after the first, and a
+command that reads (analyze, report) does not import urllib3 (35 ms) before its answer.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import http.client
 import io
 import json
+import socket
 import urllib.parse
-from typing import TYPE_CHECKING
 
-from storage.errors import InfluxRejected, InfluxUnavailable
-
-if TYPE_CHECKING:
-    import urllib3
+from storage.errors import InfluxRejected, InfluxUnavailable, influx_error_for
 
 def parse_csv_answer(text: str, where: str) -> list[dict]:
     """Series from InfluxDB's CSV answer to one statement (columns name, tags, time, fields;
@@ -71,7 +70,7 @@ class InfluxQL:
 
     url: server base URL; database: the database (v1) or the DBRP-mapped name (2.x);
     username/password: v1 basic auth; token: InfluxDB 2.x/3.x token. One kept-alive
-    connection (urllib3), made in the process that queries (never share one across a fork).
+    connection (http.client), made in the process that queries (never share one across a fork).
     Failures: InfluxUnavailable (unreachable, 5xx), InfluxRejected (a statement refused:
     its message and the statement), InfluxAuthError, InfluxNotFound (storage.errors)."""
 
@@ -79,7 +78,7 @@ class InfluxQL:
                  password: str | None = None, token: str | None = None, timeout_s: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self.database = database
-        self.headers: dict[str, str] = {}
+        self.headers: dict[str, str] = {"Content-Type": "application/x-www-form-urlencoded"}
         if username and password is not None:
             raw = f"{username}:{password}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
@@ -88,16 +87,16 @@ class InfluxQL:
         self.timeout_s = timeout_s
         self.queries = 0  # statements sent
         self.requests = 0  # HTTP requests (several statements each at most per_request)
-        self._http: urllib3.PoolManager | None = None  # made by the first query
+        parts = urllib.parse.urlsplit(self.url)
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname or "", parts.port
+        self._path = parts.path + "/query"
+        self._connection: http.client.HTTPConnection | None = None  # made by the first query
 
-    def _pool(self) -> urllib3.PoolManager:
-        import urllib3  # here: 35 ms of import that a journal-only command never needs
-
-        if self._http is None:
-            self._http = urllib3.PoolManager(
-                num_pools=1, maxsize=1, retries=False,
-                timeout=urllib3.Timeout(connect=min(5.0, self.timeout_s), read=self.timeout_s))
-        return self._http
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            self._connection = kind(self._host, self._port, timeout=self.timeout_s)
+        return self._connection
 
     def query(self, q: str) -> list[dict]:
         """Series of one InfluxQL statement (times in ns)."""
@@ -128,24 +127,30 @@ class InfluxQL:
         return parse_csv_answer(body.decode("utf-8"), f"{self.url} (query: {q})")
 
     def _post(self, statements: list[str], accept: str) -> tuple[str, bytes]:
-        """(Content-Type, body) of InfluxDB's answer to these statements, in one request."""
-        import urllib3
-
-        from storage.influxdb import _error_for, _reason
-
+        """(Content-Type, body) of InfluxDB's answer to these statements, in one request. A
+        kept-alive connection the server closed meanwhile is opened again once."""
         data = urllib.parse.urlencode({"q": ";".join(statements), "db": self.database, "epoch": "ns"}).encode()
         self.queries += len(statements)
         self.requests += 1
-        pool = self._pool()
-        try:
-            response = pool.request(
-                "POST", self.url + "/query", body=data, preload_content=True,
-                headers=dict(self.headers, Accept=accept, **{"Content-Type": "application/x-www-form-urlencoded"}))
-        except urllib3.exceptions.HTTPError as exc:
-            raise InfluxUnavailable(f"{self.url}: unreachable: {_reason(exc)}") from exc
+        headers = dict(self.headers, Accept=accept)
+        for attempt in (1, 2):
+            connection = self._connect()
+            try:
+                connection.request("POST", self._path, body=data, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if attempt == 2:
+                    raise InfluxUnavailable(f"{self.url}: unreachable: {exc}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                reason = "no answer within the timeout" if isinstance(exc, socket.timeout) else exc
+                raise InfluxUnavailable(f"{self.url}: unreachable: {reason}") from exc
         if response.status >= 300:
-            raise _error_for(response.status, response.data, response.headers, f"{self.url}: query refused")
-        return response.headers.get("Content-Type", ""), response.data
+            raise influx_error_for(response.status, body, response.headers, f"{self.url}: query refused")
+        return response.headers.get("Content-Type", ""), body
 
     def _json_series(self, body: bytes, statements: list[str]) -> list[list[dict]]:
         """Series of each statement from a JSON answer; a statement's error raised."""
@@ -165,6 +170,6 @@ class InfluxQL:
         return out
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.clear()
-            self._http = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
