@@ -186,6 +186,18 @@ def test_a_start_that_is_not_a_date_says_where(tmp_path):
                                             "is not a date or a date-time"), err.value.problems
 
 
+def test_a_duration_that_is_a_date_says_where(tmp_path):
+    """icalendar reads DURATION:23000101T000000Z as a date-time (a fuzz find): a problem with
+    its line, not a crash."""
+    path = tmp_path / "bad.ics"
+    path.write_bytes(calendar(vevent("UID:d", "DTSTART:20261029T083000Z", "DURATION:23000101T000000Z",
+                                     "SUMMARY:amelie @ laser-1")))
+    with pytest.raises(SessionsError) as err:
+        read_sessions_ical(path, machine_finder(SITE), SITE.tz, member_for=member_finder(SITE), now_s=NOW_S)
+    assert err.value.problems == [f"{path}:4: event 'd' ('amelie @ laser-1'): line 8: DURATION "
+                                  "'23000101T000000Z' is not a duration such as PT1H30M or P1D"], err.value.problems
+
+
 def test_import_speed_of_a_few_thousand_events(tmp_path):
     """1 000 single bookings and 100 weekly series of 20 occurrences (3 000 sessions)."""
     machines = ["router-1", "laser-1", "mill-1", "kiln-1", "printers-1"]

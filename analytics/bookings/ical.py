@@ -331,6 +331,8 @@ def _prop_value(event: _Event, name: str):
     if name in _MOMENTS and not isinstance(value, dt.date):
         raise ValueError(f"line {event.line_of(name)}: {name} {event.raw(name)!r} is not a date or a "
                          "date-time; write it as 20261027T090000 (with TZID or Z) or 20261027")
+    if name == "DURATION" and not isinstance(value, dt.timedelta):  # icalendar reads a date-time too
+        raise ValueError(f"line {event.line_of(name)}: {_raw_problem(name, event.raw(name), '')}")
     if isinstance(value, dt.datetime) and str(params.get("VALUE", "")).upper() == "DATE":
         return value.date()  # a DATE with a TZID is still a whole day
     return value
