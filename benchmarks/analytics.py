@@ -233,7 +233,8 @@ def part_end_to_end(args: argparse.Namespace) -> None:
         marker = tmp / "built.json"
         built = time.perf_counter()
         built_as = {"days": days, "machines": machines, "journal_schema": SCHEMA_VERSION}
-        if marker.exists() and json.loads(marker.read_text()) == built_as:
+        written_now = not (marker.exists() and json.loads(marker.read_text()) == built_as)
+        if not written_now:
             from analytics.sessions import read_booked_sessions
 
             sessions = read_booked_sessions(journal_path, start_s, end_s)
@@ -264,9 +265,9 @@ def part_end_to_end(args: argparse.Namespace) -> None:
         print(f"end_to_end: {days} days of 1 Hz power for {machines} machines = {n_points:,} points and "
               f"{len(sessions)} sessions, built in {time.perf_counter() - built:.0f} s", flush=True)
         # The history went straight into packed hours; what is left as rows (bookings) stays.
-        packed = journal.compact(horizon_ns=int(end_s * 1e9) + 7200 * 10**9)
+        journal.compact(horizon_ns=int(end_s * 1e9) + 7200 * 10**9)
         journal.close()
-        print(f"  journal {'written' if packed or not marker.exists() else 'reused from ' + str(tmp)}: "
+        print(f"  journal {'written' if written_now else 'reused from ' + str(tmp)}: "
               f"{journal_path.stat().st_size / 1e6:.0f} MB", flush=True)
         with InfluxServer(tmp / "influx") as server:
             # The server listens on a new port each run; its forwarding cursor is kept under

@@ -287,7 +287,7 @@ def journal_status(path: str | Path, configured: Iterable[str] = ()) -> JournalS
                 "SELECT coalesce(sum(count), 0), min(start_ns), max(start_ns) FROM hours").fetchone()
             count += packed
             oldest = min((t for t in (oldest, first_hour) if t is not None), default=None)
-            newest = max((t for t in (newest, last_hour) if t is not None), default=None)
+            newest = max((t for t in (newest, _newest_packed(db, last_hour)) if t is not None), default=None)
         counters = dict(db.execute("SELECT name, value FROM counters").fetchall()) if "counters" in tables else {}
         status = JournalStatus(count, oldest, newest, {public_target(k): v for k, v in counters.items()})
         cursors = []
@@ -322,6 +322,17 @@ def journal_status(path: str | Path, configured: Iterable[str] = ()) -> JournalS
         return status
     finally:
         db.close()
+
+
+def _newest_packed(db: sqlite3.Connection, last_start_ns: int | None) -> int | None:
+    """The time [ns] of the newest packed point: the last point of the latest packed hours
+    (only their time columns are decoded)."""
+    if last_start_ns is None:
+        return None
+    from storage import hour_codec  # here: 9 ms of import, for packed hours only
+
+    return max(int(hour_codec.decode_columns(blob, ())[0].max())
+               for (blob,) in db.execute("SELECT blob FROM hours WHERE start_ns = ?", (last_start_ns,)))
 
 
 def quarantined_lines(path: str | Path, limit: int = 20) -> list[tuple[str, QuarantinedLine]]:

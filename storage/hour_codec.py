@@ -94,28 +94,10 @@ def encode_hour(time_ns: Sequence[int] | np.ndarray, fields: Sequence[dict[str, 
     times = _as_times(time_ns)
     if len(fields) != len(times):
         raise ValueError(f"{len(times)} times but {len(fields)} field sets")
-    if len(times) > MAX_POINTS:
-        raise ValueError(f"{len(times)} points: a blob holds at most {MAX_POINTS}")
-    header = _Writer()
-    sections: list[bytes] = []
-    header.uint(len(times))
-    _write_ints(header, sections, times)
     columns = _gather_columns(fields)
-    header.uint(len(columns))
-    for name, column in columns.items():
-        if not isinstance(name, str):
-            raise TypeError(f"field name {name!r} is not a str")
-        descriptor = _Writer()
-        field_sections: list[bytes] = []
-        _write_field(descriptor, field_sections, column, len(times))
-        header.text(name.encode("utf-8", "surrogatepass"))
-        header.uint(sum(map(len, field_sections)))
-        header.text(bytes(descriptor.data))
-        sections += field_sections
-    raw_header = bytes(header.data)
-    stored_header = zlib.compress(raw_header, _ZLIB_LEVEL)
-    return b"".join([bytes([FORMAT_VERSION]), _uint_bytes(len(raw_header)),
-                     _uint_bytes(len(stored_header)), stored_header, *sections])
+    return _blob(times, {name: (lambda descriptor, sections, column=column:
+                                _write_field(descriptor, sections, column, len(times)))
+                         for name, column in columns.items()})
 
 
 def encode_float_columns(time_ns: Sequence[int] | np.ndarray, columns: dict[str, np.ndarray]) -> bytes:
@@ -123,25 +105,42 @@ def encode_float_columns(time_ns: Sequence[int] | np.ndarray, columns: dict[str,
     float: columns {name: float64 values, one per time}. The same bytes as encode_hour of the
     same points as dicts, without making a dict per point (a backfilled meter hour)."""
     times = _as_times(time_ns)
-    if len(times) > MAX_POINTS:
-        raise ValueError(f"{len(times)} points: a blob holds at most {MAX_POINTS}")
-    header = _Writer()
-    sections: list[bytes] = []
-    header.uint(len(times))
-    _write_ints(header, sections, times)
-    header.uint(len(columns))
+    writers = {}
     for name, values in columns.items():
         values = np.asarray(values, dtype=np.float64)
         if len(values) != len(times):
             raise ValueError(f"field {name!r}: {len(values)} values for {len(times)} times")
         if not np.isfinite(values).all():
             raise ValueError(f"field {name!r}: a value that is not finite (use encode_hour)")
+        writers[name] = lambda descriptor, sections, values=values: _write_dense_floats(descriptor, sections, values)
+    return _blob(times, writers)
+
+
+def _write_dense_floats(descriptor: _Writer, sections: list[bytes], values: np.ndarray) -> None:
+    """The descriptor and sections of a field every point holds as a float (as _write_field
+    writes such a field)."""
+    descriptor.byte(_DENSE)
+    descriptor.uint(1)
+    descriptor.byte(_FLOAT)
+    _write_floats(descriptor, sections, values)
+
+
+def _blob(times: np.ndarray, writers: dict) -> bytes:
+    """The blob of times and fields: writers {name: write(descriptor, sections)}, each writing
+    one field's descriptor and sections, in the order given."""
+    if len(times) > MAX_POINTS:
+        raise ValueError(f"{len(times)} points: a blob holds at most {MAX_POINTS}")
+    header = _Writer()
+    sections: list[bytes] = []
+    header.uint(len(times))
+    _write_ints(header, sections, times)
+    header.uint(len(writers))
+    for name, write in writers.items():
+        if not isinstance(name, str):
+            raise TypeError(f"field name {name!r} is not a str")
         descriptor = _Writer()
         field_sections: list[bytes] = []
-        descriptor.byte(_DENSE)
-        descriptor.uint(1)
-        descriptor.byte(_FLOAT)
-        _write_floats(descriptor, field_sections, values)
+        write(descriptor, field_sections)
         header.text(name.encode("utf-8", "surrogatepass"))
         header.uint(sum(map(len, field_sections)))
         header.text(bytes(descriptor.data))

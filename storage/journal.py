@@ -51,16 +51,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-
-import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devices.errors import ConfigError
-from storage.points import Point
-from storage import journal_hours, journal_upgrade
+import numpy as np
+
 from devices import vocabulary
+from devices.errors import ConfigError
 from devices.site import JournalSettings
+from storage import journal_hours, journal_upgrade
+from storage.points import Point
 from storage.journal_schema import (BUSY_TIMEOUT_S, DROP_PREFIX, HOUR_NS, LAST_ID_KEY,
                                     PACKED_MEASUREMENTS, RECOVERY_HINT, JournalDamaged,
                                     JournalError, JournalFull, JournalLocked, JournalUnwritable,
@@ -417,7 +417,7 @@ class Journal:
             if hour is None and row is None:
                 break
             if row is None or (hour is not None and hour[0] < row):
-                n, _ = journal_hours.delete_oldest_hours(db, limit - deleted, min(bound, row or bound) + 1)
+                n = journal_hours.delete_oldest_hours(db, limit - deleted, min(bound, row or bound) + 1)
             else:
                 below = min(bound + 1, hour[0] if hour is not None else bound + 1)
                 n = self._delete_oldest_rows(db, limit - deleted, below)

@@ -74,10 +74,13 @@ def pack_hour(db: sqlite3.Connection, series_id: int, measurement: str, start_ns
     blob (adding them to the hour's packed points, if any), unless a row is above limit_id
     (not yet accepted by every forwarding target). Returns the points packed (0: none)."""
     from storage import hour_codec  # here: 9 ms of import, for packed hours only
+    span = (series_id, start_ns, start_ns + HOUR_NS)
+    newest = db.execute("SELECT max(id) FROM points WHERE series_id = ? AND time_ns >= ? AND time_ns < ?",
+                        span).fetchone()[0]
+    if newest is None or newest > limit_id:  # checked before reading the fields: an outage's
+        return 0                              # unsent hours are passed over at every packing
     rows = db.execute("SELECT id, time_ns, fields FROM points WHERE series_id = ? AND time_ns >= ? "
-                      "AND time_ns < ? ORDER BY time_ns, id", (series_id, start_ns, start_ns + HOUR_NS)).fetchall()
-    if not rows or max(r[0] for r in rows) > limit_id:
-        return 0
+                      "AND time_ns < ? ORDER BY time_ns, id", span).fetchall()
     ids, time_ns, texts = zip(*rows)
     fields = [json.loads(text) for text in texts]
     old = read_hour(db, series_id, start_ns)
@@ -190,13 +193,14 @@ def freeze_rollups(db: sqlite3.Connection, hours: Iterable[tuple[int, int]]) -> 
     db.executemany("INSERT OR IGNORE INTO rollup_frozen(series_id, start_ns) VALUES (?, ?)", list(hours))
 
 
-def delete_oldest_hours(db: sqlite3.Connection, limit_points: int, below_id: int) -> tuple[int, int]:
+def delete_oldest_hours(db: sqlite3.Connection, limit_points: int, below_id: int) -> int:
     """Delete the oldest `limit_points` packed points, hour by hour in id order while the
     next hour's id is below below_id: whole hours, then the oldest points of the last one (its
-    blob written again without them); their meter hours get no new rollup. Returns (points
-    deleted, the id of the last hour touched or 0)."""
+    blob written again without them); their meter hours get no new rollup. Returns the points
+    deleted."""
     from storage import hour_codec  # here: 9 ms of import, for packed hours only
-    deleted = last = 0
+
+    deleted = 0
     while deleted < limit_points:
         row = db.execute("SELECT id, series_id, start_ns, count FROM hours WHERE id < ? ORDER BY id LIMIT 1",
                          (below_id,)).fetchone()
@@ -204,7 +208,6 @@ def delete_oldest_hours(db: sqlite3.Connection, limit_points: int, below_id: int
             break
         hour_id, series_id, start_ns, count = row
         freeze_rollups(db, [(series_id, start_ns)])
-        last = hour_id
         if count <= limit_points - deleted:
             db.execute("DELETE FROM hours WHERE id = ?", (hour_id,))
             deleted += count
@@ -213,5 +216,4 @@ def delete_oldest_hours(db: sqlite3.Connection, limit_points: int, below_id: int
         _, time_ns, fields = read_hour(db, series_id, start_ns)
         _store_hour(db, hour_id, series_id, start_ns, count - cut, hour_codec.encode_hour(time_ns[cut:], fields[cut:]))
         deleted += cut
-        break  # an hour cut: the oldest points left are its own, not the next hour's
-    return deleted, last
+    return deleted

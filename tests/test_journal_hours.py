@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from analytics.inputs import JournalInputs
 from devices import vocabulary
-from storage.forward_store import ForwardStore
+from storage.forward_store import ForwardStore, journal_status
 from storage.journal import Journal
 from storage.journal_reader import JournalReader
 from storage.journal_schema import HOUR_NS
@@ -161,6 +161,8 @@ def test_a_history_written_into_hours_reads_and_forwards_as_rows_would(tmp_path)
     journal.close()
     other.close()
     assert _points(history) == _points(rows)
+    status = journal_status(history)  # what `wattelier journal` shows: the packed points counted
+    assert (status.points, status.oldest_point_ns, status.newest_point_ns) == (len(t) + 2, T0_NS, int(t[-1]))
     store = ForwardStore(history, TARGET)
     lines = []
     while batch := store.read_batch(store.cursor(), 1000):
