@@ -146,8 +146,14 @@ class InfluxQL:
                     raise InfluxUnavailable(f"{self.url}: unreachable: {exc}") from exc
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                reason = "no answer within the timeout" if isinstance(exc, socket.timeout) else exc
-                raise InfluxUnavailable(f"{self.url}: unreachable: {reason}") from exc
+                said = " ".join(str(exc).split())[:120]
+                if isinstance(exc, socket.timeout):
+                    reason = "unreachable: no answer within the timeout"
+                elif isinstance(exc, http.client.HTTPException):  # something answers, not HTTP
+                    reason = f"not an HTTP answer ({said or type(exc).__name__}): is it InfluxDB?"
+                else:
+                    reason = f"unreachable: {said}"
+                raise InfluxUnavailable(f"{self.url}: {reason}") from exc
         if response.status >= 300:
             raise influx_error_for(response.status, body, response.headers, f"{self.url}: query refused")
         return response.headers.get("Content-Type", ""), body

@@ -19,6 +19,32 @@ def test_analyze_with_influxdb_down_says_so_in_one_line(tmp_path):
                          "start it", exit_code=2)
 
 
+def test_analyze_against_a_server_that_is_not_influxdb_says_so_in_one_line(tmp_path):
+    """Something listens but does not answer HTTP (a wrong port): one line, no traceback."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_garbage():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"garbage\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        done = run_wattelier("analyze", "--influx-url", f"http://127.0.0.1:{port}", "--influx-api", "v1")
+    finally:
+        server.close()
+    assert_clear_failure(done, "cannot read InfluxDB", f"127.0.0.1:{port}", "not an HTTP answer (garbage)",
+                         "is it InfluxDB?", exit_code=2)
+
+
 def test_simulate_with_a_port_in_use_names_the_port(tmp_path):
     port = free_port()
     site = tmp_path / "site.toml"
