@@ -65,6 +65,8 @@ class JournalInputs(JournalReader):
         # bookings are many series, read elsewhere)
         self._all_series = [s for m in (vocabulary.METER, vocabulary.ROLLUP, vocabulary.CNC) for s in self.series(m)]
         self.rollups = None if rollups is None else RollupReader(self, rollups)
+        # (machine, first_ns, last_ns, {hour_ns: (minutes, detail)}) of the rollups read last
+        self._rollups_read: tuple[str, int, int, dict[int, tuple]] | None = None
 
     def _series_ids(self, measurement: str, **tags: str) -> list[int]:
         return [s.series_id for s in self._all_series
@@ -120,15 +122,25 @@ class JournalInputs(JournalReader):
             return None
         meter, rollup = ids
         whole = self.whole_packed_hours(meter, first_ns, last_ns)
-        rows = self.json_fields(rollup, ("hour", "histogram", "power_max_w", "format"), first_ns, last_ns)
-        return [r[:4] for r in rows if r[0] in whole and r[1] and r[2] and r[3] is not None
-                and r[4] == ROLLUP_FORMAT]
+        # each rollup is read once, whole: its minutes and detail are kept for rollup_minutes,
+        # which asks for some of these hours next (one read and parse of the rows instead of
+        # SQLite parsing each row's JSON for each field asked)
+        rows = self.points(rollup, first_ns, last_ns)
+        self._rollups_read = (machine, first_ns, last_ns, {t: (f.get("minutes"), f.get("detail")) for t, f in rows})
+        out = []
+        for t, f in rows:
+            hour, histogram, max_w = f.get("hour"), f.get("histogram"), f.get("power_max_w")
+            if t in whole and hour and histogram and max_w is not None and f.get("format") == ROLLUP_FORMAT:
+                out.append((t, hour, histogram, max_w))
+        return out
 
     def rollup_minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
         wanted = set(hours_ns.tolist())
-        ids = self._meter_and_rollup(machine)
         by_hour: dict[int, tuple[str, str | None]] = {}
-        if ids is not None:
+        read = self._rollups_read
+        if wanted and read is not None and read[0] == machine and read[1] <= min(wanted) and max(wanted) < read[2]:
+            by_hour = {t: md for t, md in read[3].items() if md[0] and t in wanted}
+        elif (ids := self._meter_and_rollup(machine)) is not None:
             rows = self.json_fields(ids[1], ("minutes", "detail"), int(hours_ns.min()), int(hours_ns.max()), "<=")
             by_hour = {t: (m, d) for t, m, d in rows if m and t in wanted}
         return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))

@@ -33,7 +33,7 @@ from analytics.rollup_plan import replaceable, stand_in, zone_edges
 from analytics.window import AnalysisWindow, plan_window
 from analytics.states import PowerHistogram, calibrate_from_histogram
 from devices import vocabulary
-from storage.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack, unpack_histogram
+from storage.rollup import COLUMN, ROLLUP_S, STAT_COLUMNS, unpack_histograms, unpack_many
 
 HOUR_NS = int(ROLLUP_S * 1e9)
 
@@ -120,11 +120,8 @@ class RollupReader:
         if not rows:
             return None  # several meters (the raw path sums them), or no rollups
         hour_ns = np.array([r[0] for r in rows], dtype=np.int64)
-        hours = np.concatenate([unpack(r[1], len(STAT_COLUMNS)) for r in rows])
-        parts = []
-        for r in rows:
-            below, bins, counts = unpack_histogram(r[2])
-            parts.append(PowerHistogram(below, bins, counts, float(r[3])))
+        hours = unpack_many([r[1] for r in rows], len(STAT_COLUMNS))
+        parts = [PowerHistogram.summed(*unpack_histograms([r[2] for r in rows]), max(float(r[3]) for r in rows))]
         # raw where there is no rollup: partial hours at the ends, hours not rolled up
         covered = set(hour_ns.tolist())
         uncovered = [(lo_ns, min(first_hour, hi_ns))] if lo_ns < first_hour else []
@@ -149,8 +146,8 @@ class RollupReader:
         if len(detail_hours):
             found, unread_hours = self.source.rollup_minutes(machine, detail_hours)
             if found:
-                minutes = np.concatenate([unpack(m, len(STAT_COLUMNS)) for m, _ in found])
-                kept_samples = np.concatenate([unpack(d, 4) for _, d in found if d] or [kept_samples])
+                minutes = unpack_many([m for m, _ in found], len(STAT_COLUMNS))
+                kept_samples = unpack_many([d for _, d in found if d], 4)
         small = replaceable(minutes, edges, s.max_gap_s, cuts)
         in_rollup = minutes[:, COLUMN["detail"]] == 1.0
         # the samples of minutes that cannot be replaced: from the rollups' detail where they

@@ -190,15 +190,20 @@ class PowerHistogram:
         return cls(below, bins, counts, float(finite.max()) if len(finite) else -np.inf)
 
     @classmethod
+    def summed(cls, below: int, bins, counts, max_w: float) -> PowerHistogram:
+        """The histogram of (bin, count) pairs in any order, a bin maybe more than once (the
+        hours of rollups decoded together: storage.rollup.unpack_histograms)."""
+        merged, where = np.unique(np.asarray(bins, dtype=np.int64), return_inverse=True)
+        return cls(int(below), merged, np.bincount(where, weights=counts,
+                                                   minlength=len(merged)).astype(np.int64), float(max_w))
+
+    @classmethod
     def merge(cls, parts: list[PowerHistogram]) -> PowerHistogram:
         if not parts:
             return cls(0, np.zeros(0, np.int64), np.zeros(0, np.int64), -np.inf)
-        bins = np.concatenate([h.bins for h in parts])
-        counts = np.concatenate([h.counts for h in parts])
-        merged, where = np.unique(bins, return_inverse=True)
-        return cls(sum(h.below for h in parts), merged, np.bincount(where, weights=counts,
-                                                                   minlength=len(merged)).astype(np.int64),
-                   max((h.max_w for h in parts), default=-np.inf))
+        return cls.summed(sum(h.below for h in parts), np.concatenate([h.bins for h in parts]),
+                          np.concatenate([h.counts for h in parts]),
+                          max((h.max_w for h in parts), default=-np.inf))
 
     @property
     def total(self) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from storage.journal_schema import DROP_PREFIX, HOUR_NS, RECOVERY_HINT, JournalDamaged, connect_readonly
 
@@ -32,7 +33,16 @@ class SeriesInfo:
 
 
 def _json(path: Path, text: str, what: str):
-    """A JSON value stored in the journal; JournalDamaged when it is not JSON."""
+    """A JSON value stored in the journal; JournalDamaged when it is not JSON.
+
+    Read by orjson (the rollups of a week of 20 machines, 14 MB of JSON: half the time of the
+    standard library); what orjson refuses and Python's json reads (numbers beyond 64 bits or
+    beyond float range, NaN, which the journal never writes but older versions' rows might
+    hold) is read by the standard library, so every value reads as json.loads reads it."""
+    try:
+        return orjson.loads(text)
+    except (TypeError, ValueError):
+        pass
     try:
         return json.loads(text)
     except (TypeError, ValueError) as exc:

@@ -30,9 +30,13 @@ up to 64 KiB: a packed hour of minutes is at most 61 x 16 x 8 bytes before compr
 from __future__ import annotations
 
 import base64
+import binascii
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
+
+from storage.inflate import inflate
 
 ROLLUP_FORMAT = 1.0
 # Minutes whose power changes by more than this factor (a machine changing state: state levels
@@ -173,8 +177,25 @@ def unpack(text: str, columns: int) -> np.ndarray:
     """Inverse of pack: an array of `columns` columns."""
     if not text:
         return np.empty((0, columns))
-    flat = np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<f8")
+    flat = np.frombuffer(inflate(base64.b64decode(text)), dtype="<f8")
     return flat.reshape(columns, -1).T
+
+
+def _inflated(texts: Sequence[str]) -> list[bytes]:
+    """The bytes of packed texts (empty for an empty text)."""
+    return [inflate(binascii.a2b_base64(t)) if t else b"" for t in texts]
+
+
+def unpack_many(texts: Sequence[str], columns: int) -> np.ndarray:
+    """The rows of several packed arrays of `columns` columns, one after the other: what
+    concatenating unpack() of each gives, with less work per array (a week of a machine's
+    rollups is some 170 hours)."""
+    raw = _inflated(texts)
+    if not raw:
+        return np.empty((0, columns))
+    if all(len(r) == 8 * columns for r in raw):  # one row each: column order is row order
+        return np.frombuffer(b"".join(raw), dtype="<f8").reshape(-1, columns).copy()
+    return np.concatenate([np.frombuffer(r, dtype="<f8").reshape(columns, -1).T for r in raw])
 
 
 def rollup_fields(time_ns, power_w, counter_kwh) -> dict[str, float | str] | None:
@@ -211,6 +232,20 @@ def unpack_histogram(text: str) -> tuple[int, np.ndarray, np.ndarray]:
     flat = unpack(text, 1).ravel()
     pairs = flat[1:].reshape(-1, 2)
     return int(flat[0]), pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+
+
+def unpack_histograms(texts: Sequence[str]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(samples <= 0 W, bins, counts) of several rollups' ``histogram`` fields together: the
+    samples <= 0 W added up, the (bin, count) pairs of every one in order (a bin may repeat:
+    analytics.states.PowerHistogram.merge adds them up)."""
+    raw = _inflated(texts)
+    flat = np.frombuffer(b"".join(raw), dtype="<f8")
+    sizes = np.array([len(r) for r in raw], dtype=np.int64) // 8
+    heads = (np.cumsum(sizes) - sizes)[sizes > 0]
+    is_head = np.zeros(len(flat), dtype=bool)
+    is_head[heads] = True
+    pairs = flat[~is_head].reshape(-1, 2)
+    return int(flat[is_head].sum()), pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
 
 
 def _detail(time_ns, power_w: np.ndarray, counter_kwh, minutes: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ from numpy.testing import assert_allclose
 from analytics.energy import EnergyCurve
 from analytics.rollup_plan import replaceable, stand_in, zone_edges
 from analytics.states import PowerHistogram, calibrate_from_histogram, calibrate_thresholds, power_levels
-from storage.rollup import COLUMN, block_stats, histogram, pack, power_bins, unpack
+from storage.rollup import (COLUMN, block_stats, histogram, pack, power_bins, rollup_fields, unpack,
+                            unpack_histogram, unpack_histograms, unpack_many)
 
 T0_NS = 1_794_182_400 * 10**9  # an hour boundary
 MIN_NS = 60 * 10**9
@@ -41,6 +42,31 @@ def test_block_statistics_by_hand():
     assert s[0, COLUMN["counter_min_step_kwh"]] == 0.5 and np.isnan(s[1, COLUMN["counter_min_step_kwh"]])
     assert s[2, COLUMN["counter_min_step_kwh"]] == 0.5
     assert_allclose(unpack(pack(s), len(COLUMN)), s)
+
+
+
+def test_rollups_decoded_together_equal_each_decoded_alone():
+    # hours of one machine: one row of statistics each, minutes of varying length (a quiet
+    # hour has one sample a minute, a partial hour fewer minutes), details maybe empty
+    rng = np.random.default_rng(11)
+    fields = []
+    for h, (samples, span_s) in enumerate([(3600, 3600), (600, 3600), (61, 1800), (3, 5)]):
+        t_ns = T0_NS + h * 3600 * 10**9 + np.sort(rng.choice(span_s * 10**9, samples, replace=False))
+        p = np.where(rng.random(samples) < 0.3, 2000.0, 40.0) * rng.uniform(0.9, 1.1, samples)
+        fields.append(rollup_fields(t_ns, p, 1000.0 + np.cumsum(p) / 3.6e6))
+    for key, columns in (("hour", len(COLUMN)), ("minutes", len(COLUMN)), ("detail", 4)):
+        texts = [f[key] for f in fields] + [""]
+        alone = np.concatenate([unpack(t, columns) for t in texts])
+        together = unpack_many(texts, columns)
+        assert together.shape == alone.shape and np.array_equal(together, alone, equal_nan=True)
+    assert unpack_many([], 4).shape == (0, 4)
+    one_by_one = PowerHistogram.merge([PowerHistogram(*unpack_histogram(f["histogram"]), f["power_max_w"])
+                                       for f in fields])
+    together = PowerHistogram.summed(*unpack_histograms([f["histogram"] for f in fields]),
+                                     max(f["power_max_w"] for f in fields))
+    assert (together.below, together.max_w) == (one_by_one.below, one_by_one.max_w)
+    assert together.bins.tolist() == one_by_one.bins.tolist()
+    assert together.counts.tolist() == one_by_one.counts.tolist() and together.total == 3600 + 600 + 61 + 3
 
 
 def test_histogram_bins_are_fixed_and_add_up():
