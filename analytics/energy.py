@@ -45,6 +45,8 @@ from typing import Protocol
 
 import numpy as np
 
+from analytics.arrays import clamp
+
 J_PER_KWH = 3.6e6
 DEFAULT_MAX_GAP_S = 120.0
 """Default longest stretch between two power samples that is still integrated [s].
@@ -172,7 +174,7 @@ class EnergyCurve:
         if n < 2:
             return np.zeros(x.shape), np.zeros(x.shape)
         i = np.searchsorted(t, x, side="right") - 1
-        k = np.clip(i, 0, n - 2)
+        k = clamp(i, 0, n - 2)
         t0 = t[k]
         h = t[k + 1] - t0
         inside = (i >= 0) & (i <= n - 2) & (h <= self.max_gap_s)
@@ -180,7 +182,7 @@ class EnergyCurve:
         h = np.where(inside, h, 1.0)
         p0 = p[k]
         partial = u * (2.0 * p0 + (p[k + 1] - p0) * u / h)
-        j = np.clip(i, 0, n - 1)
+        j = clamp(i, 0, n - 1)
         before = i < 0
         twice = np.where(before, 0.0, self._twice_j[j] + partial)
         gaps = self._gaps_before_s[np.searchsorted(self._gap_index, j, side="left")]
@@ -208,7 +210,7 @@ class EnergyCurve:
         duration_s = b - a
         with np.errstate(invalid="ignore", divide="ignore"):
             coverage = np.where(duration_s > 0, (cov_b - cov_a) / np.where(duration_s > 0, duration_s, 1.0), 0.0)
-        return energy_kwh, np.clip(coverage, 0.0, 1.0)
+        return energy_kwh, clamp(coverage, 0.0, 1.0)
 
     @property
     def total_kwh(self) -> float:
@@ -346,8 +348,8 @@ class WeightedCumulative:
             return self.outside_rate * base
         k = len(self.rates)
         m = np.searchsorted(self.edges_s, x, side="right") - 1
-        rate = np.where((m >= 0) & (m < k), self.rates[np.clip(m, 0, k - 1)], self.outside_rate)
-        anchor = np.clip(m, 0, k)
+        rate = np.where((m >= 0) & (m < k), self.rates[clamp(m, 0, k - 1)], self.outside_rate)
+        anchor = clamp(m, 0, k)
         return self._weighted_at_edges[anchor] + rate * (base - self._base_at_edges[anchor])
 
     def between(self, starts_s, ends_s) -> np.ndarray:
@@ -501,10 +503,10 @@ class CounterCurve:
         if not len(self.time_s):
             return energy, np.zeros(a.shape)
         first, last = self.span_s
-        inside = np.clip(np.minimum(b, last) - np.maximum(a, first), 0.0, None)
+        inside = np.maximum(np.minimum(b, last) - np.maximum(a, first), 0.0)
         duration = b - a
         coverage = np.where(duration > 0, inside / np.where(duration > 0, duration, 1.0), 0.0)
-        return energy, np.clip(coverage, 0.0, 1.0)
+        return energy, clamp(coverage, 0.0, 1.0)
 
 
 def counter_energy_between(time_s, energy_import_kwh, starts_s, ends_s,
@@ -564,7 +566,7 @@ def reconciliation_scales(power_kwh, counter_kwh, resolution_kwh: float = 0.0) -
     p = _as_1d("power_kwh", power_kwh)
     c = _as_1d("counter_kwh", counter_kwh)
     r = max(float(resolution_kwh or 0.0), 0.0)
-    target = np.clip(p, c - r, c + r)
+    target = clamp(p, c - r, c + r)
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(p > 0, target / np.where(p > 0, p, 1.0), 1.0)
     return np.where(np.isfinite(scale), scale, 1.0)
@@ -604,8 +606,8 @@ def reconcile(curve: EnergyCurve | GapFilledCurve, counter: CounterCurve, edges_
     scale = np.ones(k)
     if k and counter.span_s is not None:
         first, last = counter.span_s
-        a = np.clip(edges[:-1], first, last)
-        b = np.clip(edges[1:], first, last)
+        a = clamp(edges[:-1], first, last)
+        b = clamp(edges[1:], first, last)
         power = curve.between(a, b)[0]
         count = counter.between(a, b)[0]
         if resolution_kwh is None:
@@ -663,9 +665,9 @@ class GapFilledCurve:
         if not len(self.gap_start_s):
             return np.zeros(x.shape), np.zeros(x.shape)
         m = np.searchsorted(self.gap_start_s, x, side="right") - 1
-        k = np.clip(m, 0, len(self.gap_start_s) - 1)
+        k = clamp(m, 0, len(self.gap_start_s) - 1)
         length = self.gap_end_s[k] - self.gap_start_s[k]
-        inside = np.clip(x - self.gap_start_s[k], 0.0, length)
+        inside = clamp(x - self.gap_start_s[k], 0.0, length)
         share = np.where(length > 0, inside / np.where(length > 0, length, 1.0), 0.0)
         before = m < 0
         energy = np.where(before, 0.0, self._kwh_before[k] + share * self.gap_kwh[k])
@@ -681,7 +683,7 @@ class GapFilledCurve:
         """(energy_kwh, coverage) of each interval; coverage is the share backed by any data
         (power-measured or counter-backed gap), see ``shares``."""
         energy, measured, counter_only = self._parts(starts_s, ends_s)
-        return energy, np.clip(measured + counter_only, 0.0, 1.0)
+        return energy, clamp(measured + counter_only, 0.0, 1.0)
 
     def shares(self, starts_s, ends_s) -> tuple[np.ndarray, np.ndarray]:
         """(measured by power, backed by the counter only) share of each interval [1]; the
@@ -705,21 +707,21 @@ class GapFilledCurve:
         length = self.gap_end_s - self.gap_start_s
 
         def cutting(x: np.ndarray) -> np.ndarray:
-            k = np.clip(np.searchsorted(self.gap_start_s, x, side="right") - 1, 0, n - 1)
+            k = clamp(np.searchsorted(self.gap_start_s, x, side="right") - 1, 0, n - 1)
             inside = (x > self.gap_start_s[k]) & (x < self.gap_end_s[k])
             return np.where(inside, k, -1)
 
         ka, kb = cutting(a), cutting(b)
 
         def limit(k: np.ndarray, part_s: np.ndarray) -> np.ndarray:
-            kk = np.clip(k, 0, n - 1)
+            kk = clamp(k, 0, n - 1)
             g = self.gap_kwh[kk]
-            part = g * np.clip(part_s / length[kk], 0.0, 1.0)
+            part = g * clamp(part_s / length[kk], 0.0, 1.0)
             return np.where(k >= 0, np.maximum(part, g - part), 0.0)
 
         same = (ka >= 0) & (ka == kb)
-        kac = np.clip(ka, 0, n - 1)
-        kbc = np.clip(kb, 0, n - 1)
+        kac = clamp(ka, 0, n - 1)
+        kbc = clamp(kb, 0, n - 1)
         at_start = limit(np.where(same, -1, ka), self.gap_end_s[kac] - a)
         at_end = limit(np.where(same, -1, kb), b - self.gap_start_s[kbc])
         within = limit(np.where(same, ka, -1), b - a)
@@ -735,7 +737,7 @@ class GapFilledCurve:
         duration = b - a
         with np.errstate(invalid="ignore", divide="ignore"):
             counter_only = np.where(duration > 0, (time_b - time_a) / np.where(duration > 0, duration, 1.0), 0.0)
-        return power_kwh + (gap_b - gap_a), measured, np.clip(counter_only, 0.0, 1.0)
+        return power_kwh + (gap_b - gap_a), measured, clamp(counter_only, 0.0, 1.0)
 
 
 class LocalReconciled:
@@ -787,7 +789,7 @@ class LocalReconciled:
                 m = float(d.min())
             else:
                 m = _median(d) - 0.5 * self.resolution_kwh
-            self.knot_kwh = np.clip(b, c + m, c + m + self.resolution_kwh)
+            self.knot_kwh = clamp(b, c + m, c + m + self.resolution_kwh)
         else:
             self.knot_kwh = np.zeros(0)
 
@@ -800,7 +802,7 @@ class LocalReconciled:
             return base
         tk, bk, ak = self.knot_s, self._base_at_knots, self.knot_kwh
         i = np.searchsorted(tk, x, side="right") - 1
-        k = np.clip(i, 0, max(n - 2, 0))
+        k = clamp(i, 0, max(n - 2, 0))
         if n == 1:
             return base + (ak[0] - bk[0])
         db = bk[k + 1] - bk[k]
@@ -808,7 +810,7 @@ class LocalReconciled:
         dt = tk[k + 1] - tk[k]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             scaled = ak[k] + (base - bk[k]) * np.where(db > 0, da / np.where(db > 0, db, 1.0), 0.0)
-            linear = ak[k] + da * np.clip((x - tk[k]) / dt, 0.0, 1.0)
+            linear = ak[k] + da * clamp((x - tk[k]) / dt, 0.0, 1.0)
         inside = np.where(db > 0, scaled, linear)
         before = base + (ak[0] - bk[0])
         after = base + (ak[-1] - bk[-1])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.arrays import clamp
 from analytics.carbon import FactorInfo, co2e_curve, cost_curve
 from analytics.energy import CounterCurve, Cumulative, EnergyCurve, GapFilledCurve
 from analytics.uncertainty import carried, expanded_uncertainty_kwh
@@ -136,6 +137,20 @@ class FigureArrays:
     def __len__(self) -> int:
         return len(self.energy_kwh)
 
+    def part(self, rows: slice) -> FigureArrays:
+        """The figures of some of the intervals (every field is per interval, so the figures
+        of several sets of intervals are computed in one call and parted)."""
+        def cut(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[rows]
+
+        return FigureArrays(
+            energy_kwh=self.energy_kwh[rows], energy_uncertainty_kwh=self.energy_uncertainty_kwh[rows],
+            coverage_power=self.coverage_power[rows], coverage_counter=self.coverage_counter[rows],
+            co2e_kg=self.co2e_kg[rows], co2e_uncertainty_kg=self.co2e_uncertainty_kg[rows],
+            co2e_market_kg=cut(self.co2e_market_kg), co2e_market_uncertainty_kg=cut(self.co2e_market_uncertainty_kg),
+            co2e_grid_hourly_kg=cut(self.co2e_grid_hourly_kg), cost=cut(self.cost),
+            cost_uncertainty=cut(self.cost_uncertainty), factor=self.factor, factor_market=self.factor_market)
+
     def at(self, i: int) -> dict:
         """Keyword arguments of the Figures of interval i."""
         power = float(self.coverage_power[i])
@@ -177,7 +192,7 @@ def interval_figures(energy: MachineEnergy, pricing: Pricing, a, b,
     total = total or (lambda cumulative: between(cumulative, a, b))
     e = np.asarray(total(energy.reported), dtype=np.float64)
     power_share, counter_share = energy.coverage(a, b)
-    missing_share = np.clip(1.0 - power_share - counter_share, 0.0, 1.0)
+    missing_share = clamp(1.0 - power_share - counter_share, 0.0, 1.0)
     missing_kwh = missing_share * (b - a) * energy.peak_power_w / 3.6e6
     tied = np.full(len(a), energy.has_counter)
     u = expanded_uncertainty_kwh(e, energy.relative_accuracy, energy.resolution_kwh, tied,

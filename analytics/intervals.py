@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from analytics.arrays import clamp
+
 
 def sorted_unique(values) -> np.ndarray:
     """The distinct values, sorted (NaNs, if any, as one at the end): numpy.unique of a flat
@@ -68,8 +70,8 @@ def complement(starts_s, ends_s, lo_s: float, hi_s: float) -> tuple[np.ndarray, 
     a, b = union(starts_s, ends_s)
     edges_a = np.concatenate([[lo_s], b])
     edges_b = np.concatenate([a, [hi_s]])
-    edges_a = np.clip(edges_a, lo_s, hi_s)
-    edges_b = np.clip(edges_b, lo_s, hi_s)
+    edges_a = clamp(edges_a, lo_s, hi_s)
+    edges_b = clamp(edges_b, lo_s, hi_s)
     keep = edges_b > edges_a
     return edges_a[keep], edges_b[keep]
 
@@ -96,7 +98,7 @@ def contains(starts_s, ends_s, time_s) -> np.ndarray:
     if not len(a):
         return np.zeros(x.shape, dtype=bool)
     i = np.searchsorted(a, x, side="right") - 1
-    return (i >= 0) & (x < b[np.clip(i, 0, len(b) - 1)])
+    return (i >= 0) & (x < b[clamp(i, 0, len(b) - 1)])
 
 
 class Within:
@@ -124,8 +126,8 @@ class Within:
         if not len(self.starts_s):
             return np.zeros(x.shape)
         i = np.searchsorted(self.starts_s, x, side="right") - 1
-        k = np.clip(i, 0, len(self.starts_s) - 1)
-        inside = (np.asarray(self.cumulative.at(np.clip(x, self.starts_s[k], self.ends_s[k])),
+        k = clamp(i, 0, len(self.starts_s) - 1)
+        inside = (np.asarray(self.cumulative.at(clamp(x, self.starts_s[k], self.ends_s[k])),
                              dtype=np.float64) - self._at_start[k])
         return np.where(i < 0, 0.0, self._before[k] + inside)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analytics.arrays import clamp
 from analytics.states import PROCESSING, StateIntervals, forward_fill
 
 DEFAULT_MERGE_GAP_S = 60.0
@@ -127,8 +128,8 @@ def jobs_from_controller(time_s, execution, program, end_s: float) -> JobInterva
     # the first break after each start
     k = np.searchsorted(breaks, start_idx, side="right")
     has_end = k < len(breaks)
-    end_idx = np.where(has_end, breaks[np.clip(k, 0, len(breaks) - 1)], -1)
-    ends = np.where(has_end, t[np.clip(end_idx, 0, n - 1)], max(float(end_s), float(t[-1])))
+    end_idx = np.where(has_end, breaks[clamp(k, 0, len(breaks) - 1)], -1)
+    ends = np.where(has_end, t[clamp(end_idx, 0, n - 1)], max(float(end_s), float(t[-1])))
     outcome = []
     for ok, j in zip(has_end, end_idx):
         if not ok:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.arrays import clamp
 from analytics import kpi
 from analytics.attribution import assign_jobs, session_totals
 from analytics.energy import (CounterCurve, EnergyCurve, GapFilledCurve, LocalReconciled,
@@ -279,14 +280,16 @@ def standby_outside_opening(energy: MachineEnergy, pricing: Pricing, standby: Co
 
 
 def usage_days(energy: MachineEnergy, pricing: Pricing, time_in: dict[int, CoveredTime],
-               attribution: Attribution, jobs: WindowJobs, window: AnalysisWindow) -> UsageDays | None:
-    """Per site-local day: energy and its figures, state times and the KPIs of ISO 22400-2
-    (availability = APT/PBT, utilisation efficiency = APT/AUBT, allocation efficiency =
-    AUBT/PBT; analytics.kpi). None for a window without days."""
+               attribution: Attribution, jobs: WindowJobs, window: AnalysisWindow,
+               figures: FigureArrays | None = None) -> UsageDays | None:
+    """Per site-local day: energy and its figures (given, or computed here), state times and
+    the KPIs of ISO 22400-2 (availability = APT/PBT, utilisation efficiency = APT/AUBT,
+    allocation efficiency = AUBT/PBT; analytics.kpi). None for a window without days."""
     a, b = window.day_a, window.day_b
     if not len(a):
         return None
-    figures = interval_figures(energy, pricing, a, b)
+    if figures is None:
+        figures = interval_figures(energy, pricing, a, b)
     state_s = {code: time_in[code].between(a, b) for code in time_in}
     planned = (CoveredTime(*window.opening).between(a, b) if window.opening is not None
                else np.zeros(len(a)))
@@ -297,8 +300,8 @@ def usage_days(energy: MachineEnergy, pricing: Pricing, time_in: dict[int, Cover
         # shares its energy only with the pieces of its own day (one call instead of one per
         # day: a week of 20 machines, 12 ms less)
         day_a, day_b = a[:, None], b[:, None]
-        pieces = session_totals(np.clip(s_a[None, :], day_a, day_b).ravel(),
-                                np.clip(s_b[None, :], day_a, day_b).ravel(), energy.reported)
+        pieces = session_totals(clamp(s_a[None, :], day_a, day_b).ravel(),
+                                clamp(s_b[None, :], day_a, day_b).ravel(), energy.reported)
         held_kwh = pieces.reshape(len(a), len(s_a)).sum(axis=1)
     else:
         held_kwh = np.zeros(len(a))

@@ -18,6 +18,7 @@ import zoneinfo
 
 import numpy as np
 
+from analytics.arrays import clamp
 from analytics.intervals import union
 
 PERIODS = ("day", "week", "month")
@@ -79,7 +80,7 @@ def clipped_periods(tz: dt.tzinfo | str, start_s: float, end_s: float,
     edges = period_edges(tz, start_s, end_s, period)
     if len(edges) < 2:
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    return edges[:-1], np.clip(edges[:-1], start_s, end_s), np.clip(edges[1:], start_s, end_s)
+    return edges[:-1], clamp(edges[:-1], start_s, end_s), clamp(edges[1:], start_s, end_s)
 
 
 def local_date(tz: dt.tzinfo | str, time_s: float) -> dt.date:
@@ -115,5 +116,5 @@ def local_time_ranges(tz: dt.tzinfo | str, start_s: float, end_s: float,
             starts.append(a)
             ends.append(b)
         day += dt.timedelta(days=1)
-    a, b = union(np.clip(starts, start_s, end_s), np.clip(ends, start_s, end_s))
+    a, b = union(clamp(starts, start_s, end_s), clamp(ends, start_s, end_s))
     return a, b

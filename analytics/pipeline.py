@@ -44,7 +44,7 @@ import numpy as np
 from analytics.attribution import allocate_service, session_totals
 from analytics.carbon import co2e_curve, cost_curve
 from analytics.energy import DEFAULT_MAX_GAP_S, Cumulative
-from analytics.figures import MachineEnergy, Pricing, between, interval_figures
+from analytics.figures import FigureArrays, MachineEnergy, Pricing, between, interval_figures
 from analytics.intervals import CoveredTime
 from analytics.jobs import DEFAULT_MERGE_GAP_S
 from analytics.machine_steps import (MainMeter, UsageDays, attribute, machine_energy,
@@ -220,15 +220,19 @@ class Analysis:
                 jobs=held.jobs_of(i), energy_power_kwh=float(held.power_kwh[i]), source=s.source,
                 booking_id=s.booking_id, window_cut=held.window_cut[i], **held.figures.at(i)))
 
+        # the figures of the jobs, the days and the window, in one call (each is per interval)
+        n_jobs, n_days = len(jobs), len(w.day_a)
+        figures = interval_figures(energy, pricing, np.concatenate([jobs.start_s, w.day_a, [start]]),
+                                   np.concatenate([jobs.end_s, w.day_b, [end]]))
+        window_figures = figures.part(slice(n_jobs + n_days, None))
         first_job = len(out.jobs)
-        self._job_records(out, name, jobs, energy, pricing, held)
-        days = usage_days(energy, pricing, time_in, held, jobs, w)
-        record = self._machine_record(name, is_service, md, thresholds, energy, pricing,
+        self._job_records(out, name, jobs, energy, figures.part(slice(0, n_jobs)), held)
+        days = usage_days(energy, pricing, time_in, held, jobs, w, figures.part(slice(n_jobs, n_jobs + n_days)))
+        record = self._machine_record(name, is_service, md, thresholds, energy, window_figures,
                                       time_in, jobs, held, days)
         out.records.append(record)
         self._usage_records(out, record, days)
 
-        window_figures = interval_figures(energy, pricing, [start], [end])
         e_total = float(window_figures.energy_kwh[0])
         relative = float(window_figures.energy_uncertainty_kwh[0]) / e_total if e_total > 0 else 0.0
         out.work[name] = _Work(energy.reported if is_service else None, relative,
@@ -237,10 +241,10 @@ class Analysis:
         return out
 
     def _job_records(self, out: MachineParts, name: str, jobs, energy: MachineEnergy,
-                     pricing: Pricing, held) -> None:
+                     figures: FigureArrays, held) -> None:
+        """The job records, with their figures (one per job)."""
         if not len(jobs):
             return
-        figures = interval_figures(energy, pricing, jobs.start_s, jobs.end_s)
         power_kwh = energy.measured.between(jobs.start_s, jobs.end_s)[0]
         reconciled = energy.day_table is not None
         for i in range(len(jobs)):
@@ -254,13 +258,12 @@ class Analysis:
                 window_cut=jobs.window_cut[i], **figures.at(i)))
 
     def _machine_record(self, name: str, is_service: bool, md: MachineData, thresholds,
-                        energy: MachineEnergy, pricing: Pricing, time_in, jobs, held,
+                        energy: MachineEnergy, figures: FigureArrays, time_in, jobs, held,
                         days: UsageDays | None) -> MachineRecord:
-        """The machine over the window; standby outside opening hours is the sum of its
-        days' (so a report summing stored days finds the same figure)."""
+        """The machine over the window (figures: the window's); standby outside opening hours
+        is the sum of its days' (so a report summing stored days finds the same figure)."""
         w = self.window
         start, end = w.start_s, w.end_s
-        figures = interval_figures(energy, pricing, [start], [end])
         total = float(figures.energy_kwh[0])
         standby_out_kwh = standby_out_s = None
         if days is not None and days.standby_outside_opening_kwh is not None:

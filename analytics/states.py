@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.arrays import clamp
 from analytics.intervals import is_in, sorted_unique
 from storage.rollup import BINS_PER_DECADE, histogram, power_bins
 from devices.vocabulary import MACHINE_STATES
@@ -102,8 +103,8 @@ class StateIntervals:
         return float(np.sum(b - a))
 
     def clip(self, start_s: float, end_s: float) -> StateIntervals:
-        a = np.clip(self.start_s, start_s, end_s)
-        b = np.clip(self.end_s, start_s, end_s)
+        a = clamp(self.start_s, start_s, end_s)
+        b = clamp(self.end_s, start_s, end_s)
         keep = b > a
         return StateIntervals(a[keep], b[keep], self.code[keep])
 
@@ -434,8 +435,8 @@ def apply_min_dwell(states: StateIntervals, min_dwell_s: float) -> StateInterval
     index = np.arange(n)
     prev_long = np.maximum.accumulate(np.where(long_, index, -1))
     next_long = np.minimum.accumulate(np.where(long_, index, n)[::-1])[::-1]
-    use_prev = (prev_long >= 0) & (block[np.clip(prev_long, 0, n - 1)] == block)
-    use_next = (next_long < n) & (block[np.clip(next_long, 0, n - 1)] == block)
+    use_prev = (prev_long >= 0) & (block[clamp(prev_long, 0, n - 1)] == block)
+    use_next = (next_long < n) & (block[clamp(next_long, 0, n - 1)] == block)
     short = ~long_
     c[short & use_prev] = states.code[prev_long[short & use_prev]]
     only_next = short & ~use_prev & use_next
@@ -565,14 +566,14 @@ def overlay_controller(power_states: StateIntervals, controller_time_s, executio
     lo, hi = cuts[:-1], cuts[1:]
     mid = (lo + hi) / 2
     pi = np.searchsorted(power_states.start_s, mid, side="right") - 1
-    pk = np.clip(pi, 0, max(len(power_states) - 1, 0))
+    pk = clamp(pi, 0, max(len(power_states) - 1, 0))
     if len(power_states):
         in_power = (pi >= 0) & (mid < power_states.end_s[pk])
         power = np.where(in_power, power_states.code[pk], -1)
     else:
         power = np.full(len(mid), -1)
     ci = np.searchsorted(ct, mid, side="right") - 1
-    ctl = np.where(ci >= 0, cls[np.clip(ci, 0, len(cls) - 1)], _CTL_UNKNOWN)
+    ctl = np.where(ci >= 0, cls[clamp(ci, 0, len(cls) - 1)], _CTL_UNKNOWN)
     state = power.copy()
     capped = ctl == _CTL_CAPPED
     state[capped] = np.where(power[capped] >= 0, np.minimum(power[capped], IDLE), -1)
