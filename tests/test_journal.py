@@ -162,6 +162,32 @@ def test_replace_window_leaves_one_copy_of_recomputed_results(tmp_path):
     reader.close()
 
 
+
+def test_results_read_back_as_written_whatever_their_values(tmp_path):
+    """Results are written by orjson where it can (storage.journal._encode_result_fields), by
+    the standard encoder otherwise: either way they read back as written, and a NaN is left
+    out and counted as for any point."""
+    journal = Journal(tmp_path / "j.sqlite")
+    tags = {"site": "s", "machine": "a", "member": "Zoé « null » 🙂"}
+    cases = [
+        {"energy_kwh": 1e-7, "end_s": 1794787200.5, "co2e_kg": 0.0, "jobs": 3.0},
+        {"program": 'O1234 "null" \\ \n', "attributed": True, "outcome": "ended", "energy_kwh": 5e-324},
+        {"big": 2**70, "small": -(2**63), "energy_kwh": 1e16},
+        {"energy_kwh": float("nan"), "duration_s": 10.0},
+    ]
+    points = [Point("job", tags, fields, 5_000 + i) for i, fields in enumerate(cases)]
+    assert journal.replace_window(["job"], "s", 4_000, 6_000, points) == (0, 4)
+    assert journal.drops() == {"non_finite_value": 1}
+    journal.close()
+    reader = JournalReader(tmp_path / "j.sqlite")
+    [job] = reader.series("job")
+    assert job.tags == tags
+    back = [fields for _, fields in reader.points(job.series_id)]
+    assert back[:3] == cases[:3] and back[3] == {"duration_s": 10.0}
+    assert [type(v) for f in back for v in f.values()] == [type(v) for f in cases[:3] for v in f.values()] + [float]
+    reader.close()
+
+
 def test_two_writers_keep_the_stored_count_exact_and_the_bound(tmp_path):
     """The count of stored points lives in the journal, so a second writer (the analysis storing
     results beside the collector) is seen, and reopening needs no count of every row."""
