@@ -35,6 +35,7 @@ from storage.journal import Journal
 from collector.meter_source import MeterSource
 from collector.modbus_adapter import ModbusLink
 from collector.self_metrics import SelfMetrics
+from storage.forward_store import retire_targets
 from storage.journal_schema import DROP_PREFIX, FORWARDED_PREFIX, QUARANTINED_PREFIX
 from devices.meter_models import load_model
 from devices.node_maps import load_node_map
@@ -150,6 +151,7 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read until `stop` is set, then stop everything within a bounded time."""
+        await asyncio.to_thread(retire_unconfigured_targets, self.journal.path, self.influx)
         sources_stop = asyncio.Event()
         journal_stop = asyncio.Event()
         forward_stop = asyncio.Event()
@@ -197,3 +199,16 @@ class Collector:
     def points_by_device(self) -> dict[str, int]:
         """Points handed to the journal so far, per device ('meter:NAME', 'cnc:NAME')."""
         return dict(self.sink.counts)
+
+
+def retire_unconfigured_targets(journal_path, influx: InfluxSettings | None) -> list[str]:
+    """Forget the forwarding targets of the journal that the site file no longer names (none
+    when it has no [influxdb]): packing and overflow wait for every target the journal knows
+    (storage.forward_store.retire_targets), so one removed or renamed would hold them back for
+    ever. Says so for each; returns their keys."""
+    retired = retire_targets(journal_path, influx.possible_target_keys() if influx is not None else ())
+    for r in retired:
+        log.warning("forwarding target %s is no longer in the site file: forgotten; %d points it had "
+                    "not accepted stay in the journal and are not sent to it (named again, it would be "
+                    "sent everything from the journal's oldest point)", r.target, r.unsent)
+    return [r.target for r in retired]

@@ -269,6 +269,65 @@ def _url_of(target: str) -> str:
     return target.split(" ", 1)[0]
 
 
+@dataclass
+class RetiredTarget:
+    """A forwarding target no longer configured: its key (without credentials) and the points
+    it had not accepted when it was retired (they are not sent to it)."""
+
+    target: str
+    unsent: int
+
+
+def retire_targets(path: str | Path, keep: Iterable[str]) -> list[RetiredTarget]:
+    """Forget the forwarding targets whose key is not in `keep` (target keys, e.g.
+    InfluxSettings.possible_target_keys(); empty: no target is configured): their cursors and
+    their `forward_target` notes. Packing and the journal's overflow wait until every target
+    has a point (storage.journal), so a target removed from the site file would hold them back
+    for ever. Their quarantined lines and counters stay (history). A target configured again
+    later starts from the journal's oldest point. Returns what was retired; nothing when there
+    is no journal. Raises JournalError."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    check_journal(path)  # JournalError: not a journal, damaged, newer
+    kept = {public_target(k) for k in keep}
+    kept_urls = {_url_of(k).rstrip("/") for k in kept}
+    try:
+        db = _connect(path)
+        try:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"forward_cursor", "forward_target", "hours"} <= tables:
+                return []  # no target ever (or a journal of an earlier version, upgraded when opened)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                retired = []
+                for target, last_id in db.execute("SELECT target, last_id FROM forward_cursor ORDER BY target").fetchall():
+                    if target in kept:
+                        continue
+                    unsent = db.execute("SELECT count(*) FROM points WHERE id > ?", (last_id,)).fetchone()[0]
+                    unsent += db.execute("SELECT coalesce(sum(count), 0) FROM hours WHERE id > ?",
+                                         (last_id,)).fetchone()[0]
+                    db.execute("DELETE FROM forward_cursor WHERE target = ?", (target,))
+                    retired.append(RetiredTarget(target, unsent))
+                for (url,) in db.execute("SELECT url FROM forward_target ORDER BY url").fetchall():
+                    if url.rstrip("/") not in kept_urls:
+                        db.execute("DELETE FROM forward_target WHERE url = ?", (url,))
+                        if not any(_url_of(r.target) == url for r in retired):  # never accepted a write
+                            total = db.execute("SELECT count(*) FROM points").fetchone()[0]
+                            total += db.execute("SELECT coalesce(sum(count), 0) FROM hours").fetchone()[0]
+                            retired.append(RetiredTarget(url, total))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return retired
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise journal_error(path, exc, "retiring forwarding targets no longer configured") from exc
+
+
 def journal_status(path: str | Path, configured: Iterable[str] = ()) -> JournalStatus:
     """Backlog per target, oldest unsent point, quarantine sizes, last errors and counters of a
     journal. configured: URLs of targets the site file names (shown even when the journal

@@ -95,6 +95,11 @@ class InfluxSettings:
             return f"{base} v1 db={self.database}" + (f" rp={self.retention_policy}" if self.retention_policy else "")
         return f"{base} v2 org={self.org} bucket={self.bucket}"
 
+    def possible_target_keys(self) -> set[str]:
+        """The target keys this destination may write under: its API's, or both while `auto`
+        has not asked the server yet."""
+        return {self.target_key(api) for api in (("v1", "v2") if self.api == "auto" else (self.api,))}
+
 
 def influx_settings_for(site: Site, url: str | None = None, api: str | None = None,
                         database: str | None = None, bucket: str | None = None,
