@@ -184,6 +184,7 @@ class Journal:
         self.compact_every_s = compact_every_s
         self._buffer: list[Point] = []
         self._pending_drops: dict[str, int] = {}
+        self._in_flight = 0  # points of the commit under way (buffered counts them)
         self._lock = threading.Lock()  # one writer at a time on the connection
         self._buffer_lock = threading.Lock()
         self._series_ids: dict[str, int] = {}
@@ -248,26 +249,38 @@ class Journal:
     # -- committing ------------------------------------------------------------------------
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        """Points in memory, not on disk yet: waiting for a commit or in the one under way
+        (a batch being written is held back whole if the write fails)."""
+        with self._buffer_lock:
+            return len(self._buffer) + self._in_flight
 
     def commit(self) -> int:
         """Write buffered points and drop counts in one transaction; return points written."""
         with self._buffer_lock:  # sources put from the event loop while this runs in a thread
             points, self._buffer = self._buffer, []
             drops, self._pending_drops = self._pending_drops, {}
+            self._in_flight += len(points)
         if not points and not drops:
             return 0
-        with self._lock:
-            try:
-                return self._commit_locked(points, drops)
-            except sqlite3.Error as exc:
-                self._hold_back(points, drops)
-                raise journal_error(self.path, exc, "writing points") from exc
+        held_back = False
+        try:
+            with self._lock:
+                try:
+                    return self._commit_locked(points, drops)
+                except sqlite3.Error as exc:
+                    self._hold_back(points, drops)
+                    held_back = True
+                    raise journal_error(self.path, exc, "writing points") from exc
+        finally:
+            if not held_back:
+                with self._buffer_lock:
+                    self._in_flight -= len(points)
 
     def _hold_back(self, points: list[Point], drops: dict[str, int]) -> None:
         """Nothing of a failed batch is on disk: keep it for the next commit, the newest
         max_buffered points at most (the oldest beyond are dropped and counted)."""
         with self._buffer_lock:
+            self._in_flight -= len(points)
             self._buffer[:0] = points
             excess = len(self._buffer) - self.max_buffered
             if excess > 0:

@@ -388,6 +388,49 @@ def test_disk_full_said_once_retried_and_said_once_when_over_max_page_count_stan
     assert len(energy) == 2100 and energy[99] == pytest.approx(99 / 3600) and energy[100] == pytest.approx(1100 / 3600)
 
 
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_batch_being_written_still_counts_as_buffered(tmp_path, fails):
+    """`buffered` is what memory holds and disk does not yet: a batch whose commit is under way
+    counts, and after a failed write it is held back, never counted twice or not at all (a
+    check made mid-commit used to read 0)."""
+    import threading
+
+    journal = Journal(tmp_path / "j.sqlite")
+    writing, finish = threading.Event(), threading.Event()
+    real = journal._commit_locked
+
+    def slow_commit(points, drops, **kwargs):
+        writing.set()
+        finish.wait(5)
+        if fails:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(points, drops, **kwargs)
+
+    journal._commit_locked = slow_commit
+    journal.put(_meter(300))
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(_commit_outcome(journal)))
+    thread.start()
+    assert writing.wait(5)
+    journal.put(_meter(20, start=300))
+    assert journal.buffered == 320  # 300 being written, 20 new
+    finish.set()
+    thread.join(5)
+    assert outcome == (["failed"] if fails else [300])
+    assert journal.buffered == (320 if fails else 20)
+    journal._commit_locked = real
+    assert journal.commit() == (320 if fails else 20) and journal.buffered == 0 and journal.count() == 320
+    journal.close()
+
+
+def _commit_outcome(journal: Journal):
+    try:
+        return journal.commit()
+    except JournalError:
+        return "failed"
+
+
 def test_commit_on_a_full_database_raises_journal_full_and_keeps_the_batch(tmp_path):
     """max_page_count stand-in for a full disk: commit raises JournalFull (not 'cannot rollback')."""
     journal = Journal(tmp_path / "j.sqlite")
