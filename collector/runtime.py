@@ -68,7 +68,7 @@ class ObservingSink:
 
     def put(self, points) -> None:
         for p in points:
-            device = p.tags.get("meter") or p.tags.get("controller") or p.measurement
+            device = p.tags.get("meter") or p.tags.get("controller") or p.tags.get("device") or p.measurement
             key = f"{p.measurement}:{device}"
             self.counts[key] = self.counts.get(key, 0) + 1
             self.latest.setdefault(key, {}).update(p.fields)
@@ -114,12 +114,21 @@ class Collector:
                 self.journal.path, InfluxTarget(self.influx),
                 batch_points=section.batch_points if section else 10_000,
                 backoff_max_s=section.backoff_max_s if section else 60.0)
-        self.self_metrics = SelfMetrics(site_name, self.metrics_snapshot, self.self_metrics_interval_s)
+        self.self_metrics = SelfMetrics(site_name, self.metrics_snapshot, self.self_metrics_interval_s,
+                                        devices=self.device_states)
         self._started = time.monotonic()
 
     @property
     def drain_timeout_s(self) -> float:
         return self.site.influxdb.drain_timeout_s if self.site.influxdb else 10.0
+
+    def device_states(self) -> dict[str, dict[str, int]]:
+        """Each meter's and controller's state, once known: `up` (1 answering, 0 not) and
+        `failures` (consecutive failed reads), keyed by the `device` tag value."""
+        sources = [(f"meter:{name}", s) for name, s in self.meter_sources.items()]
+        sources += [(f"controller:{name}", s) for name, s in self.cnc_sources.items()]
+        return {device: {"up": int(s.health.up), "failures": s.health.consecutive_failures}
+                for device, s in sources if s.health.up is not None}
 
     def metrics_snapshot(self) -> dict[str, int | float]:
         """The collector's own counters (the `collector` measurement's fields)."""

@@ -5,7 +5,7 @@
   workshop is closed, for longer than `left_on_for` (the rule is muted during the opening
   hours, which a mute timing in the site's zone states);
 - an edge box whose forwarding backlog keeps growing, or that stopped reporting;
-- a meter or controller down (the collector counts the devices not answering).
+- a meter or controller down, one alert per device (the collector's point per device).
 
 Each rule names its site and says in its summary what is wrong and what to look at. The rules
 route to `receiver` (a contact point of the Grafana they go to) through per-rule notification
@@ -110,9 +110,10 @@ def alert_rules(site: Site, *, left_on_for: str = "30m", backlog_for: str = "15m
         {**labels, "severity": "critical"}, reducer="last", no_data="Alerting", settings={"receiver": receiver}))
     rules.append(_query_rule(
         f"wl-devdown-{key}", f"{name}: meter or controller down",
-        q.select(['last("devices_down")'], v.COLLECTOR, where_site), 300, "gt", 0, "5m",
-        f"At {name}, meters or controllers have not answered for 5 minutes; the collector's log names "
-        "them (`journalctl -u wattelier`).", {**labels, "severity": "warning"}, settings={"receiver": receiver}))
+        q.select(['last("up")'], v.COLLECTOR, where_site, by=(v.TAG_DEVICE,)), 300, "lt", 1, "5m",
+        f"At {name}, {{{{ $labels.device }}}} has not answered for 5 minutes (one alert per device: "
+        "`meter:NAME` or `controller:NAME` of the site file); the collector's log says why "
+        "(`journalctl -u wattelier`).", {**labels, "severity": "warning"}, settings={"receiver": receiver}))
     return {"apiVersion": 1,
             "groups": [{"orgId": 1, "name": f"wattelier {key}", "folder": FOLDER, "interval": "1m", "rules": rules}],
             "muteTimes": [opening_hours_mute_timing(site, closed)]}

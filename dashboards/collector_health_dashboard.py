@@ -1,12 +1,13 @@
 """Collector health, per edge box (`site`): backlog and its oldest unsent point, last report,
-drops by reason, quarantine, devices up and down, reconnects (the collector's self-metrics,
-measurement `collector`)."""
+drops by reason, quarantine, devices up and down and which device when, reconnects (the
+collector's self-metrics, measurement `collector`: the site's points, and one per device tagged
+`device`)."""
 
 from __future__ import annotations
 
 from dashboards import queries as q
 from dashboards.context import SiteContext
-from dashboards.panels import Json, Layout, Panel, Target, dashboard, stat, timeseries
+from dashboards.panels import Json, Layout, Panel, Target, dashboard, stat, state_timeline, timeseries
 from dashboards.variables import template_variables
 from devices import vocabulary as v
 
@@ -28,7 +29,8 @@ def build(site: SiteContext) -> Json:
             "short", [Target(q.select(['last("backlog")'], v.COLLECTOR, (q.SITE,), by=(v.TAG_SITE,)),
                              alias="$tag_site")]), 2, layout.place(8, 5)),
         stat(Panel(
-            "Devices down now", "Meters and controllers that do not answer (the log names them) [devices].",
+            "Devices down now", "Meters and controllers that do not answer (the panel Devices names them) "
+            "[devices].",
             "short", [Target(q.select(['last("devices_down")'], v.COLLECTOR, (q.SITE,), by=(v.TAG_SITE,)),
                              alias="$tag_site")]), 3, layout.place(8, 5)),
         timeseries(Panel(
@@ -58,6 +60,14 @@ def build(site: SiteContext) -> Json:
             "Devices up and down", "Meters and controllers answering and not answering [devices].",
             "short", [Target(q.collector(["devices_up", "devices_down"]), alias=by_site)]),
             8, layout.place(12, 8)),
+        state_timeline(Panel(
+            "Devices", "Each meter and controller: answering, or not (its reads fail), the worst of each "
+            "interval; a gap is a time the collector did not run.",
+            "none", [Target(q.select(['min("up")'], v.COLLECTOR, (q.SITE,), every=q.INTERVAL,
+                                     by=(v.TAG_SITE, v.TAG_DEVICE), fill="none"), alias="$tag_device")],
+            mappings=[{"type": "value", "options": {
+                "1": {"text": "answering", "color": "green", "index": 0},
+                "0": {"text": "not answering", "color": "red", "index": 1}}}]), 11, layout.place(24, 8)),
         timeseries(Panel(
             "Reconnects", "Reconnections to meters and controllers per interval (the difference of the "
             "collector's count since start) [reconnects].",

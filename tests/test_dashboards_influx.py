@@ -33,10 +33,13 @@ RANGES = {"6h": (END_S - 6 * 3600.0, END_S), "6h across midnight": (NIGHT_END_S 
 COLLECTOR_EVERY_S = 60.0
 
 
-def collector_points(site_name: str, start_s: float, end_s: float, every_s: float = COLLECTOR_EVERY_S) -> list:
+def collector_points(site_name: str, start_s: float, end_s: float, every_s: float = COLLECTOR_EVERY_S,
+                     devices: tuple[str, ...] = ("meter:router-1", "meter:laser-1", "controller:mill-1-cnc")
+                     ) -> list:
     """Self-metrics as the collector writes them (collector.runtime.metrics_snapshot's fields,
-    integer counts), one point every `every_s`: a steady edge box with one outage of InfluxDB
-    (backlog grows then drains), a meter down for an hour, and points dropped by overflow."""
+    integer counts, and device_states' point per device), one point every `every_s`: a steady
+    edge box with one outage of InfluxDB (backlog grows then drains), the first device down for
+    an hour, and points dropped by overflow."""
     from storage.points import Point
     from devices import vocabulary
 
@@ -58,9 +61,12 @@ def collector_points(site_name: str, start_s: float, end_s: float, every_s: floa
             "points_quarantined": 2 if t - start_s > 3 * 86400 else 0,
             "points_dropped": dropped, "dropped_overflow": dropped, "backlog": backlog,
             "oldest_unsent_age_s": float(t - start_s - 2 * 86400) if outage else 0.0,
-            "influx_up": 0 if outage else 1, "devices_up": 9 - down, "devices_down": down,
+            "influx_up": 0 if outage else 1, "devices_up": len(devices) - down, "devices_down": down,
             "reconnects": i // 1440 + down, "uptime_s": float(i * every_s),
         }, int(t * 1e9)))
+        points += [Point(vocabulary.COLLECTOR, {"site": site_name, "device": device},
+                         {"up": 0 if down and k == 0 else 1, "failures": i % 60 if down and k == 0 else 0},
+                         int(t * 1e9)) for k, device in enumerate(devices)]
     return points
 
 
@@ -209,8 +215,18 @@ def test_alert_rule_queries_answer(filled):
     # collector_points: InfluxDB unreachable for an hour from day 2, a device down from day 4
     assert value("backlog grows", start_s + 2 * 86400 + 1800) > 0
     assert value("backlog grows", start_s + 3 * 86400) == 0
-    assert value("meter or controller down", start_s + 4 * 86400 + 1800) > 0
-    assert value("meter or controller down", start_s + 3 * 86400) == 0
+    def by_device(at_s: float) -> dict[str, float]:
+        """The device rule's reduced value per device (one alert instance each, labelled)."""
+        query = next(q for t, q in expand_alert_queries(provisioning, at_s) if "meter or controller down" in t)
+        return {s["tags"]["device"]: [row[1] for row in s["values"] if row[1] is not None][-1]
+                for s in _run(server, database, query)}
+
+    # fires (below 1) for the device down, and only for it, naming it
+    assert by_device(start_s + 4 * 86400 + 1800) == {"meter:router-1": 0, "meter:laser-1": 1,
+                                                      "controller:mill-1-cnc": 1}
+    assert set(by_device(start_s + 3 * 86400).values()) == {1}
+    rule = next(r for g in provisioning["groups"] for r in g["rules"] if "meter or controller down" in r["title"])
+    assert "{{ $labels.device }}" in rule["annotations"]["summary"]
     assert value("stopped reporting", END_S) >= 1  # it reports
     assert value("stopped reporting", END_S + 3600) is None  # silent: no data, which alerts
     # in the afternoon some machines are on (above their idle threshold): the rule sees them

@@ -80,10 +80,18 @@ async def test_influxdb_down_for_60_s_loses_nothing(tmp_path, example_site):
         assert stored == journaled
         assert journal_status(journal_path).backlog == {collector.forwarder.store.target: 0}
         assert outage_s >= 60
-        metrics = [fields for (m, _, _), fields in journaled.items() if m == "collector"]
+        # the site's self-metrics (tagged site only) and one point per device beside them
+        metrics = {t: fields for (m, tags, t), fields in journaled.items()
+                   if m == "collector" and "device" not in dict(tags)}
+        devices = {(dict(tags)["device"], t): fields for (m, tags, t), fields in journaled.items()
+                   if m == "collector" and "device" in dict(tags)}
         assert any(f.get("influx_up") == 0 and f.get("backlog", 0) > 0 and f.get("oldest_unsent_age_s", 0) > 0
-                   for f in metrics)
-        last = max(((t, f) for (m, _, t), f in journaled.items() if m == "collector"))[1]
+                   for f in metrics.values())
+        last_t = max(metrics)
+        last = metrics[last_t]
+        assert {device for device, t in devices if t == last_t} == (
+            {f"meter:{m}" for m in site.meters} | {f"controller:{c}" for c in site.controllers})
+        assert all(devices[d, t] == {"up": 1, "failures": 0} for d, t in devices if t == last_t)
         assert {"points_read", "points_journaled", "points_forwarded", "points_quarantined",
                 "points_dropped", "backlog", "devices_up", "devices_down", "reconnects",
                 "influx_up", "oldest_unsent_age_s"} <= set(last)
