@@ -135,14 +135,15 @@ class FactorTable(_Model):
             if str(factor.vintage) == str(vintage):
                 return factor
         known = ", ".join(str(f.vintage) for f in self.of_zone(zone))
-        raise EmissionFactorError(f"table {self.table!r} has no vintage {vintage!r} for {zone!r}; it has: {known}")
+        raise EmissionFactorError(f"table {self.table!r} has no vintage {shown(vintage)} for {shown(zone)}; "
+                                  f"it has: {known}")
 
     def for_year(self, zone: str, year: int | None) -> TableFactor:
         """The zone's factor for a reporting year: the latest vintage not after it (the latest
         of all when year is None); a year before the first vintage is refused."""
         factors = self.of_zone(zone)
         if not factors:
-            raise EmissionFactorError(f"table {self.table!r} has no factor for zone {zone!r}")
+            raise EmissionFactorError(f"table {self.table!r} has no factor for zone {shown(zone)}")
         if year is None:
             return factors[-1]
         before = [f for f in factors if f.vintage <= year]
@@ -221,7 +222,7 @@ def site_factor_problems(name: str, factor: Any, timezone: str | None) -> list[t
         zone_name = factor.zone if factor.zone is not None else table.default_zone
         zone = table.zone(zone_name)
         if zone is None:
-            problems.append((f"{path}.zone", f"table {table.table!r} has no factor for zone {zone_name!r} "
+            problems.append((f"{path}.zone", f"table {table.table!r} has no factor for zone {shown(zone_name)} "
                              f"(it has: {', '.join(z.zone for z in table.zones)}); {own}"))
             return problems
         if timezone is not None and timezone not in zone.timezones:
@@ -232,7 +233,7 @@ def site_factor_problems(name: str, factor: Any, timezone: str | None) -> list[t
             vintages = [str(f.vintage) for f in table.of_zone(zone.zone)]
             if factor.vintage not in vintages:
                 problems.append((f"{path}.vintage", f"table {table.table!r} has no vintage "
-                                 f"{factor.vintage!r} for {zone.zone} (it has: {', '.join(vintages)}); "
+                                 f"{shown(factor.vintage)} for {zone.zone} (it has: {', '.join(vintages)}); "
                                  "leave vintage out to take the latest not after the reporting year"))
         return problems
     for key in OWN_FACTOR_KEYS:

@@ -377,3 +377,12 @@ def test_an_unknown_table_with_a_huge_name_is_named_in_one_short_line():
     (problem,) = _problems(_with_factor('table = "' + "é" * 1000 + '"\n'))
     assert "unknown emission factor table" in problem and "(1000 characters)" in problem
     assert len(problem) < 200 and "\n" not in problem
+
+
+@pytest.mark.parametrize("key, words", [("zone", "has no factor for zone"), ("vintage", "has no vintage")])
+def test_an_unknown_zone_or_vintage_with_a_huge_name_is_named_in_one_short_line(key, words):
+    """Found by tests/test_site_fuzz.py: a zone name of 1 000 characters made a 1 267-character
+    problem line (the table's zones and the way out are still said)."""
+    (problem,) = _problems(_with_factor(f'table = "ademe-base-empreinte"\n{key} = "' + "é" * 1000 + '"\n'))
+    assert words in problem and "(1000 characters)" in problem
+    assert len(problem) <= 400 and "\n" not in problem
