@@ -171,7 +171,7 @@ def load_table(name: str) -> FactorTable:
     """Load and validate one shipped table by name."""
     path = DATA_DIR / f"{name}.toml"
     if name not in available_tables():
-        raise EmissionFactorError(f"unknown emission factor table {name!r}; known: {', '.join(available_tables())}")
+        raise EmissionFactorError(f"unknown emission factor table {shown(name)}; known: {', '.join(available_tables())}")
     return load_table_file(path)
 
 
