@@ -15,6 +15,7 @@ and the uncertainty from analytics.uncertainty.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -138,18 +139,10 @@ class FigureArrays:
         return len(self.energy_kwh)
 
     def part(self, rows: slice) -> FigureArrays:
-        """The figures of some of the intervals (every field is per interval, so the figures
+        """The figures of some of the intervals (every array is per interval, so the figures
         of several sets of intervals are computed in one call and parted)."""
-        def cut(values: np.ndarray | None) -> np.ndarray | None:
-            return None if values is None else values[rows]
-
-        return FigureArrays(
-            energy_kwh=self.energy_kwh[rows], energy_uncertainty_kwh=self.energy_uncertainty_kwh[rows],
-            coverage_power=self.coverage_power[rows], coverage_counter=self.coverage_counter[rows],
-            co2e_kg=self.co2e_kg[rows], co2e_uncertainty_kg=self.co2e_uncertainty_kg[rows],
-            co2e_market_kg=cut(self.co2e_market_kg), co2e_market_uncertainty_kg=cut(self.co2e_market_uncertainty_kg),
-            co2e_grid_hourly_kg=cut(self.co2e_grid_hourly_kg), cost=cut(self.cost),
-            cost_uncertainty=cut(self.cost_uncertainty), factor=self.factor, factor_market=self.factor_market)
+        return dataclasses.replace(self, **{f.name: value[rows] for f in dataclasses.fields(self)
+                                            if isinstance(value := getattr(self, f.name), np.ndarray)})
 
     def at(self, i: int) -> dict:
         """Keyword arguments of the Figures of interval i."""

@@ -65,8 +65,8 @@ class JournalInputs(JournalReader):
         # bookings are many series, read elsewhere)
         self._all_series = [s for m in (vocabulary.METER, vocabulary.ROLLUP, vocabulary.CNC) for s in self.series(m)]
         self.rollups = None if rollups is None else RollupReader(self, rollups)
-        # (machine, first_ns, last_ns, {hour_ns: (minutes, detail)}) of the rollups read last
-        self._rollups_read: tuple[str, int, int, dict[int, tuple]] | None = None
+        # (machine, first_ns, last_ns, rows) of the rollups read last (_read_rollups)
+        self._rollups_read: tuple[str, int, int, list[tuple[int, dict]]] | None = None
 
     def _series_ids(self, measurement: str, **tags: str) -> list[int]:
         return [s.series_id for s in self._all_series
@@ -122,11 +122,7 @@ class JournalInputs(JournalReader):
             return None
         meter, rollup = ids
         whole = self.whole_packed_hours(meter, first_ns, last_ns)
-        # each rollup is read once, whole: its minutes and detail are kept for rollup_minutes,
-        # which asks for some of these hours next (one read and parse of the rows instead of
-        # SQLite parsing each row's JSON for each field asked)
-        rows = self.rollup_rows(rollup, first_ns, last_ns)
-        self._rollups_read = (machine, first_ns, last_ns, {t: (f.get("minutes"), f.get("detail")) for t, f in rows})
+        rows = self._read_rollups(machine, rollup, first_ns, last_ns)
         out = []
         for t, f in rows:
             hour, histogram, max_w = f.get("hour"), f.get("histogram"), f.get("power_max_w")
@@ -136,14 +132,25 @@ class JournalInputs(JournalReader):
 
     def rollup_minutes(self, machine: str, hours_ns: np.ndarray) -> tuple[list[tuple[str, str | None]], list[int]]:
         wanted = set(hours_ns.tolist())
-        by_hour: dict[int, tuple[str, str | None]] = {}
+        if not wanted:
+            return [], []
         read = self._rollups_read
-        if wanted and read is not None and read[0] == machine and read[1] <= min(wanted) and max(wanted) < read[2]:
-            by_hour = {t: md for t, md in read[3].items() if md[0] and t in wanted}
-        elif (ids := self._meter_and_rollup(machine)) is not None:
-            rows = self.json_fields(ids[1], ("minutes", "detail"), int(hours_ns.min()), int(hours_ns.max()), "<=")
-            by_hour = {t: (m, d) for t, m, d in rows if m and t in wanted}
+        if read is None or read[0] != machine or not read[1] <= min(wanted) <= max(wanted) < read[2]:
+            ids = self._meter_and_rollup(machine)
+            if ids is None:
+                return [], sorted(wanted)
+            read = (machine, 0, 0, self._read_rollups(machine, ids[1], min(wanted), max(wanted) + 1))
+        by_hour = {t: (f.get("minutes"), f.get("detail")) for t, f in read[3] if f.get("minutes") and t in wanted}
         return [by_hour[h] for h in sorted(by_hour)], sorted(wanted - set(by_hour))
+
+    def _read_rollups(self, machine: str, rollup: int, first_ns: int, last_ns: int) -> list[tuple[int, dict]]:
+        """The rollup rows of a machine's meter in [first_ns, last_ns), read and parsed once:
+        rollup_minutes asks next for the minutes and detail of some of the hours rollup_hours
+        read, and finds them here (one read instead of SQLite parsing each row's JSON once per
+        field asked)."""
+        rows = self.rollup_rows(rollup, first_ns, last_ns)
+        self._rollups_read = (machine, first_ns, last_ns, rows)
+        return rows
 
     def raw_rows(self, machine: str, ranges_ns: list[tuple[int, int]], join_gap_ns: int = 0) -> np.ndarray | None:
         sids = self._series_ids(vocabulary.METER, machine=machine)

@@ -281,15 +281,14 @@ def standby_outside_opening(energy: MachineEnergy, pricing: Pricing, standby: Co
 
 def usage_days(energy: MachineEnergy, pricing: Pricing, time_in: dict[int, CoveredTime],
                attribution: Attribution, jobs: WindowJobs, window: AnalysisWindow,
-               figures: FigureArrays | None = None) -> UsageDays | None:
-    """Per site-local day: energy and its figures (given, or computed here), state times and
-    the KPIs of ISO 22400-2 (availability = APT/PBT, utilisation efficiency = APT/AUBT,
-    allocation efficiency = AUBT/PBT; analytics.kpi). None for a window without days."""
+               figures: FigureArrays) -> UsageDays | None:
+    """Per site-local day: energy and its figures (`figures`: interval_figures of the days,
+    computed by the caller with other intervals'), state times and the KPIs of ISO 22400-2
+    (availability = APT/PBT, utilisation efficiency = APT/AUBT, allocation efficiency =
+    AUBT/PBT; analytics.kpi). None for a window without days."""
     a, b = window.day_a, window.day_b
     if not len(a):
         return None
-    if figures is None:
-        figures = interval_figures(energy, pricing, a, b)
     state_s = {code: time_in[code].between(a, b) for code in time_in}
     planned = (CoveredTime(*window.opening).between(a, b) if window.opening is not None
                else np.zeros(len(a)))

@@ -192,12 +192,7 @@ class ForwardStore:
         return hour_id
 
     def backlog(self) -> int:
-        cursor = self.cursor()
-        n = self._writer.execute("SELECT count(*) FROM points WHERE id > ?", (cursor,)).fetchone()[0]
-        if self._has_hours:
-            n += self._writer.execute("SELECT coalesce(sum(count), 0) FROM hours WHERE id > ?",
-                                      (cursor,)).fetchone()[0]
-        return n
+        return _points_after(self._writer, self.cursor())
 
     # -- recording -------------------------------------------------------------------------
     def record(self, batch: Batch, quarantined: list[tuple[int, str, str]]) -> None:
@@ -269,6 +264,12 @@ def _url_of(target: str) -> str:
     return target.split(" ", 1)[0]
 
 
+def _points_after(db: sqlite3.Connection, last_id: int) -> int:
+    """Points (rows and packed) with an id above last_id: what a cursor there has not passed."""
+    return (db.execute("SELECT count(*) FROM points WHERE id > ?", (last_id,)).fetchone()[0]
+            + db.execute("SELECT coalesce(sum(count), 0) FROM hours WHERE id > ?", (last_id,)).fetchone()[0])
+
+
 @dataclass
 class RetiredTarget:
     """A forwarding target no longer configured: its key (without credentials) and the points
@@ -304,18 +305,13 @@ def retire_targets(path: str | Path, keep: Iterable[str]) -> list[RetiredTarget]
                 for target, last_id in db.execute("SELECT target, last_id FROM forward_cursor ORDER BY target").fetchall():
                     if target in kept:
                         continue
-                    unsent = db.execute("SELECT count(*) FROM points WHERE id > ?", (last_id,)).fetchone()[0]
-                    unsent += db.execute("SELECT coalesce(sum(count), 0) FROM hours WHERE id > ?",
-                                         (last_id,)).fetchone()[0]
+                    retired.append(RetiredTarget(target, _points_after(db, last_id)))
                     db.execute("DELETE FROM forward_cursor WHERE target = ?", (target,))
-                    retired.append(RetiredTarget(target, unsent))
                 for (url,) in db.execute("SELECT url FROM forward_target ORDER BY url").fetchall():
                     if url.rstrip("/") not in kept_urls:
                         db.execute("DELETE FROM forward_target WHERE url = ?", (url,))
                         if not any(_url_of(r.target) == url for r in retired):  # never accepted a write
-                            total = db.execute("SELECT count(*) FROM points").fetchone()[0]
-                            total += db.execute("SELECT coalesce(sum(count), 0) FROM hours").fetchone()[0]
-                            retired.append(RetiredTarget(url, total))
+                            retired.append(RetiredTarget(url, _points_after(db, 0)))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

@@ -81,10 +81,12 @@ _encode_fields = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 def _encode_result_fields(fields: dict) -> str:
     """An analysis result's fields as JSON, by orjson: a week of 20 machines' results in 12 ms
     instead of 28 (storing them is what `wattelier analyze` waits for last). Results are read
-    back as values (storage.stored_results) and sent as lines made from their values, so
-    orjson's spelling of a float ("1e-7" for repr's "1e-07") changes nothing. A field set
-    orjson cannot write, or would write with a null (NaN, infinities, None), goes to the
-    standard encoder, so it is handled as every other point's."""
+    back as values (storage.stored_results), and a row of floats is sent as its JSON text
+    (storage.points.json_fields_to_line), where orjson's spelling of a float ("1e-7" for
+    repr's "1e-07") is one line protocol reads as the same number; unlike meter rows, no packed
+    hour's lines have to match it. A field set orjson cannot write, or would write with a null
+    (NaN, infinities, None), goes to the standard encoder, so it is handled as every other
+    point's."""
     try:
         text = orjson.dumps(fields)
     except TypeError:

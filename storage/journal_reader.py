@@ -270,15 +270,6 @@ class JournalReader:
                 (series_id, first_ns, last_ns))}
         return packed
 
-    def json_fields(self, series_id: int, fields: Sequence[str], first_ns: int, last_ns: int,
-                    end_op: str = "<") -> list[tuple]:
-        """(time_ns, each field's value or None) of the point rows of a series (rollups and
-        results are rows, never packed) in [first_ns, last_ns) (end_op "<=": up to last_ns)."""
-        extracts = ", ".join(f"json_extract(fields, '$.{f}')" for f in fields)
-        return self._db.execute(f"SELECT time_ns, {extracts} FROM points WHERE series_id = ? AND time_ns >= ? "
-                                f"AND time_ns {end_op} ? ORDER BY time_ns, id",
-                                (series_id, first_ns, last_ns)).fetchall()
-
     # -- counts --------------------------------------------------------------------------------
     def count_by_series(self) -> dict[int, int]:
         counts = dict(self._db.execute("SELECT series_id, count(*) FROM points GROUP BY series_id").fetchall())

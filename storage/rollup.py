@@ -175,10 +175,7 @@ def pack(values) -> str:
 
 def unpack(text: str, columns: int) -> np.ndarray:
     """Inverse of pack: an array of `columns` columns."""
-    if not text:
-        return np.empty((0, columns))
-    flat = np.frombuffer(inflate(base64.b64decode(text)), dtype="<f8")
-    return flat.reshape(columns, -1).T
+    return unpack_many([text], columns)
 
 
 def _inflated(texts: Sequence[str]) -> list[bytes]:
@@ -229,15 +226,13 @@ def rollup_fields(time_ns, power_w, counter_kwh) -> dict[str, float | str] | Non
 
 def unpack_histogram(text: str) -> tuple[int, np.ndarray, np.ndarray]:
     """(samples <= 0 W, bins, counts) from a rollup's ``histogram`` field."""
-    flat = unpack(text, 1).ravel()
-    pairs = flat[1:].reshape(-1, 2)
-    return int(flat[0]), pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    return unpack_histograms([text])
 
 
 def unpack_histograms(texts: Sequence[str]) -> tuple[int, np.ndarray, np.ndarray]:
     """(samples <= 0 W, bins, counts) of several rollups' ``histogram`` fields together: the
     samples <= 0 W added up, the (bin, count) pairs of every one in order (a bin may repeat:
-    analytics.states.PowerHistogram.merge adds them up)."""
+    analytics.states.PowerHistogram.summed adds them up)."""
     raw = _inflated(texts)
     flat = np.frombuffer(b"".join(raw), dtype="<f8")
     sizes = np.array([len(r) for r in raw], dtype=np.int64) // 8

@@ -402,3 +402,29 @@ def test_a_history_bigger_than_the_journal_keeps_the_newest_and_counts_the_rest(
     assert len(meter) + rollups == stored
     assert meter[-1][0] == T0_NS + (3 * 3600 - 1) * 10**9  # the newest kept
     assert [t for t, _ in meter] == sorted(t for t, _ in meter)
+
+
+def test_rollup_minutes_are_the_same_read_on_their_own_or_after_the_hours(tmp_path):
+    """analytics.inputs.JournalInputs reads a machine's rollups once for rollup_hours and hands
+    rollup_minutes what it read; asked on its own (or for another machine) it reads them then."""
+    from analytics.inputs import JournalInputs
+
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    journal.put([_meter(T0_NS + i * 10**9, 100.0 + 900.0 * ((i // 600) % 2), 5.0 + i / 3600)
+                 for i in range(0, 4 * 3600, 2)])
+    journal.commit()
+    journal.compact(horizon_ns=T0_NS + 5 * HOUR_NS)
+    journal.close()
+    hours = np.array([T0_NS + HOUR_NS, T0_NS + 3 * HOUR_NS, T0_NS + 9 * HOUR_NS])  # the last has none
+    after_hours = JournalInputs(path)
+    assert [r[0] for r in after_hours.rollup_hours("m1", T0_NS, T0_NS + 4 * HOUR_NS)] == [
+        T0_NS + k * HOUR_NS for k in range(4)]
+    found, missing = after_hours.rollup_minutes("m1", hours)
+    on_its_own = JournalInputs(path)
+    assert on_its_own.rollup_minutes("m1", hours) == (found, missing)
+    assert len(found) == 2 and missing == [T0_NS + 9 * HOUR_NS]
+    assert all(unpack(m, len(STAT_COLUMNS)).shape == (60, len(STAT_COLUMNS)) and d for m, d in found)
+    assert on_its_own.rollup_minutes("no-such-machine", hours) == ([], sorted(hours.tolist()))
+    after_hours.close()
+    on_its_own.close()
