@@ -198,6 +198,19 @@ def test_a_duration_that_is_a_date_says_where(tmp_path):
                                   "'23000101T000000Z' is not a duration such as PT1H30M or P1D"], err.value.problems
 
 
+
+def test_an_event_inside_an_open_one_within_an_unknown_component_says_where(tmp_path):
+    """A fuzz find: an event left open inside an unknown component (BEGIN:X-PLAN), then another
+    event, made an IndexError; it is a problem naming both lines."""
+    path = tmp_path / "bad.ics"
+    path.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:X-PLAN\r\nBEGIN:VEVENT\r\nUID:a\r\n"
+                     b"BEGIN:VEVENT\r\nUID:b\r\nEND:VEVENT\r\nEND:X-PLAN\r\nEND:VCALENDAR\r\n")
+    with pytest.raises(SessionsError) as err:
+        read_sessions_ical(path, machine_finder(SITE), SITE.tz, member_for=member_finder(SITE), now_s=NOW_S)
+    assert err.value.problems == [f"{path}:6: BEGIN:VEVENT inside another VEVENT (line 4); close the first "
+                                  "with END:VEVENT"], err.value.problems
+
+
 def test_import_speed_of_a_few_thousand_events(tmp_path):
     """1 000 single bookings and 100 weekly series of 20 occurrences (3 000 sessions)."""
     machines = ["router-1", "laser-1", "mill-1", "kiln-1", "printers-1"]

@@ -141,7 +141,8 @@ def _lines(data: bytes, path: Path) -> tuple[list[str], list[_Where], list[_Wher
                              "with BEGIN:VCALENDAR)"])
     events: list[_Where] = []
     zones: list[_Where] = []
-    stack: list[str] = []
+    stack: list[str] = []  # the components open, outermost first
+    opened: list[int] = []  # the line each of them began on
     method = ""
     out: list[str] = []
     current: _Where | None = None
@@ -155,8 +156,9 @@ def _lines(data: bytes, path: Path) -> tuple[list[str], list[_Where], list[_Wher
             if name == "BEGIN":
                 if component == "VEVENT" and "VEVENT" in stack:
                     raise SessionsError([f"{path}:{number}: BEGIN:VEVENT inside another VEVENT (line "
-                                         f"{events[-1].line}); close the first with END:VEVENT"])
+                                         f"{opened[stack.index('VEVENT')]}); close the first with END:VEVENT"])
                 stack.append(component)
+                opened.append(number)
                 if component in ("VEVENT", "VTIMEZONE") and len(stack) == 2:
                     current = _Where(number)
                     (events if component == "VEVENT" else zones).append(current)
@@ -164,6 +166,7 @@ def _lines(data: bytes, path: Path) -> tuple[list[str], list[_Where], list[_Wher
             if not stack or stack[-1] != component:
                 raise SessionsError([f"{path}:{number}: END:{component} without BEGIN:{component}"])
             stack.pop()
+            opened.pop()
             if len(stack) == 1:
                 current = None
             if not stack and number != lines[-1][0]:
